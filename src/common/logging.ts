@@ -1,0 +1,79 @@
+import type { LoggerService } from '@nestjs/common';
+import { WinstonModule, utilities } from 'nest-winston';
+import * as winston from 'winston';
+import DailyRotateFile from 'winston-daily-rotate-file';
+
+const SECRET_KEYS = /^(api_?key|apikey|authorization|llm_api_key|password|secret|token|observer_token)$/i;
+const BEARER = /\b(Bearer\s+)[A-Za-z0-9._~+/=-]{4,}/gi;
+const SK_KEY = /\bsk-[A-Za-z0-9_-]{8,}/g;
+
+/** Scrubs anything key-shaped from a log record: named fields, bearer headers, OpenAI-style keys. */
+export function redact(value: unknown, secrets: readonly string[]): unknown {
+  if (typeof value === 'string') {
+    let out = value.replace(BEARER, '$1[redacted]').replace(SK_KEY, '[redacted]');
+    for (const s of secrets) {
+      if (s.length >= 4) {
+        out = out.split(s).join('[redacted]');
+      }
+    }
+    return out;
+  }
+  if (Array.isArray(value)) {
+    return value.map((v) => redact(v, secrets));
+  }
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, SECRET_KEYS.test(k) ? '[redacted]' : redact(v, secrets)]),
+    );
+  }
+  return value;
+}
+
+const redactFormat = winston.format((info, opts: unknown) => {
+  const secrets = (opts as { secrets?: string[] } | undefined)?.secrets ?? [];
+  for (const key of Object.keys(info)) {
+    info[key] = SECRET_KEYS.test(key) ? '[redacted]' : redact(info[key], secrets);
+  }
+  return info;
+});
+
+export interface LoggingConfig {
+  logDir: string;
+  level: string;
+  production: boolean;
+  /** Values never to print (the server key, API keys). */
+  secrets: string[];
+  /** Console output (off in tests). */
+  console: boolean;
+}
+
+/**
+ * Winston for the standalone server: JSON lines to `<logDir>/YYYY-MM-DD.log`, rotated daily and
+ * always on; console too (readable in development, JSON in production).
+ */
+export function createLogger(config: LoggingConfig): LoggerService {
+  const transports: winston.transport[] = [
+    new DailyRotateFile({
+      dirname: config.logDir,
+      filename: '%DATE%.log',
+      datePattern: 'YYYY-MM-DD',
+      level: config.level,
+      format: winston.format.combine(redactFormat({ secrets: config.secrets }), winston.format.timestamp(), winston.format.json()),
+    }),
+  ];
+  if (config.console) {
+    transports.push(
+      new winston.transports.Console({
+        level: config.level,
+        format: config.production
+          ? winston.format.combine(redactFormat({ secrets: config.secrets }), winston.format.timestamp(), winston.format.json())
+          : winston.format.combine(
+              redactFormat({ secrets: config.secrets }),
+              winston.format.timestamp(),
+              utilities.format.nestLike('Fellowship', { colors: process.stdout.isTTY, prettyPrint: true }),
+            ),
+      }),
+    );
+  }
+  return WinstonModule.createLogger({ level: config.level, transports });
+}

@@ -1,0 +1,134 @@
+import { plainToInstance, Transform } from 'class-transformer';
+import { IsBoolean, IsIn, IsInt, IsNumber, IsOptional, IsString, Max, Min, MinLength, validateSync } from 'class-validator';
+import { DEFAULT_FELLOWSHIP_OPTIONS as D, type FellowshipOptions } from './fellowship-options.interface.js';
+
+const bool = ({ value }: { value: unknown }): unknown => {
+  if (typeof value !== 'string') {
+    return value;
+  }
+  const v = value.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) {
+    return true;
+  }
+  if (['false', '0', 'no', 'off', ''].includes(v)) {
+    return false;
+  }
+  return value;
+};
+const int = ({ value }: { value: unknown }): unknown =>
+  typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value.trim()) : value;
+const num = ({ value }: { value: unknown }): unknown =>
+  typeof value === 'string' && value.trim() !== '' && !Number.isNaN(Number(value)) ? Number(value) : value;
+
+/**
+ * The standalone server's environment (CONTRACT §11), validated once at start-up. Every variable is
+ * optional with a working default; a bad value stops the server with a message naming it.
+ */
+export class EnvironmentVariables {
+  @IsOptional() @IsIn(['development', 'production', 'test']) NODE_ENV: 'development' | 'production' | 'test' = 'development';
+  @IsOptional() @IsString() @MinLength(1) HOST = '0.0.0.0';
+  @IsOptional() @Transform(int) @IsInt() @Min(0) @Max(65535) PORT = 3000;
+  @IsOptional() @IsString() @MinLength(1) LLM_BASE_URL = D.llmBaseUrl;
+  @IsOptional() @IsString() LLM_API_KEY = D.llmApiKey;
+  @IsOptional() @IsString() @MinLength(1) DEFAULT_BOT_MODEL = D.defaultBotModel;
+  @IsOptional() @IsString() @MinLength(1) DEFAULT_ORCHESTRATOR_MODEL = D.defaultOrchestratorModel;
+  @IsOptional() @Transform(int) @IsInt() @Min(1) @Max(1000) MAX_BOTS_PER_SESSION = D.maxBotsPerSession;
+  @IsOptional() @Transform(num) @IsNumber() @Min(0.001) SESSION_TTL_DEFAULT = D.sessionTtlDefault;
+  @IsOptional() @Transform(bool) @IsBoolean() DEBUG = D.debug;
+  @IsOptional() @IsString() @MinLength(1) DATABASE_PATH = D.databasePath;
+  @IsOptional() @IsString() @MinLength(1) LOG_DIR = 'logs';
+  @IsOptional() @IsIn(['error', 'warn', 'info', 'debug']) LOG_LEVEL: 'error' | 'warn' | 'info' | 'debug' = 'info';
+  @IsOptional() @IsString() API_KEYS = '';
+  @IsOptional() @IsString() LLM_BASE_URL_ALLOWLIST = '';
+  @IsOptional() @Transform(bool) @IsBoolean() LLM_ALLOW_PRIVATE_ADDRESSES = D.llmAllowPrivateAddresses;
+  @IsOptional() @IsString() CORS_ORIGINS = '';
+  @IsOptional() @Transform(int) @IsInt() @Min(1) MAX_SESSIONS = D.maxSessions;
+  @IsOptional() @Transform(int) @IsInt() @Min(0) @Max(10) LLM_RETRIES = D.llmRetries;
+  @IsOptional() @Transform(int) @IsInt() @Min(0) LLM_RETRY_DELAY_MS = D.llmRetryDelayMs;
+  @IsOptional() @Transform(int) @IsInt() @Min(1) LLM_TIMEOUT_MS = D.llmTimeoutMs;
+  @IsOptional() @Transform(int) @IsInt() @Min(1) LLM_MAX_CONSECUTIVE_FAILURES = D.llmMaxConsecutiveFailures;
+  @IsOptional() @Transform(int) @IsInt() @Min(0) LLM_FAILURE_BACKOFF_MS = D.llmFailureBackoffMs;
+  @IsOptional() @Transform(int) @IsInt() @Min(0) @Max(10) ORCHESTRATOR_RETRIES = D.orchestratorRetries;
+  @IsOptional() @Transform(int) @IsInt() @Min(1) DEFAULT_CONTEXT_LIMIT = D.defaultContextLimit;
+  @IsOptional() @Transform(num) @IsNumber() @Min(0.05) @Max(1) SUMMARIZE_THRESHOLD = D.summarizeThreshold;
+  @IsOptional() @Transform(int) @IsInt() @Min(0) SUMMARIZE_KEEP_MESSAGES = D.summarizeKeepMessages;
+  @IsOptional() @IsString() SUMMARIZE_MODEL = D.summarizeModel;
+  @IsOptional() @Transform(int) @IsInt() @Min(1) EVENT_RETENTION = D.eventRetention;
+  @IsOptional() @Transform(num) @IsNumber() @Min(0) SESSION_RETENTION_DAYS = D.sessionRetentionDays;
+  @IsOptional() @Transform(int) @IsInt() @Min(100) SSE_HEARTBEAT_MS = D.sseHeartbeatMs;
+  @IsOptional() @Transform(int) @IsInt() @Min(1024) WS_MAX_PAYLOAD_BYTES = D.wsMaxPayloadBytes;
+  @IsOptional() @Transform(int) @IsInt() @Min(1) MAX_MESSAGE_CHARS = D.maxMessageChars;
+  @IsOptional() @Transform(int) @IsInt() @Min(1) MAX_SYSTEM_PROMPT_CHARS = D.maxSystemPromptChars;
+  @IsOptional() @Transform(int) @IsInt() @Min(1) TALKER_RATE_LIMIT = D.talkerRateLimit;
+  @IsOptional() @Transform(int) @IsInt() @Min(0) MAX_CONNECTIONS_PER_SESSION = D.maxConnectionsPerSession;
+  @IsOptional() @Transform(int) @IsInt() @Min(1024) MAX_BODY_BYTES = 1_048_576;
+  @IsOptional() @IsString() TRUST_PROXY = '';
+  @IsOptional() @Transform(int) @IsInt() @Min(0) SHUTDOWN_TIMEOUT_MS = D.shutdownTimeoutMs;
+}
+
+export class ConfigError extends Error {}
+
+/** Validates the environment; throws a ConfigError naming every bad variable. */
+export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables {
+  const known = new Set(Object.keys(new EnvironmentVariables()));
+  const picked: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (known.has(key) && value !== undefined) {
+      picked[key] = value;
+    }
+  }
+  const env = plainToInstance(EnvironmentVariables, picked, { exposeDefaultValues: true });
+  const errors = validateSync(env, { skipMissingProperties: false });
+  if (errors.length > 0) {
+    const lines = errors.map((e) => {
+      const value = e.property.includes('KEY') ? '(hidden)' : JSON.stringify(picked[e.property]);
+      return `${e.property}=${value}: ${Object.values(e.constraints ?? {}).join('; ')}`;
+    });
+    throw new ConfigError(`Invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  return env;
+}
+
+const list = (s: string): string[] =>
+  s
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v.length > 0);
+
+/** The standalone server maps its environment onto the embeddable module's options. */
+export function envToOptions(env: EnvironmentVariables): FellowshipOptions {
+  return {
+    llmBaseUrl: env.LLM_BASE_URL,
+    llmApiKey: env.LLM_API_KEY,
+    defaultBotModel: env.DEFAULT_BOT_MODEL,
+    defaultOrchestratorModel: env.DEFAULT_ORCHESTRATOR_MODEL,
+    maxBotsPerSession: env.MAX_BOTS_PER_SESSION,
+    sessionTtlDefault: env.SESSION_TTL_DEFAULT,
+    debug: env.DEBUG,
+    databasePath: env.DATABASE_PATH,
+    apiKeys: list(env.API_KEYS),
+    llmBaseUrlAllowlist: list(env.LLM_BASE_URL_ALLOWLIST),
+    llmAllowPrivateAddresses: env.LLM_ALLOW_PRIVATE_ADDRESSES,
+    corsOrigins: list(env.CORS_ORIGINS),
+    maxSessions: env.MAX_SESSIONS,
+    llmRetries: env.LLM_RETRIES,
+    llmRetryDelayMs: env.LLM_RETRY_DELAY_MS,
+    llmTimeoutMs: env.LLM_TIMEOUT_MS,
+    llmMaxConsecutiveFailures: env.LLM_MAX_CONSECUTIVE_FAILURES,
+    llmFailureBackoffMs: env.LLM_FAILURE_BACKOFF_MS,
+    orchestratorRetries: env.ORCHESTRATOR_RETRIES,
+    defaultContextLimit: env.DEFAULT_CONTEXT_LIMIT,
+    summarizeThreshold: env.SUMMARIZE_THRESHOLD,
+    summarizeKeepMessages: env.SUMMARIZE_KEEP_MESSAGES,
+    summarizeModel: env.SUMMARIZE_MODEL,
+    eventRetention: env.EVENT_RETENTION,
+    sessionRetentionDays: env.SESSION_RETENTION_DAYS,
+    sseHeartbeatMs: env.SSE_HEARTBEAT_MS,
+    wsMaxPayloadBytes: env.WS_MAX_PAYLOAD_BYTES,
+    maxMessageChars: env.MAX_MESSAGE_CHARS,
+    maxSystemPromptChars: env.MAX_SYSTEM_PROMPT_CHARS,
+    talkerRateLimit: env.TALKER_RATE_LIMIT,
+    maxConnectionsPerSession: env.MAX_CONNECTIONS_PER_SESSION,
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+  };
+}

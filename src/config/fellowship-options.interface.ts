@@ -1,0 +1,122 @@
+import type { LoggerService } from '@nestjs/common';
+import type { DataSource } from 'typeorm';
+
+/**
+ * Options of the embeddable FellowshipModule. They mirror the standalone server's environment
+ * variables (CONTRACT §11) in camelCase; every one is optional and falls back to the standalone
+ * default (see {@link DEFAULT_FELLOWSHIP_OPTIONS}). The module itself never reads `process.env`.
+ */
+export interface FellowshipOptions {
+  /** OpenAI-compatible backend base URL, e.g. `http://localhost:11434/v1`. */
+  llmBaseUrl?: string;
+  /** Key for `llmBaseUrl`; sent only to that URL. Empty = no key. */
+  llmApiKey?: string;
+  defaultBotModel?: string;
+  defaultOrchestratorModel?: string;
+  maxBotsPerSession?: number;
+  /** Idle timeout in seconds when a session does not set `session_ttl`. */
+  sessionTtlDefault?: number;
+  /** Debug events for every session. */
+  debug?: boolean;
+  /** SQLite file; `:memory:` keeps everything in memory. Ignored when `dataSource` is given. */
+  databasePath?: string;
+  /** An existing TypeORM DataSource (sqlite) to use instead of opening `databasePath`. */
+  dataSource?: DataSource;
+  /** Bearer keys allowed to create sessions; empty = open. */
+  apiKeys?: string[];
+  /** Prefixes a client-supplied `llm.base_url` must match; empty = overrides refused. */
+  llmBaseUrlAllowlist?: string[];
+  /** Allow client base URLs that resolve to private (RFC 1918 / ULA / loopback) addresses. */
+  llmAllowPrivateAddresses?: boolean;
+  /** Allowed browser origins for WebSocket upgrades (and CORS in the standalone server); empty = any. */
+  corsOrigins?: string[];
+  /** Maximum sessions not ended. */
+  maxSessions?: number;
+  llmRetries?: number;
+  llmRetryDelayMs?: number;
+  llmTimeoutMs?: number;
+  llmMaxConsecutiveFailures?: number;
+  /** Pause between a failed turn and the next attempt. */
+  llmFailureBackoffMs?: number;
+  orchestratorRetries?: number;
+  defaultContextLimit?: number;
+  summarizeThreshold?: number;
+  summarizeKeepMessages?: number;
+  /** Model for summaries (context and memory); empty = the session's bot model. */
+  summarizeModel?: string;
+  summarizePrompt?: string;
+  memorySummaryPrompt?: string;
+  /** User message added when a bot's context holds no user message. */
+  kickoffInstruction?: string;
+  eventRetention?: number;
+  sessionRetentionDays?: number;
+  sseHeartbeatMs?: number;
+  wsMaxPayloadBytes?: number;
+  maxMessageChars?: number;
+  maxSystemPromptChars?: number;
+  /** Talker messages per minute per connection. */
+  talkerRateLimit?: number;
+  /** Live connections (WS + SSE) per session; 0 = unlimited. */
+  maxConnectionsPerSession?: number;
+  /** Bytes a member may have queued before it is dropped as too slow. */
+  memberBufferBytes?: number;
+  shutdownTimeoutMs?: number;
+  /** Logger for Fellowship's own lines; `false` silences them. Default: Nest's application logger. */
+  logger?: LoggerService | false;
+}
+
+export type ResolvedFellowshipOptions = Required<Omit<FellowshipOptions, 'dataSource' | 'logger'>> &
+  Pick<FellowshipOptions, 'dataSource' | 'logger'>;
+
+export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions, 'dataSource' | 'logger'>> = {
+  llmBaseUrl: 'http://localhost:11434/v1',
+  llmApiKey: '',
+  defaultBotModel: 'llama3.2',
+  defaultOrchestratorModel: 'llama3.2',
+  maxBotsPerSession: 8,
+  sessionTtlDefault: 3600,
+  debug: false,
+  databasePath: 'data/fellowship.sqlite',
+  apiKeys: [],
+  llmBaseUrlAllowlist: [],
+  llmAllowPrivateAddresses: false,
+  corsOrigins: [],
+  maxSessions: 1000,
+  llmRetries: 1,
+  llmRetryDelayMs: 500,
+  llmTimeoutMs: 120_000,
+  llmMaxConsecutiveFailures: 3,
+  llmFailureBackoffMs: 2000,
+  orchestratorRetries: 2,
+  defaultContextLimit: 8192,
+  summarizeThreshold: 0.8,
+  summarizeKeepMessages: 6,
+  summarizeModel: '',
+  summarizePrompt:
+    'Summarise the conversation so far in a compact paragraph: who said what, the positions taken, ' +
+    'and any decisions or open questions. If an earlier summary is given, fold it in.',
+  memorySummaryPrompt:
+    'Write a short summary of this conversation that will help the same participants continue it ' +
+    'in a later session: key facts, decisions, and open questions.',
+  kickoffInstruction: 'Begin the conversation.',
+  eventRetention: 10_000,
+  sessionRetentionDays: 30,
+  sseHeartbeatMs: 15_000,
+  wsMaxPayloadBytes: 65_536,
+  maxMessageChars: 8000,
+  maxSystemPromptChars: 20_000,
+  talkerRateLimit: 30,
+  maxConnectionsPerSession: 0,
+  memberBufferBytes: 4 * 1024 * 1024,
+  shutdownTimeoutMs: 10_000,
+};
+
+export function resolveOptions(options: FellowshipOptions): ResolvedFellowshipOptions {
+  const resolved: Record<string, unknown> = { ...DEFAULT_FELLOWSHIP_OPTIONS };
+  for (const [key, value] of Object.entries(options)) {
+    if (value !== undefined) {
+      resolved[key] = value;
+    }
+  }
+  return resolved as ResolvedFellowshipOptions;
+}

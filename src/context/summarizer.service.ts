@@ -1,0 +1,43 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
+import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
+import { LlmService } from '../llm/llm.service.js';
+import type { LlmAttempt, LlmTarget } from '../llm/llm.types.js';
+import type { Message } from '../session/session.types.js';
+import { ContextService } from './context.service.js';
+import { splitReasoning } from './reasoning.js';
+
+/** LLM-written summaries: rolling context compaction (CONTRACT §8) and memory entries (§9). */
+@Injectable()
+export class SummarizerService {
+  constructor(
+    private readonly llm: LlmService,
+    private readonly context: ContextService,
+    @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
+  ) {}
+
+  async summarize(args: {
+    target: LlmTarget;
+    previous: string | null;
+    messages: readonly Message[];
+    prompt?: string;
+    signal?: AbortSignal;
+    onAttempt: (attempt: LlmAttempt) => void;
+  }): Promise<string> {
+    const target = { ...args.target, model: this.options.summarizeModel || args.target.model };
+    const parts = [
+      args.previous ? `Earlier summary:\n${args.previous}` : null,
+      `Conversation:\n${this.context.transcript(args.messages)}`,
+    ].filter((p): p is string => p !== null);
+    const result = await this.llm.complete({
+      target,
+      messages: [
+        { role: 'system', content: args.prompt ?? this.options.summarizePrompt },
+        { role: 'user', content: parts.join('\n\n') },
+      ],
+      signal: args.signal,
+      onAttempt: args.onAttempt,
+    });
+    return splitReasoning(result.content, null).content;
+  }
+}

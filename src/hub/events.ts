@@ -1,0 +1,54 @@
+import type { EndReason, MemberRole, Message, PauseReason } from '../session/session.types.js';
+
+/**
+ * Server → member events (CONTRACT §6), typed once and shared by the loop, the hub, the WebSocket
+ * and SSE transports and the tests. `seq` and `ts` are stamped by the session's event channel.
+ */
+export type SessionEventBody =
+  | { type: 'turn_start'; bot: string; turn: number }
+  | { type: 'token'; bot: string; token: string; turn: number }
+  | { type: 'bot_message'; bot: string; content: string; turn: number }
+  | { type: 'turn_end'; bot: string; turn: number; tokens: number | null }
+  | { type: 'talker_message'; talker_id: string | null; name: string; content: string; turn: number }
+  | { type: 'member_joined'; role: MemberRole; talker_id: string | null; name: string | null }
+  | { type: 'member_left'; role: MemberRole; talker_id: string | null; name: string | null }
+  | { type: 'session_paused'; reason: PauseReason }
+  | { type: 'session_resumed' }
+  | { type: 'session_end'; reason: EndReason; detail: string | null }
+  | { type: 'error'; code: string; message: string; bot?: string; turn?: number }
+  | { type: 'debug'; category: DebugCategory; data: Record<string, unknown> };
+
+export type DebugCategory =
+  | 'llm_call'
+  | 'orchestrator'
+  | 'loop'
+  | 'context_tokens'
+  | 'rectification'
+  | 'summarization'
+  | 'retry';
+
+export type SessionEventType = SessionEventBody['type'];
+export type SessionEvent = SessionEventBody & { seq: number; ts: string };
+
+export interface HistoryEvent {
+  type: 'history';
+  seq: number;
+  ts: string;
+  messages: PublicMessage[];
+}
+
+/** Replies to one socket only; no `seq`. */
+export type ReplyEvent =
+  | { type: 'ack'; client_id: string | null; queued: boolean; ts: string }
+  | { type: 'pong'; ts: string }
+  | { type: 'error'; code: string; message: string; client_id?: string | null; ts: string };
+
+export type ServerEvent = SessionEvent | HistoryEvent | ReplyEvent;
+
+/** Member → server frames (talkers over WebSocket). */
+export type ClientFrame = { type: 'user_message'; content: string; client_id?: string } | { type: 'ping' };
+
+/** Events not kept in the retained log (live only, CONTRACT §6). */
+export const LIVE_ONLY_EVENTS: ReadonlySet<SessionEventType> = new Set<SessionEventType>(['token', 'debug']);
+
+export type PublicMessage = Omit<Message, 'reasoning'> & { reasoning?: string | null };

@@ -1,0 +1,300 @@
+import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { ErrorCode } from '../common/error-code.enum.js';
+import { FellowshipError } from '../common/fellowship.error.js';
+import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
+import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
+import { LoopService } from '../loop/loop.service.js';
+import { publicMessage, SessionService } from '../session/session.service.js';
+import type { Session } from '../session/session.js';
+import { CLOSE, type Member, SseMember, WsMember } from './member.js';
+
+export interface ConnectParams {
+  token: string;
+  /** Raw `role` query value (WS only). */
+  role?: string;
+  name?: string;
+  /** Raw `after` query value or `Last-Event-ID` header. */
+  after?: string;
+}
+
+/** A refusal: WS close code, HTTP status for SSE, and the error. */
+export class Refusal {
+  constructor(
+    readonly closeCode: number,
+    readonly error: FellowshipError,
+  ) {}
+}
+
+/**
+ * Members joining and leaving, and what they send. The snapshot-then-tail rule lives in `attach`:
+ * it runs synchronously between two deliveries of the session's channel, so the history snapshot
+ * (or the replay) ends exactly at the seq where the member's live tail begins.
+ */
+@Injectable()
+export class HubService implements OnApplicationShutdown {
+  private readonly logger = new Logger('Hub');
+  private readonly members = new Set<Member>();
+  private readonly snapshots = new WeakMap<Session, { count: number; json: string }>();
+  private readonly heartbeat: NodeJS.Timeout;
+
+  constructor(
+    @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
+    private readonly sessions: SessionService,
+    private readonly loops: LoopService,
+  ) {
+    this.heartbeat = setInterval(() => this.beat(), options.sseHeartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  get connected(): number {
+    return this.members.size;
+  }
+
+  /** Validates a connection request; returns what to attach or a refusal (nothing is changed). */
+  check(params: ConnectParams, transport: 'ws' | 'sse'): { session: Session; role: 'talker' | 'observer'; after: number | null } | Refusal {
+    const role = params.role ?? 'observer';
+    if (role !== 'talker' && role !== 'observer') {
+      return new Refusal(CLOSE.badRequest, FellowshipError.validation('role must be "talker" or "observer".'));
+    }
+    let after: number | null = null;
+    if (params.after !== undefined) {
+      if (!/^\d{1,15}$/.test(params.after)) {
+        return new Refusal(CLOSE.badRequest, FellowshipError.validation('after must be a non-negative integer (an event seq).'));
+      }
+      after = Number(params.after);
+    }
+    if (params.name !== undefined && (params.name.trim().length === 0 || params.name.length > 64 || /[:\r\n]/.test(params.name))) {
+      return new Refusal(CLOSE.badRequest, FellowshipError.validation('name must be 1..64 characters, without ":" or line breaks.'));
+    }
+    const found = this.sessionsResolve(params.token);
+    if (!found) {
+      return new Refusal(CLOSE.notFound, FellowshipError.notFound());
+    }
+    const { session } = found;
+    if (role === 'talker' && !session.ended) {
+      if (found.role !== 'control') {
+        return new Refusal(CLOSE.forbidden, FellowshipError.forbidden('The observer token cannot join as a talker.'));
+      }
+      if (session.config.participation_mode === 'autonomous') {
+        return new Refusal(CLOSE.forbidden, FellowshipError.forbidden('Autonomous sessions take no talkers.'));
+      }
+      if (session.talkers >= session.config.max_talkers) {
+        return new Refusal(CLOSE.tooManyTalkers, new FellowshipError(ErrorCode.FORBIDDEN, 'max_talkers reached.'));
+      }
+    }
+    const limit = this.options.maxConnectionsPerSession;
+    if (limit > 0 && session.members >= limit && !session.ended) {
+      return new Refusal(
+        transport === 'ws' ? CLOSE.tooManyTalkers : CLOSE.forbidden,
+        new FellowshipError(ErrorCode.RATE_LIMITED, 'This session has as many connections as it may.'),
+      );
+    }
+    return { session, role, after };
+  }
+
+  openWs(member: WsMember, params: ConnectParams): void {
+    const checked = this.check(params, 'ws');
+    if (checked instanceof Refusal) {
+      member.close(checked.closeCode, checked.error.message.slice(0, 120));
+      return;
+    }
+    member.role = checked.role;
+    member.name = params.name?.trim() ?? null;
+    this.attach(member, checked.session, checked.after);
+  }
+
+  openSse(member: SseMember, params: ConnectParams): void {
+    const checked = this.check({ ...params, role: 'observer' }, 'sse');
+    if (checked instanceof Refusal) {
+      throw checked.error;
+    }
+    this.attach(member, checked.session, checked.after);
+  }
+
+  /** History (or replay), subscribe, announce — in one synchronous step. */
+  private attach(member: Member, session: Session, after: number | null): void {
+    const channel = session.channel;
+    const replay = after !== null ? channel.replay(after) : null;
+    const endDelivered = session.ended && channel.lastRetained()?.type === 'session_end' && channel.idle;
+    if (endDelivered) {
+      // CONTRACT §6: an ended session gives history (seq before session_end), session_end, close.
+      const end = channel.lastRetained();
+      if (replay) {
+        replay.forEach((e) => member.write(e));
+      } else if (end) {
+        this.sendHistory(member, session, end.seq - 1);
+        member.write(end);
+      }
+      member.close(CLOSE.normal, 'session ended');
+      return;
+    }
+    if (replay) {
+      replay.forEach((e) => member.write(e));
+    } else {
+      this.sendHistory(member, session, channel.lastDeliveredSeq);
+    }
+    if (member.closed) {
+      return;
+    }
+    member.session = session;
+    channel.subscribers.add(member);
+    this.members.add(member);
+    if (session.ended) {
+      // session_end is still on its way through the channel: it will close this member.
+      return;
+    }
+    if (member.role === 'talker') {
+      session.talkers++;
+      session.talkerSerial++;
+      member.talkerId = randomUUID();
+      member.name ??= `Talker ${session.talkerSerial}`;
+    } else {
+      session.observers++;
+    }
+    session.publish({ type: 'member_joined', role: member.role, talker_id: member.talkerId, name: member.name });
+    session.logger.log(`${member.role} joined${member.name ? ` (${member.name})` : ''}`);
+  }
+
+  /** A member's connection closed. */
+  detach(member: Member): void {
+    member.closed = true;
+    const session = member.session;
+    if (!session || !this.members.delete(member)) {
+      return;
+    }
+    session.channel.subscribers.delete(member);
+    member.session = null;
+    if (session.ended) {
+      return;
+    }
+    if (member.role === 'talker') {
+      session.talkers--;
+    } else {
+      session.observers--;
+    }
+    session.publish({ type: 'member_left', role: member.role, talker_id: member.talkerId, name: member.name });
+    if (session.members === 0) {
+      session.lastActivity = Date.now();
+      this.loops.armIdle(session);
+    }
+  }
+
+  /** A text frame from a WebSocket member. Every bad frame gets an `error` reply; nothing is dropped silently. */
+  onFrame(member: Member, raw: string): void {
+    let frame: unknown;
+    try {
+      frame = JSON.parse(raw);
+    } catch {
+      member.reply({ type: 'error', code: ErrorCode.BAD_MESSAGE, message: 'Malformed JSON.' });
+      return;
+    }
+    if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
+      member.reply({ type: 'error', code: ErrorCode.BAD_MESSAGE, message: 'A frame must be a JSON object with a "type".' });
+      return;
+    }
+    const f = frame as Record<string, unknown>;
+    const clientId = typeof f.client_id === 'string' ? f.client_id.slice(0, 200) : null;
+    switch (f.type) {
+      case 'ping':
+        member.reply({ type: 'pong' });
+        return;
+      case 'user_message':
+        this.userMessage(member, f.content, clientId);
+        return;
+      default:
+        member.reply({ type: 'error', code: ErrorCode.BAD_MESSAGE, message: 'Unknown frame type.', client_id: clientId });
+    }
+  }
+
+  private userMessage(member: Member, content: unknown, clientId: string | null): void {
+    const session = member.session;
+    const fail = (code: ErrorCode, message: string): void =>
+      member.reply({ type: 'error', code, message, client_id: clientId });
+    if (!session) {
+      return;
+    }
+    if (member.role !== 'talker') {
+      fail(ErrorCode.FORBIDDEN, 'Observers cannot send messages.');
+      return;
+    }
+    if (typeof content !== 'string') {
+      fail(ErrorCode.BAD_MESSAGE, 'content must be a string.');
+      return;
+    }
+    try {
+      this.sessions.checkContent(content);
+    } catch (error) {
+      const e = error as FellowshipError;
+      fail(e.code === ErrorCode.PAYLOAD_TOO_LARGE ? ErrorCode.PAYLOAD_TOO_LARGE : ErrorCode.BAD_MESSAGE, e.message);
+      return;
+    }
+    if (session.ended) {
+      fail(ErrorCode.SESSION_ENDED, 'The session has ended.');
+      return;
+    }
+    const now = Date.now();
+    while (member.recent.length > 0 && now - member.recent[0] >= 60_000) {
+      member.recent.shift();
+    }
+    if (member.recent.length >= this.options.talkerRateLimit) {
+      fail(ErrorCode.RATE_LIMITED, `More than ${this.options.talkerRateLimit} messages a minute; this one was not recorded.`);
+      return;
+    }
+    member.recent.push(now);
+    const loop = this.loops.get(session);
+    if (!loop) {
+      fail(ErrorCode.SESSION_ENDED, 'The session has ended.');
+      return;
+    }
+    const { queued } = loop.acceptTalker({ talker_id: member.talkerId, name: member.name ?? 'Talker', content });
+    member.reply({ type: 'ack', client_id: clientId, queued });
+  }
+
+  private sendHistory(member: Member, session: Session, seq: number): void {
+    const count = session.channel.visibleMessages;
+    let cached = this.snapshots.get(session);
+    if (!cached || cached.count !== count) {
+      const messages = session.messages.slice(0, count).map((m) => publicMessage(m, session.config.show_reasoning));
+      cached = { count, json: JSON.stringify(messages) };
+      this.snapshots.set(session, cached);
+    }
+    const json = `{"type":"history","seq":${seq},"ts":"${new Date().toISOString()}","messages":${cached.json}}`;
+    member.writeText(json, 'history', seq);
+  }
+
+  private sessionsResolve(token: string): ReturnType<SessionService['access']> | undefined {
+    try {
+      return this.sessions.access(token);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private beat(): void {
+    for (const member of this.members) {
+      if (member instanceof SseMember) {
+        member.heartbeat();
+      } else if (member instanceof WsMember) {
+        if (!member.alive) {
+          member.socket.terminate();
+          continue;
+        }
+        member.alive = false;
+        member.socket.ping();
+      }
+    }
+  }
+
+  /** Closes every connection with 1001 (going away) — graceful shutdown. */
+  closeAll(): void {
+    for (const member of [...this.members]) {
+      member.close(CLOSE.goingAway, 'server shutting down');
+    }
+  }
+
+  onApplicationShutdown(): void {
+    clearInterval(this.heartbeat);
+    this.closeAll();
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * CONTRACT §3: a client base URL is accepted only if it matches an allowlist entry: same origin,
+ * and its path (trailing slash removed) equals the entry's path or continues it after a `/`.
+ * Both sides are parsed and normalised by the one WHATWG URL parser, so `http://2130706433/`,
+ * `http://0177.0.0.1/` and `http://[::ffff:127.0.0.1]/` all become the same origin.
+ */
+export function parseHttpUrl(raw: string): URL | null {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return null;
+  }
+  if (url.username || url.password) {
+    return null;
+  }
+  return url;
+}
+
+function trimPath(path: string): string {
+  return path.replace(/\/+$/, '');
+}
+
+export function matchesAllowlist(raw: string, allowlist: readonly string[]): boolean {
+  const url = parseHttpUrl(raw);
+  if (!url || url.search || url.hash) {
+    return false;
+  }
+  const path = trimPath(url.pathname);
+  return allowlist.some((entryRaw) => {
+    const entry = parseHttpUrl(entryRaw.trim());
+    if (!entry || entry.origin !== url.origin) {
+      return false;
+    }
+    const prefix = trimPath(entry.pathname);
+    return path === prefix || path.startsWith(`${prefix}/`);
+  });
+}
+
+/** The same URL as the server's own backend (so the server key may go with it). */
+export function sameBackend(a: string, b: string): boolean {
+  const ua = parseHttpUrl(a);
+  const ub = parseHttpUrl(b);
+  return ua !== null && ub !== null && ua.origin === ub.origin && trimPath(ua.pathname) === trimPath(ub.pathname);
+}

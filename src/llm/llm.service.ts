@@ -1,0 +1,226 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import OpenAI, { APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
+import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
+import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
+import {
+  LlmError,
+  type LlmRequest,
+  type LlmResult,
+  type LlmTarget,
+  type LlmToolCall,
+  type TokenUsage,
+} from './llm.types.js';
+import { BackendFetch } from './backend-fetch.js';
+
+const UNRECOVERABLE = new Set([401, 403, 404]);
+
+interface Accumulated {
+  content: string;
+  reasoning: string;
+  toolCalls: Map<number, LlmToolCall>;
+  usage: TokenUsage | null;
+  finishReason: string | null;
+}
+
+/**
+ * The only code that talks to the LLM backend, through the official `openai` SDK. Retries are ours
+ * (the SDK's are off) so that every request is counted and the delay comes from config; a total
+ * per-attempt timeout covers streams that hang halfway, which the SDK's timeout does not.
+ */
+@Injectable()
+export class LlmService {
+  private readonly logger = new Logger(LlmService.name);
+  private readonly clients = new Map<string, OpenAI>();
+
+  constructor(
+    @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
+    private readonly backendFetch: BackendFetch,
+  ) {}
+
+  async complete(request: LlmRequest): Promise<LlmResult> {
+    const maxAttempts = 1 + Math.max(0, this.options.llmRetries);
+    let lastError: LlmError | undefined;
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      if (request.signal?.aborted) {
+        throw new LlmError('aborted', 'The call was aborted.');
+      }
+      let emittedTokens = false;
+      const started = performance.now();
+      try {
+        const result = await this.attempt(request, () => {
+          emittedTokens = true;
+        });
+        const latencyMs = performance.now() - started;
+        request.onAttempt?.({ attempt, ok: true, usage: result.usage, latencyMs });
+        return { ...result, latencyMs, attempts: attempt };
+      } catch (error) {
+        const latencyMs = performance.now() - started;
+        lastError = this.classify(error, request.signal);
+        request.onAttempt?.({
+          attempt,
+          ok: false,
+          usage: null,
+          latencyMs,
+          error: lastError.message,
+          status: lastError.status,
+        });
+        // A stream that already reached members is not retried: members would see its tokens twice.
+        if (lastError.kind !== 'transient' || emittedTokens || attempt === maxAttempts) {
+          throw lastError;
+        }
+        this.logger.warn(`LLM call failed (${lastError.message}); retry ${attempt}/${maxAttempts - 1}`);
+        await delay(this.options.llmRetryDelayMs, request.signal);
+      }
+    }
+    throw lastError ?? new LlmError('transient', 'LLM call failed.');
+  }
+
+  private async attempt(request: LlmRequest, onEmit: () => void): Promise<Omit<LlmResult, 'latencyMs' | 'attempts'>> {
+    const client = this.client(request.target);
+    const timeout = AbortSignal.timeout(this.options.llmTimeoutMs);
+    const signal = request.signal ? AbortSignal.any([request.signal, timeout]) : timeout;
+    const body = {
+      model: request.target.model,
+      messages: request.messages,
+      ...(request.temperature != null ? { temperature: request.temperature } : {}),
+      ...(request.maxTokens != null ? { max_tokens: request.maxTokens } : {}),
+      ...(request.stop && request.stop.length > 0 ? { stop: request.stop } : {}),
+      ...(request.tools && request.tools.length > 0 ? { tools: request.tools } : {}),
+    };
+    const acc: Accumulated = { content: '', reasoning: '', toolCalls: new Map(), usage: null, finishReason: null };
+
+    if (request.stream) {
+      const stream = await client.chat.completions.create(
+        { ...body, stream: true, stream_options: { include_usage: true } },
+        { signal, maxRetries: 0, timeout: this.options.llmTimeoutMs },
+      );
+      for await (const chunk of stream) {
+        if (chunk.usage) {
+          acc.usage = { prompt_tokens: chunk.usage.prompt_tokens ?? 0, completion_tokens: chunk.usage.completion_tokens ?? 0 };
+        }
+        for (const choice of chunk.choices ?? []) {
+          const delta = choice.delta as (typeof choice.delta & ReasoningFields) | undefined;
+          if (delta?.content) {
+            acc.content += delta.content;
+            onEmit();
+            request.onToken?.(delta.content);
+          }
+          const reasoning = delta?.reasoning_content ?? delta?.reasoning;
+          if (typeof reasoning === 'string') {
+            acc.reasoning += reasoning;
+          }
+          for (const call of delta?.tool_calls ?? []) {
+            const existing = acc.toolCalls.get(call.index) ?? { id: '', name: '', arguments: '' };
+            existing.id ||= call.id ?? '';
+            existing.name += call.function?.name ?? '';
+            existing.arguments += call.function?.arguments ?? '';
+            acc.toolCalls.set(call.index, existing);
+          }
+          if (choice.finish_reason) {
+            acc.finishReason = choice.finish_reason;
+          }
+        }
+      }
+      if (acc.finishReason === null && acc.toolCalls.size === 0) {
+        // A stream that ends without a finish reason was cut: never record it as a message.
+        throw new LlmError('transient', 'The backend stream ended before the reply was complete.');
+      }
+    } else {
+      const completion = await client.chat.completions.create(
+        { ...body, stream: false },
+        { signal, maxRetries: 0, timeout: this.options.llmTimeoutMs },
+      );
+      if (!completion || !Array.isArray(completion.choices)) {
+        throw new LlmError('transient', 'The backend answered with an unexpected body.');
+      }
+      const choice = completion.choices[0];
+      const message = choice?.message as (NonNullable<typeof choice>['message'] & ReasoningFields) | undefined;
+      acc.content = message?.content ?? '';
+      acc.reasoning = message?.reasoning_content ?? message?.reasoning ?? '';
+      (message?.tool_calls ?? []).forEach((call, index) => {
+        if (call.type === 'function') {
+          acc.toolCalls.set(index, { id: call.id ?? '', name: call.function.name, arguments: call.function.arguments ?? '' });
+        }
+      });
+      acc.finishReason = choice?.finish_reason ?? null;
+      if (completion.usage) {
+        acc.usage = {
+          prompt_tokens: completion.usage.prompt_tokens ?? 0,
+          completion_tokens: completion.usage.completion_tokens ?? 0,
+        };
+      }
+    }
+    return {
+      content: acc.content,
+      reasoning: acc.reasoning || null,
+      toolCalls: [...acc.toolCalls.values()],
+      usage: acc.usage,
+      finishReason: acc.finishReason,
+    };
+  }
+
+  private classify(error: unknown, callerSignal: AbortSignal | undefined): LlmError {
+    if (error instanceof LlmError) {
+      return error;
+    }
+    if (callerSignal?.aborted) {
+      return new LlmError('aborted', 'The call was aborted.');
+    }
+    if (error instanceof APIUserAbortError || error instanceof APIConnectionTimeoutError) {
+      return new LlmError('transient', `The backend did not answer within ${this.options.llmTimeoutMs} ms.`);
+    }
+    if (error instanceof APIError && typeof error.status === 'number') {
+      // Never relay the backend's body: it may echo keys or internal addresses.
+      const kind = UNRECOVERABLE.has(error.status) ? 'unrecoverable' : 'transient';
+      return new LlmError(kind, `The backend answered HTTP ${error.status}.`, error.status);
+    }
+    if (error instanceof Error && error.name === 'TimeoutError') {
+      return new LlmError('transient', `The backend did not answer within ${this.options.llmTimeoutMs} ms.`);
+    }
+    return new LlmError('transient', 'The backend could not be reached or sent an invalid answer.');
+  }
+
+  private client(target: LlmTarget): OpenAI {
+    const key = `${target.baseUrl}\u0000${target.apiKey ?? ''}`;
+    let client = this.clients.get(key);
+    if (!client) {
+      client = new OpenAI({
+        baseURL: target.baseUrl,
+        // The SDK insists on a credential; with no key the Authorization header is removed below.
+        apiKey: target.apiKey ?? 'no-key',
+        organization: null,
+        project: null,
+        adminAPIKey: null,
+        maxRetries: 0,
+        timeout: this.options.llmTimeoutMs,
+        defaultHeaders: target.apiKey ? undefined : { Authorization: null },
+        fetch: this.backendFetch.fetch,
+      });
+      this.clients.set(key, client);
+    }
+    return client;
+  }
+}
+
+interface ReasoningFields {
+  reasoning_content?: string | null;
+  reasoning?: string | null;
+}
+
+function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new LlmError('aborted', 'The call was aborted.'));
+      return;
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(new LlmError('aborted', 'The call was aborted.'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

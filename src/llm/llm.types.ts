@@ -1,0 +1,75 @@
+import type OpenAI from 'openai';
+
+export type ChatMessage = OpenAI.Chat.Completions.ChatCompletionMessageParam;
+export type ChatTool = OpenAI.Chat.Completions.ChatCompletionTool;
+
+/** Where and with what a call goes. `apiKey` null = no Authorization header at all. */
+export interface LlmTarget {
+  baseUrl: string;
+  apiKey: string | null;
+  model: string;
+}
+
+export interface TokenUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+}
+
+export interface LlmToolCall {
+  id: string;
+  name: string;
+  arguments: string;
+}
+
+/** One request sent to the backend (every retry and aborted call included). */
+export interface LlmAttempt {
+  attempt: number;
+  ok: boolean;
+  usage: TokenUsage | null;
+  latencyMs: number;
+  error?: string;
+  status?: number;
+}
+
+export interface LlmRequest {
+  target: LlmTarget;
+  messages: ChatMessage[];
+  temperature?: number | null;
+  maxTokens?: number | null;
+  stop?: string[];
+  tools?: ChatTool[];
+  /** Stream from the backend; `onToken` receives each content piece. */
+  stream?: boolean;
+  onToken?: (text: string) => void;
+  signal?: AbortSignal;
+  /** Called after every request sent (success or failure), before any retry. */
+  onAttempt?: (attempt: LlmAttempt) => void;
+}
+
+export interface LlmResult {
+  content: string;
+  /** The backend's separate reasoning field (`reasoning_content` / `reasoning`), if any. */
+  reasoning: string | null;
+  toolCalls: LlmToolCall[];
+  usage: TokenUsage | null;
+  finishReason: string | null;
+  latencyMs: number;
+  attempts: number;
+}
+
+/**
+ * `unrecoverable`: the backend refuses the request itself (401/403/404: bad key, unknown model);
+ * `aborted`: the caller aborted (session ended, max_time); `transient`: anything worth retrying.
+ */
+export type LlmErrorKind = 'unrecoverable' | 'aborted' | 'transient';
+
+export class LlmError extends Error {
+  constructor(
+    readonly kind: LlmErrorKind,
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+    this.name = 'LlmError';
+  }
+}

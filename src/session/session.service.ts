@@ -1,0 +1,330 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { ErrorCode } from '../common/error-code.enum.js';
+import { FellowshipError } from '../common/fellowship.error.js';
+import { knownProperties, validateBody } from '../common/validation.js';
+import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
+import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
+import { EventChannel } from '../hub/event-channel.js';
+import { matchesAllowlist, sameBackend } from '../llm/base-url.policy.js';
+import { LoopService } from '../loop/loop.service.js';
+import { SESSION_STORE, type MemoryEntry, type SessionStore } from '../memory/session-store.port.js';
+import { BotDto, CreateSessionDto, LlmOptionsDto, PostMessageDto } from './dto/create-session.dto.js';
+import { Session } from './session.js';
+import { SessionRegistry, type Resolved } from './session.registry.js';
+import type { Message, SessionConfig, SessionStatus } from './session.types.js';
+import { newToken, token8, tokenHash } from './tokens.js';
+
+export interface CreateSessionResult {
+  token: string;
+  observer_token: string;
+  session: SessionStatus;
+  ignored_options: string[];
+}
+
+const TOP_LEVEL = knownProperties(CreateSessionDto);
+const BOT_FIELDS = knownProperties(BotDto);
+const LLM_FIELDS = knownProperties(LlmOptionsDto);
+
+/** The session rules behind the REST routes: creation, access, control, history. */
+@Injectable()
+export class SessionService implements OnApplicationBootstrap {
+  private readonly logger = new Logger('Session');
+
+  constructor(
+    @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
+    @Inject(SESSION_STORE) private readonly store: SessionStore,
+    private readonly registry: SessionRegistry,
+    private readonly loops: LoopService,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    this.loops.onSessionEnd(() => this.registry.markEnded());
+  }
+
+  async create(dto: CreateSessionDto): Promise<CreateSessionResult> {
+    const ignored = ignoredOptions(dto);
+    if (ignored.length > 0) {
+      this.logger.warn(`unknown session options ignored: ${ignored.join(', ')}`);
+    }
+    const config = this.buildConfig(dto);
+    if (this.registry.liveCount >= this.options.maxSessions) {
+      throw new FellowshipError(ErrorCode.TOO_MANY_SESSIONS, 'The server runs as many sessions as it may; try again later.', undefined, 30);
+    }
+    const control = newToken();
+    const observer = newToken();
+    const apiKey = this.apiKeyFor(config.llm.base_url, dto.llm);
+    config.llm.api_key_set = apiKey !== null;
+    const session = new Session(
+      {
+        id: randomUUID(),
+        controlHash: tokenHash(control),
+        observerHash: tokenHash(observer),
+        token8: token8(control),
+        config,
+        apiKey,
+        createdAt: new Date(),
+      },
+      new Logger(`session ${token8(control)}`),
+    );
+    this.attachChannel(session);
+    await this.store.insertSession({
+      id: session.id,
+      controlHash: session.controlHash,
+      observerHash: session.observerHash,
+      token8: session.token8,
+      config,
+      apiKeyCipher: apiKey,
+      createdAt: session.createdAt.toISOString(),
+      endedAt: null,
+      status: { end_reason: null, end_detail: null, pause_reason: null, bot_turns: 0 },
+      usage: session.usage,
+      loopState: {},
+    });
+    this.registry.add(session);
+    const memory = config.memory_id ? (await this.store.memoryEntries(config.memory_id)).map((e) => e.content) : [];
+    this.loops.start(session, memory);
+    session.logger.log(
+      `created: ${config.bots.length} bots, ${config.participation_mode}, ${config.turn_order}` +
+        (ignored.length ? `; ignored ${ignored.join(', ')}` : ''),
+    );
+    return { token: control, observer_token: observer, session: session.status(), ignored_options: ignored };
+  }
+
+  /** Either token. */
+  access(token: string): Resolved {
+    const found = this.registry.resolve(token);
+    if (!found) {
+      throw FellowshipError.notFound();
+    }
+    return found;
+  }
+
+  /** The control token only. */
+  control(token: string): Session {
+    const found = this.access(token);
+    if (found.role !== 'control') {
+      throw FellowshipError.forbidden();
+    }
+    return found.session;
+  }
+
+  status(token: string): SessionStatus {
+    return this.access(token).session.status();
+  }
+
+  history(token: string): { messages: Message[] } {
+    const session = this.access(token).session;
+    return { messages: session.messages.map((m) => publicMessage(m, session.config.show_reasoning)) };
+  }
+
+  end(token: string): SessionStatus {
+    const session = this.control(token);
+    this.loops.get(session)?.end('client_request');
+    return session.status();
+  }
+
+  pause(token: string): SessionStatus {
+    const session = this.liveControl(token);
+    this.loops.get(session)?.pause('client_request');
+    return session.status();
+  }
+
+  resume(token: string): SessionStatus {
+    const session = this.liveControl(token);
+    this.loops.get(session)?.resume();
+    return session.status();
+  }
+
+  postMessage(token: string, body: unknown): { queued: boolean } {
+    const session = this.liveControl(token);
+    if (session.config.participation_mode === 'autonomous') {
+      throw FellowshipError.forbidden('Talker messages are not accepted in autonomous mode.');
+    }
+    const dto = validateBody(PostMessageDto, body);
+    this.checkContent(dto.content);
+    const loop = this.loops.get(session);
+    if (!loop) {
+      throw FellowshipError.ended();
+    }
+    return loop.acceptTalker({ talker_id: null, name: dto.name ?? 'API', content: dto.content });
+  }
+
+  async memory(token: string): Promise<{ memory_id: string | null; entries: MemoryEntry[] }> {
+    const session = this.control(token);
+    const id = session.config.memory_id;
+    return { memory_id: id, entries: id ? await this.store.memoryEntries(id) : [] };
+  }
+
+  checkContent(content: string): void {
+    if (content.trim().length === 0) {
+      throw FellowshipError.validation('content must not be empty.');
+    }
+    if (content.length > this.options.maxMessageChars) {
+      throw new FellowshipError(
+        ErrorCode.PAYLOAD_TOO_LARGE,
+        `content is longer than ${this.options.maxMessageChars} characters.`,
+      );
+    }
+  }
+
+  /** The event channel of a session: the store and retention wired in. */
+  attachChannel(session: Session, start?: ConstructorParameters<typeof EventChannel>[1]): void {
+    session.channel = new EventChannel(
+      {
+        sessionId: session.id,
+        store: this.store,
+        retention: this.options.eventRetention,
+        sessionState: () => session.persistedState(),
+        onCommitError: (error) => session.logger.error(`persisting events failed: ${String(error)}`),
+      },
+      start,
+    );
+  }
+
+  private liveControl(token: string): Session {
+    const session = this.control(token);
+    if (session.ended) {
+      throw FellowshipError.ended();
+    }
+    return session;
+  }
+
+  private buildConfig(dto: CreateSessionDto): SessionConfig {
+    const o = this.options;
+    if (dto.bots.length > o.maxBotsPerSession) {
+      throw FellowshipError.validation(`bots: at most ${o.maxBotsPerSession} bots per session.`, [
+        { field: 'bots', message: `at most ${o.maxBotsPerSession}` },
+      ]);
+    }
+    const seen = new Set<string>();
+    dto.bots.forEach((bot, i) => {
+      const key = bot.name.trim().toLowerCase();
+      if (seen.has(key)) {
+        throw FellowshipError.validation(`bots[${i}].name: "${bot.name}" is used twice (names are case-insensitive).`, [
+          { field: `bots[${i}].name`, message: 'duplicate name' },
+        ]);
+      }
+      seen.add(key);
+      if ((bot.system_prompt ?? '').length > o.maxSystemPromptChars) {
+        throw FellowshipError.validation(`bots[${i}].system_prompt is longer than ${o.maxSystemPromptChars} characters.`, [
+          { field: `bots[${i}].system_prompt`, message: 'too long' },
+        ]);
+      }
+    });
+    if ((dto.global_system_prompt ?? '').length > o.maxSystemPromptChars) {
+      throw FellowshipError.validation(`global_system_prompt is longer than ${o.maxSystemPromptChars} characters.`, [
+        { field: 'global_system_prompt', message: 'too long' },
+      ]);
+    }
+    const turnOrder = dto.turn_order ?? 'round_robin';
+    if (turnOrder === 'orchestrated' && dto.bots.length < 3) {
+      throw FellowshipError.validation('turn_order: "orchestrated" needs at least 3 bots.', [
+        { field: 'turn_order', message: 'needs at least 3 bots' },
+      ]);
+    }
+    let baseUrl = o.llmBaseUrl;
+    if (dto.llm?.base_url !== undefined && !sameBackend(dto.llm.base_url, o.llmBaseUrl)) {
+      if (!matchesAllowlist(dto.llm.base_url, o.llmBaseUrlAllowlist)) {
+        throw FellowshipError.validation('llm.base_url is not allowed on this server (LLM_BASE_URL_ALLOWLIST).', [
+          { field: 'llm.base_url', message: 'not in the allowlist' },
+        ]);
+      }
+      baseUrl = dto.llm.base_url;
+    }
+    const memory = dto.memory ?? 'none';
+    let memoryId: string | null = null;
+    if (memory === 'new') {
+      memoryId = randomUUID();
+    } else if (memory.startsWith('inherit:')) {
+      const earlier = this.registry.resolve(memory.slice('inherit:'.length));
+      if (!earlier || earlier.role !== 'control') {
+        throw FellowshipError.validation('memory: no session has this control token.', [
+          { field: 'memory', message: 'unknown session' },
+        ]);
+      }
+      memoryId = earlier.session.config.memory_id;
+      if (!memoryId) {
+        throw FellowshipError.validation('memory: that session has no memory (it was created with memory "none").', [
+          { field: 'memory', message: 'session has no memory' },
+        ]);
+      }
+    }
+    return {
+      bots: dto.bots.map((b) => ({
+        name: b.name.trim(),
+        system_prompt: b.system_prompt ?? '',
+        model: b.model ?? null,
+        temperature: b.temperature ?? null,
+        role: b.role ?? null,
+        max_tokens: b.max_tokens ?? null,
+      })),
+      global_system_prompt: dto.global_system_prompt ?? null,
+      participation_mode: dto.participation_mode ?? 'reactive',
+      turn_order: turnOrder,
+      max_talkers: dto.max_talkers ?? 1,
+      replies_per_message: dto.replies_per_message ?? 1,
+      rectify_history: dto.rectify_history ?? true,
+      goal: dto.goal ?? null,
+      max_turns: dto.max_turns ?? null,
+      max_time: dto.max_time ?? null,
+      max_context_tokens: dto.max_context_tokens ?? o.defaultContextLimit,
+      session_ttl: dto.session_ttl ?? o.sessionTtlDefault,
+      turn_delay: dto.turn_delay ?? 0,
+      stream_tokens: dto.stream_tokens ?? false,
+      context_mode: dto.context_mode ?? 'shared',
+      summarize_context: dto.summarize_context ?? false,
+      memory,
+      memory_id: memoryId,
+      debug: (dto.debug ?? false) || o.debug,
+      allow_repeat_speaker: dto.allow_repeat_speaker ?? true,
+      show_reasoning: dto.show_reasoning ?? false,
+      llm: {
+        base_url: baseUrl,
+        bot_model: dto.llm?.bot_model ?? o.defaultBotModel,
+        orchestrator_model: dto.llm?.orchestrator_model ?? o.defaultOrchestratorModel,
+        api_key_set: false,
+      },
+    };
+  }
+
+  /** The server key goes only to the server's own backend (CONTRACT §3). */
+  private apiKeyFor(baseUrl: string, llm: LlmOptionsDto | undefined): string | null {
+    if (llm?.api_key) {
+      return llm.api_key;
+    }
+    if (sameBackend(baseUrl, this.options.llmBaseUrl) && this.options.llmApiKey) {
+      return this.options.llmApiKey;
+    }
+    return null;
+  }
+}
+
+export function publicMessage(m: Message, showReasoning: boolean): Message {
+  const { reasoning, ...rest } = m;
+  return showReasoning ? { ...rest, reasoning: reasoning ?? null } : rest;
+}
+
+function ignoredOptions(dto: CreateSessionDto): string[] {
+  const out: string[] = [];
+  for (const key of Object.keys(dto)) {
+    if (!TOP_LEVEL.has(key)) {
+      out.push(key);
+    }
+  }
+  (Array.isArray(dto.bots) ? dto.bots : []).forEach((bot, i) => {
+    for (const key of Object.keys(bot)) {
+      if (!BOT_FIELDS.has(key)) {
+        out.push(`bots[${i}].${key}`);
+      }
+    }
+  });
+  if (dto.llm && typeof dto.llm === 'object') {
+    for (const key of Object.keys(dto.llm)) {
+      if (!LLM_FIELDS.has(key)) {
+        out.push(`llm.${key}`);
+      }
+    }
+  }
+  return out;
+}

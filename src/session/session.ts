@@ -1,0 +1,186 @@
+import type { Logger } from '@nestjs/common';
+import { EventChannel } from '../hub/event-channel.js';
+import type { DebugCategory, SessionEventBody } from '../hub/events.js';
+import type { SessionSnapshot } from '../memory/session-store.port.js';
+import {
+  emptyCounters,
+  type EndReason,
+  type Message,
+  type PauseReason,
+  type SessionConfig,
+  type SessionState,
+  type SessionStatus,
+  type Usage,
+  type UsageCounters,
+} from './session.types.js';
+
+/** Who an LLM call was made for, in the usage ledger. */
+export type UsageAccount = { bot: string } | 'orchestrator' | 'other';
+
+export interface SessionInit {
+  id: string;
+  controlHash: string;
+  observerHash: string;
+  token8: string;
+  config: SessionConfig;
+  apiKey: string | null;
+  createdAt: Date;
+}
+
+/**
+ * One session's state: config, history, counters, members and its event channel. The rules that
+ * change it live in the loop (turns, rectification) and the hub (members); this class only keeps
+ * the invariants every one of them relies on (turn numbers contiguous, events in history order).
+ */
+export class Session {
+  readonly id: string;
+  readonly controlHash: string;
+  readonly observerHash: string;
+  readonly token8: string;
+  readonly config: SessionConfig;
+  /** Key for this session's backend; held in memory only (encrypted in the store). */
+  readonly apiKey: string | null;
+  readonly createdAt: Date;
+
+  readonly messages: Message[] = [];
+  botTurns = 0;
+  usage: Usage;
+  endedAt: Date | null = null;
+  endReason: EndReason | null = null;
+  endDetail: string | null = null;
+  pauseReason: PauseReason | null = null;
+  /** Nothing to do until a talker speaks (set by the loop). */
+  waitingForTalker = false;
+  talkers = 0;
+  observers = 0;
+  /** Talkers ever joined, for default names (`Talker <n>`). */
+  talkerSerial = 0;
+  /** Last message or last member leaving (ms epoch): the idle clock's start. */
+  lastActivity: number;
+  /** Extra loop state persisted with the session (round-robin pointer, burst, hold). */
+  loopState: Record<string, unknown> = {};
+  channel!: EventChannel;
+
+  constructor(
+    init: SessionInit,
+    readonly logger: Logger,
+  ) {
+    this.id = init.id;
+    this.controlHash = init.controlHash;
+    this.observerHash = init.observerHash;
+    this.token8 = init.token8;
+    this.config = init.config;
+    this.apiKey = init.apiKey;
+    this.createdAt = init.createdAt;
+    this.lastActivity = init.createdAt.getTime();
+    this.usage = {
+      ...emptyCounters(),
+      bots: Object.fromEntries(init.config.bots.map((b) => [b.name, emptyCounters()])),
+      orchestrator: emptyCounters(),
+      other: emptyCounters(),
+    };
+  }
+
+  get ended(): boolean {
+    return this.endReason !== null;
+  }
+
+  get paused(): boolean {
+    return this.pauseReason !== null;
+  }
+
+  get state(): SessionState {
+    if (this.ended) {
+      return 'ended';
+    }
+    if (this.paused) {
+      return 'paused';
+    }
+    return this.waitingForTalker ? 'waiting' : 'running';
+  }
+
+  get members(): number {
+    return this.talkers + this.observers;
+  }
+
+  get debugEnabled(): boolean {
+    return this.config.debug;
+  }
+
+  /** Append a message at the next turn and publish its event: the only way history grows. */
+  append(message: Omit<Message, 'turn' | 'ts'>, event: (m: Message) => SessionEventBody): Message {
+    const full: Message = {
+      turn: this.messages.length + 1,
+      kind: message.kind,
+      name: message.name,
+      bot: message.bot,
+      talker_id: message.talker_id,
+      content: message.content,
+      ts: new Date().toISOString(),
+      tokens: message.tokens,
+      ...(message.reasoning != null ? { reasoning: message.reasoning } : {}),
+    };
+    this.messages.push(full);
+    this.lastActivity = Date.now();
+    this.channel.publish(event(full), full);
+    return full;
+  }
+
+  publish(body: SessionEventBody): void {
+    this.channel.publish(body);
+  }
+
+  debug(category: DebugCategory, data: Record<string, unknown>): void {
+    if (this.config.debug) {
+      this.channel.publish({ type: 'debug', category, data });
+    }
+  }
+
+  recordUsage(account: UsageAccount, usage: { prompt_tokens: number; completion_tokens: number } | null): void {
+    const add = (c: UsageCounters): void => {
+      c.llm_calls++;
+      c.prompt_tokens += usage?.prompt_tokens ?? 0;
+      c.completion_tokens += usage?.completion_tokens ?? 0;
+    };
+    add(this.usage);
+    if (account === 'orchestrator') {
+      add(this.usage.orchestrator);
+    } else if (account === 'other') {
+      add(this.usage.other);
+    } else {
+      this.usage.bots[account.bot] ??= emptyCounters();
+      add(this.usage.bots[account.bot]);
+    }
+  }
+
+  status(): SessionStatus {
+    return {
+      state: this.state,
+      turn: this.messages.length,
+      bot_turns: this.botTurns,
+      created_at: this.createdAt.toISOString(),
+      ended_at: this.endedAt?.toISOString() ?? null,
+      end_reason: this.endReason,
+      end_detail: this.endDetail,
+      pause_reason: this.pauseReason,
+      members: { talkers: this.talkers, observers: this.observers },
+      config: this.config,
+      usage: this.usage,
+    };
+  }
+
+  /** The persistable part of the state (written with every event batch). */
+  persistedState(): Partial<SessionSnapshot> {
+    return {
+      endedAt: this.endedAt?.toISOString() ?? null,
+      status: {
+        end_reason: this.endReason,
+        end_detail: this.endDetail,
+        pause_reason: this.pauseReason,
+        bot_turns: this.botTurns,
+      },
+      usage: this.usage,
+      loopState: this.loopState,
+    };
+  }
+}

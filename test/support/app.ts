@@ -1,0 +1,86 @@
+import type { INestApplication } from '@nestjs/common';
+import request from 'supertest';
+import { createServer } from '../../src/bootstrap.js';
+import type { FellowshipOptions } from '../../src/config/fellowship-options.interface.js';
+import { FellowshipModule } from '../../src/fellowship.module.js';
+import { MockLlmServer } from '../mock-llm/mock-llm.server.js';
+import { SseClient, WsClient } from './clients.js';
+
+export interface TestApp {
+  app: INestApplication;
+  llm: MockLlmServer;
+  url: string;
+  http: ReturnType<typeof request>;
+  wsUrl(token: string, query?: Record<string, string | number>): string;
+  ws(token: string, query?: Record<string, string | number>): Promise<WsClient>;
+  sse(token: string, query?: Record<string, string | number>, headers?: Record<string, string>): Promise<SseClient>;
+  create(body: Record<string, unknown>): Promise<{ token: string; observer_token: string; body: Record<string, unknown> }>;
+  close(): Promise<void>;
+}
+
+/** Fast bounds for tests; each test can override. */
+export const TEST_OPTIONS: FellowshipOptions = {
+  databasePath: ':memory:',
+  llmRetries: 1,
+  llmRetryDelayMs: 5,
+  llmFailureBackoffMs: 10,
+  llmTimeoutMs: 5000,
+  sseHeartbeatMs: 60_000,
+  defaultBotModel: 'mock-model',
+  defaultOrchestratorModel: 'mock-orchestrator',
+};
+
+export function bots(...names: string[]): { name: string; system_prompt: string }[] {
+  return names.map((name) => ({ name, system_prompt: `You are ${name}.` }));
+}
+
+/** The whole app on an ephemeral port against a scriptable backend (started here unless given). */
+export async function startApp(options: FellowshipOptions = {}, llm?: MockLlmServer): Promise<TestApp> {
+  const backend = llm ?? (await MockLlmServer.start());
+  const app = await createServer(
+    FellowshipModule.forRoot({ ...TEST_OPTIONS, llmBaseUrl: backend.baseUrl, ...options }),
+    { maxBodyBytes: 1_048_576, trustProxy: '', corsOrigins: '' },
+    false,
+  );
+  await app.listen(0, '127.0.0.1');
+  const address = app.getHttpServer().address() as { port: number };
+  const url = `http://127.0.0.1:${address.port}`;
+  const qs = (query: Record<string, string | number> = {}): string => {
+    const entries = Object.entries(query);
+    return entries.length ? `?${new URLSearchParams(entries.map(([k, v]): [string, string] => [k, String(v)])).toString()}` : '';
+  };
+  const wsUrl = (token: string, query?: Record<string, string | number>): string =>
+    `ws://127.0.0.1:${address.port}/v1/session/${token}/connect${qs(query)}`;
+  return {
+    app,
+    llm: backend,
+    url,
+    http: request(url),
+    wsUrl,
+    ws: (token, query) => WsClient.connect(wsUrl(token, query)),
+    sse: (token, query, headers) => SseClient.open(`${url}/v1/session/${token}/stream${qs(query)}`, headers),
+    async create(body) {
+      const res = await request(url).post('/v1/session/create').send(body);
+      if (res.status !== 201) {
+        throw new Error(`create failed: ${res.status} ${JSON.stringify(res.body)}`);
+      }
+      const b = res.body as { token: string; observer_token: string };
+      return { token: b.token, observer_token: b.observer_token, body: res.body as Record<string, unknown> };
+    },
+    async close() {
+      await app.close();
+      if (!llm) {
+        await backend.close();
+      }
+    },
+  };
+}
+
+/** Asserts seq numbers are contiguous (no gap, no duplicate) from the first one seen. */
+export function expectContiguous(seqs: number[]): void {
+  for (let i = 1; i < seqs.length; i++) {
+    if (seqs[i] !== seqs[i - 1] + 1) {
+      throw new Error(`seq gap or duplicate at index ${i}: ${seqs[i - 1]} then ${seqs[i]} (all: ${seqs.join(',')})`);
+    }
+  }
+}
