@@ -1,0 +1,167 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { gate, type MockReply, type RecordedRequest } from './mock-llm/mock-llm.server.js';
+import { startApp, type TestApp } from './support/app.js';
+
+const roster = [
+  { name: 'Alice', system_prompt: 'ALICE-PROMPT: you argue for.', role: 'advocate' },
+  { name: 'Bob', system_prompt: 'BOB-PROMPT: you argue against.', role: 'critic' },
+  { name: 'Carol', system_prompt: 'CAROL-PROMPT: you judge.' },
+];
+
+type Tool = { function: { name: string; parameters: { properties: { bot_name?: { enum?: string[] } } } } };
+
+const select = (bot: string): MockReply => ({ toolCalls: [{ name: 'select_speaker', arguments: JSON.stringify({ bot_name: bot }) }] });
+
+describe('orchestrated turn order', () => {
+  let t: TestApp;
+  let orchestratorReplies: MockReply[];
+
+  const isOrchestrator = (req: RecordedRequest): boolean => Array.isArray(req.body.tools);
+  const orchestratorRequests = (): RecordedRequest[] => t.llm.requests.filter(isOrchestrator);
+  const botRequests = (): RecordedRequest[] => t.llm.requests.filter((r) => !isOrchestrator(r));
+  const toolNames = (req: RecordedRequest): string[] => (req.body.tools as Tool[]).map((tool) => tool.function.name);
+
+  beforeAll(async () => {
+    t = await startApp({ orchestratorRetries: 2 });
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+  beforeEach(() => {
+    t.llm.reset();
+    orchestratorReplies = [];
+    t.llm.setHandler((req) => {
+      if (isOrchestrator(req)) {
+        return orchestratorReplies.shift() ?? select('Alice');
+      }
+      return { content: `${String((req.body.messages as { content: string }[])[0].content).slice(0, 5)} speaks` };
+    });
+  });
+
+  const history = async (token: string): Promise<{ name: string; kind: string }[]> =>
+    (await t.http.get(`/v1/session/${token}/history`)).body.messages as { name: string; kind: string }[];
+
+  it('lets the orchestrator pick each speaker, with the roster, roles and system prompts in its prompt', async () => {
+    orchestratorReplies = [select('Carol'), select('bob'), { content: 'Alice should go.', ...select('Alice') }];
+    const { token } = await t.create({ bots: roster, participation_mode: 'autonomous', turn_order: 'orchestrated', max_turns: 3 });
+    const ws = await t.ws(token);
+    await ws.next('session_end');
+    expect((await history(token)).map((m) => m.name)).toEqual(['Carol', 'Bob', 'Alice']);
+    const first = orchestratorRequests()[0];
+    expect(first.body.model).toBe('mock-orchestrator');
+    const system = (first.body.messages as { role: string; content: string }[])[0].content;
+    for (const text of ['Alice', 'Bob', 'Carol', 'ALICE-PROMPT', 'BOB-PROMPT', 'CAROL-PROMPT', 'advocate', 'critic']) {
+      expect(system).toContain(text);
+    }
+    // Autonomous, no goal: only select_speaker is offered.
+    expect(toolNames(first)).toEqual(['select_speaker']);
+    // Bots never see the orchestrator's output or other bots' prompts.
+    for (const req of botRequests()) {
+      const text = JSON.stringify(req.body.messages);
+      expect(text).not.toContain('Alice should go');
+      expect(text).not.toContain('select_speaker');
+    }
+    const status = (await t.http.get(`/v1/session/${token}`)).body;
+    expect(status.usage.orchestrator.llm_calls).toBe(3);
+    expect(status.usage.llm_calls).toBe(6);
+    expect(status.usage.bots.Carol.llm_calls).toBe(1);
+  });
+
+  it('offers hold only where talkers take part and end_session only with a goal; tells it to watch for silence requests', async () => {
+    const { token: a } = await t.create({ bots: roster, participation_mode: 'autonomous', turn_order: 'orchestrated', goal: 'Agree on a name.', max_turns: 1 });
+    const wsA = await t.ws(a);
+    await wsA.next('session_end');
+    const withGoal = orchestratorRequests()[0];
+    expect(toolNames(withGoal)).toEqual(['select_speaker', 'end_session']);
+    expect(JSON.stringify(withGoal.body.messages)).toContain('Agree on a name.');
+
+    t.llm.requests.length = 0;
+    const { token: r } = await t.create({ bots: roster, participation_mode: 'reactive', turn_order: 'orchestrated' });
+    await t.http.post(`/v1/session/${r}/message`).send({ name: 'Ann', content: 'Hello bots' }).expect(202);
+    const wsR = await t.ws(r);
+    await wsR.next('turn_end');
+    const reactive = orchestratorRequests()[0];
+    expect(toolNames(reactive)).toEqual(['select_speaker', 'hold']);
+    const text = JSON.stringify(reactive.body.messages);
+    expect(text).toMatch(/stay silent/i);
+    expect(text).toContain('Ann (human): Hello bots');
+  });
+
+  it('retries invalid answers, then falls back to round-robin with a warning debug event', async () => {
+    const held = gate();
+    const invalid: MockReply[] = [
+      { content: 'I pick Bob', gate: held.promise },
+      select('Zed'),
+      { toolCalls: [{ name: 'select_speaker', arguments: '{"bot_name": "Bob"' }] },
+    ];
+    orchestratorReplies = [...invalid, { toolCalls: [{ name: 'select_speaker', arguments: '{"bot_name":"Bob"}' }, { name: 'select_speaker', arguments: '{"bot_name":"Carol"}' }] }, select('Dave'), { toolCalls: [{ name: 'end_session', arguments: '{"reason":"x"}' }] }];
+    const { token } = await t.create({ bots: roster, participation_mode: 'autonomous', turn_order: 'orchestrated', max_turns: 2, debug: true });
+    const ws = await t.ws(token);
+    await ws.next('member_joined');
+    held.release();
+    await ws.next('session_end');
+    // Two turns, each after 1 + 2 retries = 3 invalid answers: round-robin Alice then Bob.
+    expect((await history(token)).map((m) => m.name)).toEqual(['Alice', 'Bob']);
+    expect(orchestratorRequests()).toHaveLength(6);
+    const debug = ws.of('debug').filter((e) => e.category === 'orchestrator').map((e) => e.data as Record<string, unknown>);
+    const problems = debug.filter((d) => d.problem && d.attempt).map((d) => d.problem);
+    expect(problems).toEqual([
+      'no tool call',
+      'unknown or not offered bot "Zed"',
+      'malformed arguments',
+      '2 tool calls',
+      'unknown or not offered bot "Dave"',
+      'end_session not offered',
+    ]);
+    expect(debug.filter((d) => d.fallback === true).map((d) => d.bot)).toEqual(['Alice', 'Bob']);
+  });
+
+  it('never repeats the previous speaker when allow_repeat_speaker is false', async () => {
+    orchestratorReplies = [select('Alice'), select('Alice'), select('Alice'), select('Alice'), select('Bob')];
+    const { token } = await t.create({
+      bots: roster,
+      participation_mode: 'autonomous',
+      turn_order: 'orchestrated',
+      allow_repeat_speaker: false,
+      max_turns: 3,
+      debug: true,
+    });
+    const ws = await t.ws(token);
+    await ws.next('session_end');
+    const names = (await history(token)).map((m) => m.name);
+    // Turn 1: Alice. Turn 2: Alice is not offered; 3 invalid answers -> fallback Bob (never Alice). Turn 3: Bob not offered, Alice default.
+    expect(names).toEqual(['Alice', 'Bob', 'Alice']);
+    const second = orchestratorRequests()[1];
+    const enumOffered = (second.body.tools as Tool[])[0].function.parameters.properties.bot_name?.enum;
+    expect(enumOffered).toEqual(['Bob', 'Carol']);
+    for (let i = 1; i < names.length; i++) {
+      expect(names[i]).not.toBe(names[i - 1]);
+    }
+  });
+
+  it('holds until the next talker message, then asks again', async () => {
+    orchestratorReplies = [{ toolCalls: [{ name: 'hold', arguments: '{}' }] }, select('Carol')];
+    const { token } = await t.create({ bots: roster, participation_mode: 'collaborative', turn_order: 'orchestrated', max_turns: 1, debug: true });
+    const talker = await t.ws(token, { role: 'talker', name: 'Ann' });
+    talker.send({ type: 'user_message', content: 'Everyone be quiet for a moment.', client_id: 'q' });
+    await talker.next('debug', (e) => (e.data as { tool?: string }).tool === 'hold');
+    await talker.until(() => true);
+    const waiting = (await t.http.get(`/v1/session/${token}`)).body;
+    expect(waiting.state).toBe('waiting');
+    expect(botRequests()).toHaveLength(0);
+    talker.send({ type: 'user_message', content: 'Carol, go on.', client_id: 'go' });
+    await talker.next('session_end');
+    expect((await history(token)).map((m) => m.name)).toEqual(['Ann', 'Ann', 'Carol']);
+    expect(orchestratorRequests()).toHaveLength(2);
+  });
+
+  it('ends the session when the orchestrator calls end_session (goal set)', async () => {
+    orchestratorReplies = [select('Alice'), { toolCalls: [{ name: 'end_session', arguments: '{"reason":"They agreed on Fellowship."}' }] }];
+    const { token } = await t.create({ bots: roster, participation_mode: 'autonomous', turn_order: 'orchestrated', goal: 'Agree on a name.' });
+    const ws = await t.ws(token);
+    const end = await ws.next('session_end');
+    expect(end).toMatchObject({ reason: 'orchestrator', detail: 'They agreed on Fellowship.' });
+    const status = (await t.http.get(`/v1/session/${token}`)).body;
+    expect(status).toMatchObject({ state: 'ended', end_reason: 'orchestrator', end_detail: 'They agreed on Fellowship.', bot_turns: 1 });
+  });
+});
