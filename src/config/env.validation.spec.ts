@@ -1,0 +1,42 @@
+import { describe, expect, it } from '@jest/globals';
+import { ConfigError, envToOptions, validateEnv } from './env.validation.js';
+
+describe(validateEnv.name, () => {
+  it('fills every default from an empty environment', () => {
+    const env = validateEnv({});
+    expect(env.PORT).toBe(3000);
+    expect(env.LLM_BASE_URL).toBe('http://localhost:11434/v1');
+    expect(env.DEBUG).toBe(false);
+    expect(envToOptions(env).apiKeys).toEqual([]);
+  });
+
+  it('converts numbers, booleans and lists', () => {
+    const env = validateEnv({ PORT: '8080', DEBUG: 'true', API_KEYS: 'a, b,,c', SUMMARIZE_THRESHOLD: '0.5', UNRELATED: 'x' });
+    expect(env.PORT).toBe(8080);
+    expect(env.DEBUG).toBe(true);
+    expect(env.SUMMARIZE_THRESHOLD).toBe(0.5);
+    expect(envToOptions(env).apiKeys).toEqual(['a', 'b', 'c']);
+  });
+
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['DEBUG', 'maybe'],
+    ['MAX_BOTS_PER_SESSION', '0'],
+    ['LLM_RETRIES', '-1'],
+    ['SUMMARIZE_THRESHOLD', '2'],
+    ['SESSION_TTL_DEFAULT', 'soon'],
+  ])('names the bad variable %s=%s', (name, value) => {
+    expect(() => validateEnv({ [name]: value })).toThrow(ConfigError);
+    expect(() => validateEnv({ [name]: value })).toThrow(new RegExp(`${name}=`));
+  });
+
+  it('never prints a key value', () => {
+    try {
+      validateEnv({ LLM_API_KEY: 42 });
+      throw new Error('expected a ConfigError');
+    } catch (error) {
+      expect(String(error)).not.toContain('42');
+    }
+  });
+});

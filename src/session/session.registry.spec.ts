@@ -1,0 +1,58 @@
+import { Logger } from '@nestjs/common';
+import { describe, expect, it } from '@jest/globals';
+import { Session } from './session.js';
+import { SessionRegistry } from './session.registry.js';
+import type { SessionConfig } from './session.types.js';
+import { newToken, sameToken, token8, tokenHash } from './tokens.js';
+
+function session(control: string, observer: string): Session {
+  return new Session(
+    {
+      id: control.slice(0, 6),
+      controlHash: tokenHash(control),
+      observerHash: tokenHash(observer),
+      token8: token8(control),
+      config: { bots: [] } as unknown as SessionConfig,
+      apiKey: null,
+      createdAt: new Date(),
+    },
+    new Logger('test'),
+  );
+}
+
+describe('tokens', () => {
+  it('are 256-bit base64url and distinct', () => {
+    const seen = new Set(Array.from({ length: 1000 }, newToken));
+    expect(seen.size).toBe(1000);
+    for (const t of seen) {
+      expect(Buffer.from(t, 'base64url')).toHaveLength(32);
+    }
+  });
+
+  it('compare in constant time and by value', () => {
+    expect(sameToken('abc', 'abc')).toBe(true);
+    expect(sameToken('abc', 'abd')).toBe(false);
+    expect(sameToken('abc', 'abcd')).toBe(false);
+  });
+});
+
+describe(SessionRegistry.name, () => {
+  it('resolves either token to its session and role, and nothing else', () => {
+    const sut = new SessionRegistry();
+    const control = newToken();
+    const observer = newToken();
+    const s = session(control, observer);
+    sut.add(s);
+    expect(sut.resolve(control)).toEqual({ session: s, role: 'control' });
+    expect(sut.resolve(observer)).toEqual({ session: s, role: 'observer' });
+    expect(sut.resolve(control.slice(0, -1))).toBeUndefined();
+    expect(sut.resolve('')).toBeUndefined();
+    expect(sut.resolve('x'.repeat(10_000))).toBeUndefined();
+    expect(sut.liveCount).toBe(1);
+    sut.markEnded();
+    expect(sut.liveCount).toBe(0);
+    sut.remove(s);
+    expect(sut.resolve(control)).toBeUndefined();
+    expect(sut.size).toBe(0);
+  });
+});
