@@ -1,10 +1,11 @@
-import type { INestApplication, LoggerService } from '@nestjs/common';
+import { Module, type INestApplication, type LoggerService } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { SwaggerModule } from '@nestjs/swagger';
 import type { NextFunction, Request, Response } from 'express';
 import { toErrorResponse } from './common/http-exception.filter.js';
 import { createFellowshipOpenApi } from './openapi.js';
+import { FellowshipOpsModule } from './ops/ops.module.js';
 
 /** Parses TRUST_PROXY ("loopback, 10.0.0.0/8") into Express's `trust proxy` value (false = none). */
 export function trustProxySetting(raw: string): string[] | false {
@@ -17,7 +18,8 @@ export function trustProxySetting(raw: string): string[] | false {
 
 /**
  * Everything the standalone server adds around the module: body limit, the JSON answer for body
- * errors, trust proxy, CORS, OpenAPI at /openapi.json and Swagger UI at /docs.
+ * errors, trust proxy, CORS, the operations routes (/health/live, /health/ready, /metrics),
+ * OpenAPI at /openapi.json and Swagger UI at /docs.
  */
 export interface ServerSettings {
   maxBodyBytes: number;
@@ -27,12 +29,17 @@ export interface ServerSettings {
   corsOrigins: string;
 }
 
+/** The standalone server's root: the given Fellowship module plus the operations routes. */
+@Module({})
+class FellowshipServerModule {}
+
 export async function createServer(
   module: unknown,
   env: ServerSettings,
   logger: LoggerService | false,
 ): Promise<NestExpressApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(module as never, {
+  const root = { module: FellowshipServerModule, imports: [module as never, FellowshipOpsModule] };
+  const app = await NestFactory.create<NestExpressApplication>(root, {
     logger,
     bodyParser: false,
     forceCloseConnections: true,
@@ -58,6 +65,6 @@ export async function createServer(
 }
 
 export function mountDocs(app: INestApplication): void {
-  const document = createFellowshipOpenApi(app);
+  const document = createFellowshipOpenApi(app, { operations: true });
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'openapi.json', raw: ['json'] });
 }

@@ -10,6 +10,7 @@ import {
 import { HubModule } from './hub/hub.module.js';
 import { LoopModule } from './loop/loop.module.js';
 import { MemoryModule } from './memory/memory.module.js';
+import { ObservabilityModule } from './ops/observability.module.js';
 import { SessionModule } from './session/session.module.js';
 
 /**
@@ -21,7 +22,7 @@ import { SessionModule } from './session/session.module.js';
  * It installs no global pipes, filters or guards.
  */
 @Module({
-  imports: [SessionModule, HubModule, LoopModule, MemoryModule],
+  imports: [SessionModule, HubModule, LoopModule, MemoryModule, ObservabilityModule],
   providers: [
     {
       provide: FELLOWSHIP_OPTIONS,
@@ -29,7 +30,7 @@ import { SessionModule } from './session/session.module.js';
       inject: [FELLOWSHIP_MODULE_OPTIONS],
     },
   ],
-  exports: [FELLOWSHIP_OPTIONS, SessionModule, HubModule, LoopModule, MemoryModule],
+  exports: [FELLOWSHIP_OPTIONS, SessionModule, HubModule, LoopModule, MemoryModule, ObservabilityModule],
 })
 export class FellowshipModule extends FellowshipConfigurableModule {
   static override forRoot(options: typeof FELLOWSHIP_OPTIONS_TYPE = {}): DynamicModule {

@@ -1,9 +1,22 @@
-/** Public surface of the `fellowship` package: the embeddable module and its types. */
+/**
+ * Public surface of the `fellowship` package: the embeddable module, its options, the pieces a
+ * host uses to operate it (health indicator, Prometheus registry, OpenAPI document), and the types
+ * of the wire contract (events, session status, messages).
+ */
 export { FellowshipModule } from './fellowship.module.js';
 export { FELLOWSHIP_OPTIONS } from './fellowship.constants.js';
 export type { FellowshipOptions, ResolvedFellowshipOptions } from './config/fellowship-options.interface.js';
 export { DEFAULT_FELLOWSHIP_OPTIONS } from './config/fellowship-options.interface.js';
-export { createFellowshipOpenApi, addFellowshipToOpenApi } from './openapi.js';
+export { createFellowshipOpenApi, addFellowshipToOpenApi, type FellowshipOpenApiOptions } from './openapi.js';
+export { FellowshipHealthIndicator } from './ops/health/fellowship-health.indicator.js';
+export {
+  FellowshipMetrics,
+  FELLOWSHIP_METRICS_REGISTRY,
+  LLM_LATENCY_BUCKETS_SECONDS,
+  type LlmCallKind,
+} from './ops/metrics/fellowship-metrics.service.js';
+export { FellowshipOpsModule } from './ops/ops.module.js';
+export { FellowshipLogger, fellowshipLogger } from './ops/fellowship-logger.js';
 export { SESSION_STORE } from './memory/session-store.port.js';
 export type { SessionStore, SessionSnapshot, StoredEvent, CommitBatch, MemoryEntry } from './memory/session-store.port.js';
 export type * from './hub/events.js';

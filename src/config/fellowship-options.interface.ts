@@ -61,6 +61,10 @@ export interface FellowshipOptions {
   /** Bytes a member may have queued before it is dropped as too slow. */
   memberBufferBytes?: number;
   shutdownTimeoutMs?: number;
+  /** Bound on each readiness probe (session store ping, backend `GET /models`), ms. */
+  healthTimeoutMs?: number;
+  /** Readiness reports the backend (`GET {llmBaseUrl}/models`) as a non-fatal detail. */
+  healthCheckBackend?: boolean;
   /** Logger for Fellowship's own lines; `false` silences them. Default: Nest's application logger. */
   logger?: LoggerService | false;
 }
@@ -109,6 +113,8 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   maxConnectionsPerSession: 0,
   memberBufferBytes: 4 * 1024 * 1024,
   shutdownTimeoutMs: 10_000,
+  healthTimeoutMs: 2000,
+  healthCheckBackend: true,
 };
 
 export function resolveOptions(options: FellowshipOptions): ResolvedFellowshipOptions {

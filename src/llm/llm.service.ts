@@ -1,9 +1,10 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import OpenAI, { APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import {
   LlmError,
+  type LlmAttempt,
   type LlmRequest,
   type LlmResult,
   type LlmTarget,
@@ -11,6 +12,7 @@ import {
   type TokenUsage,
 } from './llm.types.js';
 import { BackendFetch } from './backend-fetch.js';
+import { FellowshipMetrics, llmCallKind } from '../ops/metrics/fellowship-metrics.service.js';
 
 const UNRECOVERABLE = new Set([401, 403, 404]);
 
@@ -35,11 +37,17 @@ export class LlmService {
   constructor(
     @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
     private readonly backendFetch: BackendFetch,
+    @Optional() private readonly metrics?: FellowshipMetrics,
   ) {}
 
   async complete(request: LlmRequest): Promise<LlmResult> {
     const maxAttempts = 1 + Math.max(0, this.options.llmRetries);
     let lastError: LlmError | undefined;
+    const kind = llmCallKind(request);
+    const report = (a: LlmAttempt): void => {
+      this.metrics?.llmAttempt(kind, a);
+      request.onAttempt?.(a);
+    };
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       if (request.signal?.aborted) {
         throw new LlmError('aborted', 'The call was aborted.');
@@ -51,12 +59,12 @@ export class LlmService {
           emittedTokens = true;
         });
         const latencyMs = performance.now() - started;
-        request.onAttempt?.({ attempt, ok: true, usage: result.usage, latencyMs });
+        report({ attempt, ok: true, usage: result.usage, latencyMs });
         return { ...result, latencyMs, attempts: attempt };
       } catch (error) {
         const latencyMs = performance.now() - started;
         lastError = this.classify(error, request.signal);
-        request.onAttempt?.({
+        report({
           attempt,
           ok: false,
           usage: null,

@@ -1,0 +1,135 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { createServer as createHttpServer } from 'node:http';
+import { register as globalRegistry } from 'prom-client';
+import { SESSION_STORE, type SessionStore } from '../src/memory/session-store.port.js';
+import { FellowshipMetrics } from '../src/ops/metrics/fellowship-metrics.service.js';
+import { bots, startApp, type TestApp } from './support/app.js';
+
+/** A loopback port nobody listens on (bound, then released). */
+async function closedPort(): Promise<number> {
+  const server = createHttpServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** `name{labels} value` lines of a Prometheus text exposition, as a map. */
+function samples(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || line.trim() === '') {
+      continue;
+    }
+    const at = line.lastIndexOf(' ');
+    out.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return out;
+}
+
+describe('operations routes (CONTRACT §12)', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startApp({ healthTimeoutMs: 200 });
+  });
+  afterEach(() => {
+    jest.restoreAllMocks();
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('GET /health/live answers 200 with a terminus body', async () => {
+    const res = await t.http.get('/health/live').expect(200);
+    expect(res.body).toMatchObject({ status: 'ok' });
+  });
+
+  it('GET /health/ready answers 200 with the database and the backend up', async () => {
+    const res = await t.http.get('/health/ready').expect(200);
+    expect(res.body).toMatchObject({
+      status: 'ok',
+      info: { database: { status: 'up' }, llm_backend: { status: 'up' } },
+      error: {},
+      details: { database: { status: 'up' }, llm_backend: { status: 'up' } },
+    });
+  });
+
+  it('GET /health/ready answers 503 when the session store fails, without leaking its message', async () => {
+    const store = t.app.get<SessionStore>(SESSION_STORE);
+    jest.spyOn(store, 'ping').mockRejectedValue(new Error('SQLITE_CANTOPEN /secret/path/fellowship.sqlite'));
+    const res = await t.http.get('/health/ready').expect(503);
+    expect(res.body).toMatchObject({ status: 'error', error: { database: { status: 'down' } } });
+    expect(JSON.stringify(res.body)).not.toContain('/secret/path');
+  });
+
+  it('GET /health/ready answers 503 when the session store does not answer in time', async () => {
+    const store = t.app.get<SessionStore>(SESSION_STORE);
+    jest.spyOn(store, 'ping').mockReturnValue(new Promise<void>(() => undefined));
+    const res = await t.http.get('/health/ready').expect(503);
+    expect(res.body.error.database).toMatchObject({ status: 'down', message: 'no answer within 200 ms' });
+  });
+
+  it('does not mount the operations routes under /v1', async () => {
+    await t.http.get('/v1/health/live').expect(404);
+    await t.http.get('/v1/metrics').expect(404);
+  });
+
+  it('GET /metrics serves Fellowship\'s own registry in the Prometheus text format', async () => {
+    t.llm.reset();
+    t.llm.script({ usage: { prompt_tokens: 11, completion_tokens: 3 } }, { status: 500 }, { usage: { prompt_tokens: 7, completion_tokens: 2 } });
+    const { token } = await t.create({ bots: bots('Alice', 'Bob'), participation_mode: 'autonomous', max_turns: 2 });
+    const watcher = await t.ws(token);
+    await watcher.next('session_end');
+    const waiting = await t.create({ bots: bots('Carol'), participation_mode: 'reactive' });
+    const observer = await t.ws(waiting.observer_token);
+    await observer.next('member_joined');
+
+    const res = await t.http.get('/metrics').expect(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = res.text;
+    const names = [...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]);
+    expect(names.length).toBeGreaterThan(0);
+    expect(names.every((n) => n.startsWith('fellowship_'))).toBe(true);
+    const s = samples(text);
+    // Bot calls: the first turn, a failed request and its retry for the second turn.
+    expect(s.get('fellowship_llm_calls_total{kind="bot"}')).toBe(3);
+    expect(s.get('fellowship_llm_errors_total{kind="bot"}')).toBe(1);
+    expect(s.get('fellowship_llm_tokens_total{kind="bot",type="prompt"}')).toBe(18);
+    expect(s.get('fellowship_llm_tokens_total{kind="bot",type="completion"}')).toBe(5);
+    expect(s.get('fellowship_llm_latency_seconds_count{kind="bot",outcome="ok"}')).toBe(2);
+    expect(s.get('fellowship_llm_latency_seconds_count{kind="bot",outcome="error"}')).toBe(1);
+    expect(s.get('fellowship_llm_calls_total{kind="orchestrator"}')).toBe(0);
+    expect(s.get('fellowship_sessions{state="ended"}')).toBeGreaterThanOrEqual(1);
+    expect(s.get('fellowship_sessions{state="waiting"}')).toBeGreaterThanOrEqual(1);
+    expect(s.get('fellowship_members{role="observer"}')).toBe(1);
+    expect(s.get('fellowship_members{role="talker"}')).toBe(0);
+
+    // The host's default registry is left alone.
+    expect(globalRegistry.getSingleMetric('fellowship_sessions')).toBeUndefined();
+    expect(t.app.get(FellowshipMetrics).registry).not.toBe(globalRegistry);
+    observer.close();
+  });
+
+  it('reports an unreachable backend as a non-fatal detail (degraded, still 200)', async () => {
+    const other = await startApp({ llmBaseUrl: `http://127.0.0.1:${await closedPort()}/v1`, healthTimeoutMs: 2000 }, t.llm);
+    try {
+      const res = await other.http.get('/health/ready').expect(200);
+      expect(res.body.status).toBe('degraded');
+      expect(res.body.details.database.status).toBe('up');
+      expect(res.body.details.llm_backend).toMatchObject({ status: 'degraded', message: 'the backend could not be reached' });
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('leaves the backend out of readiness with healthCheckBackend: false', async () => {
+    const other = await startApp({ healthCheckBackend: false }, t.llm);
+    try {
+      const res = await other.http.get('/health/ready').expect(200);
+      expect(res.body).toMatchObject({ status: 'ok', details: { llm_backend: { status: 'up', checked: false } } });
+    } finally {
+      await other.close();
+    }
+  });
+});
