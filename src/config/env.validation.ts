@@ -53,6 +53,10 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(num) @IsNumber() @Min(0.05) @Max(1) SUMMARIZE_THRESHOLD = D.summarizeThreshold;
   @IsOptional() @Transform(int) @IsInt() @Min(0) SUMMARIZE_KEEP_MESSAGES = D.summarizeKeepMessages;
   @IsOptional() @IsString() SUMMARIZE_MODEL = D.summarizeModel;
+  @IsOptional() @IsString() @MinLength(1) SUMMARIZE_PROMPT = D.summarizePrompt;
+  @IsOptional() @Transform(int) @IsInt() @Min(0) SUMMARIZE_MAX_TOKENS = D.summarizeMaxTokens;
+  @IsOptional() @IsString() @MinLength(1) KICKOFF_INSTRUCTION = D.kickoffInstruction;
+  @IsOptional() @Transform(int) @IsInt() @Min(0) MAX_STOP_SEQUENCES = D.maxStopSequences;
   @IsOptional() @Transform(int) @IsInt() @Min(1) EVENT_RETENTION = D.eventRetention;
   @IsOptional() @Transform(num) @IsNumber() @Min(0) SESSION_RETENTION_DAYS = D.sessionRetentionDays;
   @IsOptional() @Transform(int) @IsInt() @Min(100) SSE_HEARTBEAT_MS = D.sseHeartbeatMs;
@@ -124,6 +128,10 @@ export function envToOptions(env: EnvironmentVariables): FellowshipOptions {
     summarizeKeepMessages: env.SUMMARIZE_KEEP_MESSAGES,
     summarizeModel: env.SUMMARIZE_MODEL,
     eventRetention: env.EVENT_RETENTION,
+    summarizePrompt: env.SUMMARIZE_PROMPT,
+    summarizeMaxTokens: env.SUMMARIZE_MAX_TOKENS,
+    kickoffInstruction: env.KICKOFF_INSTRUCTION,
+    maxStopSequences: env.MAX_STOP_SEQUENCES,
     sessionRetentionDays: env.SESSION_RETENTION_DAYS,
     sseHeartbeatMs: env.SSE_HEARTBEAT_MS,
     wsMaxPayloadBytes: env.WS_MAX_PAYLOAD_BYTES,

@@ -51,9 +51,16 @@ export interface FellowshipOptions {
   eventRetention?: number;
   sessionRetentionDays?: number;
   sseHeartbeatMs?: number;
+  /** Bound on a context summary's length (the summary call's `max_tokens`); 0 = no bound. */
+  summarizeMaxTokens?: number;
   wsMaxPayloadBytes?: number;
   maxMessageChars?: number;
   maxSystemPromptChars?: number;
+  /**
+   * Most stop strings sent with a bot call (the other participants' `\nName:` prefixes, most recent
+   * speakers first); backends cap them (OpenAI: 4). 0 = no stop strings.
+   */
+  maxStopSequences?: number;
   /** Talker messages per minute per connection. */
   talkerRateLimit?: number;
   /** Live connections (WS + SSE) per session; 0 = unlimited. */
@@ -107,10 +114,12 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   sessionRetentionDays: 30,
   sseHeartbeatMs: 15_000,
   wsMaxPayloadBytes: 65_536,
+  summarizeMaxTokens: 512,
   maxMessageChars: 8000,
   maxSystemPromptChars: 20_000,
   talkerRateLimit: 30,
   maxConnectionsPerSession: 0,
+  maxStopSequences: 4,
   memberBufferBytes: 4 * 1024 * 1024,
   shutdownTimeoutMs: 10_000,
   healthTimeoutMs: 2000,

@@ -4,25 +4,38 @@ import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
 import type { ChatMessage } from '../llm/llm.types.js';
 import type { BotConfig, ContextMode, Message } from '../session/session.types.js';
 
-/** What a bot's prompt is made of besides history. */
+/** A rolling summary of the older part of a context: its text and the last turn it covers. */
+export interface RollingSummary {
+  text: string;
+  through: number;
+}
+
+/** What a bot's prompt is made of. */
 export interface PromptParts {
   globalSystemPrompt: string | null;
   bot: BotConfig;
-  memory: string[];
-  summary: string | null;
-  /** The part of history the bot may see (after any summarised prefix). */
+  memory: readonly string[];
+  /** The summary this bot's context uses (see {@link summaryKey}), if any. */
+  summary: RollingSummary | null;
+  /** The whole history; what the bot sees of it is decided here. */
   messages: readonly Message[];
   contextMode: ContextMode;
 }
 
-/** The backend's usual limit on stop strings (OpenAI: 4). */
-const MAX_STOP_SEQUENCES = 4;
+/** The older part of a bot's visible context to fold into its summary. */
+export interface CompactionPlan {
+  previous: string | null;
+  messages: Message[];
+  /** The last turn the new summary covers. */
+  through: number;
+}
 
 /**
  * Assembles what each bot is shown (CONTRACT §8): one system message (global prompt, own prompt,
  * memory, summary), then the conversation with the bot's own turns as `assistant` and everyone
- * else's as `user` prefixed `Name: `, adjacent same-role turns merged so roles alternate.
- * Never another bot's system prompt, never reasoning, never orchestrator output.
+ * else's as `user` prefixed `Name: `, adjacent same-role turns merged so roles alternate, and the
+ * kickoff instruction when no user message is left. Never another bot's system prompt, never
+ * reasoning (it is not in `content`), never orchestrator output (it is not in history).
  */
 @Injectable()
 export class ContextService {
@@ -33,13 +46,14 @@ export class ContextService {
       parts.globalSystemPrompt,
       parts.bot.system_prompt,
       parts.memory.length > 0 ? `Memory from earlier sessions:\n${parts.memory.join('\n\n')}` : null,
-      parts.summary ? `Summary of the conversation so far:\n${parts.summary}` : null,
+      parts.summary ? `Summary of the conversation so far:\n${parts.summary.text}` : null,
     ].filter((p): p is string => typeof p === 'string' && p.trim().length > 0);
 
-    const visible = parts.contextMode === 'scoped' ? scope(parts.messages, parts.bot.name) : parts.messages;
+    const after = parts.summary?.through ?? 0;
+    const visible = this.visible(parts.messages, parts.bot.name, parts.contextMode).filter((m) => m.turn > after);
     const turns: { role: 'user' | 'assistant'; content: string }[] = [];
     for (const m of visible) {
-      const own = m.kind === 'bot' && m.bot === parts.bot.name;
+      const own = isOwn(m, parts.bot.name);
       const role = own ? 'assistant' : 'user';
       const content = own ? m.content : `${m.name}: ${m.content}`;
       const last = turns[turns.length - 1];
@@ -60,26 +74,77 @@ export class ContextService {
     return out;
   }
 
-  /** Stop strings for the other participants' `Name:` prefixes, so a bot does not speak for them. */
-  stopSequences(botName: string, otherNames: readonly string[]): string[] {
-    const names = [...new Set(otherNames.filter((n) => n.toLowerCase() !== botName.toLowerCase()))];
-    return names.slice(0, MAX_STOP_SEQUENCES).map((n) => `\n${n}:`);
+  /** The part of history a bot may see: all of it (`shared`), or its scope (`scoped`, {@link scope}). */
+  visible(messages: readonly Message[], botName: string, mode: ContextMode): readonly Message[] {
+    return mode === 'scoped' ? scope(messages, botName) : messages;
   }
 
-  /** The conversation as the orchestrator (and summaries) see it: `Name: text` lines, no reasoning. */
+  /**
+   * What to summarise so that only the last `keep` messages of the bot's visible context stay
+   * verbatim; null when there is nothing older than those to fold in.
+   */
+  compaction(args: {
+    messages: readonly Message[];
+    botName: string;
+    contextMode: ContextMode;
+    summary: RollingSummary | null;
+    keep: number;
+  }): CompactionPlan | null {
+    const after = args.summary?.through ?? 0;
+    const tail = this.visible(args.messages, args.botName, args.contextMode).filter((m) => m.turn > after);
+    const fold = tail.slice(0, Math.max(0, tail.length - args.keep));
+    if (fold.length === 0) {
+      return null;
+    }
+    return { previous: args.summary?.text ?? null, messages: fold, through: fold[fold.length - 1].turn };
+  }
+
+  /**
+   * Stop strings for the other participants' `Name:` prefixes, so a bot does not speak for them:
+   * the most recent speakers first (they are the likeliest to be imitated), then the bots that have
+   * not spoken yet, at most `maxStopSequences` (backends limit stop strings; OpenAI: 4).
+   */
+  stopSequences(botName: string, botNames: readonly string[], messages: readonly Message[]): string[] {
+    const limit = this.options.maxStopSequences;
+    const seen = new Set<string>([botName.toLowerCase()]);
+    const names: string[] = [];
+    const add = (name: string): void => {
+      const key = name.toLowerCase();
+      if (names.length < limit && !seen.has(key)) {
+        seen.add(key);
+        names.push(name);
+      }
+    };
+    for (let i = messages.length - 1; i >= 0 && names.length < limit; i--) {
+      add(messages[i].name);
+    }
+    for (const name of botNames) {
+      add(name);
+    }
+    return names.map((n) => `\n${n}:`);
+  }
+
+  /** The conversation as the orchestrator and summaries see it: `Name: text` lines, no reasoning. */
   transcript(messages: readonly Message[]): string {
     return messages.map((m) => `[${m.turn}] ${m.name}${m.kind === 'talker' ? ' (human)' : ''}: ${m.content}`).join('\n');
   }
 }
 
+/** Key of the rolling summary a bot's prompt uses: one for all bots (`shared`), one per bot (`scoped`). */
+export function summaryKey(mode: ContextMode, botName: string): string {
+  return mode === 'scoped' ? `bot:${botName}` : 'shared';
+}
+
+function isOwn(m: Message, botName: string): boolean {
+  return m.kind === 'bot' && m.bot === botName;
+}
+
 /**
- * `scoped` context (CONTRACT §8): every talker message; the bot's own messages; for each of them the
- * message just before (what it replied to) and just after (the reply to it); and the last message
- * before the turn being taken.
+ * `scoped` context (CONTRACT §8), over the whole history: every talker message; the bot's own
+ * messages; for each of them the message just before (what it replied to) and just after (the
+ * reply to it); and the last message of history (the one just before the turn being taken).
  */
 export function scope(messages: readonly Message[], botName: string): Message[] {
-  const isOwn = (i: number): boolean => messages[i]?.kind === 'bot' && messages[i]?.bot === botName;
-  return messages.filter(
-    (m, i) => m.kind === 'talker' || isOwn(i) || isOwn(i + 1) || isOwn(i - 1) || i === messages.length - 1,
-  );
+  const own = (i: number): boolean => i >= 0 && i < messages.length && isOwn(messages[i], botName);
+  return messages.filter((m, i) => m.kind === 'talker' || own(i) || own(i + 1) || own(i - 1) || i === messages.length - 1);
 }

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
 import { LlmService } from '../llm/llm.service.js';
-import type { LlmAttempt, LlmTarget } from '../llm/llm.types.js';
+import { LlmError, type LlmAttempt, type LlmTarget } from '../llm/llm.types.js';
 import type { Message } from '../session/session.types.js';
 import { ContextService } from './context.service.js';
 import { splitReasoning } from './reasoning.js';
@@ -35,9 +35,15 @@ export class SummarizerService {
         { role: 'system', content: args.prompt ?? this.options.summarizePrompt },
         { role: 'user', content: parts.join('\n\n') },
       ],
+      // A bound on the summary keeps a verbose model from filling the context it is meant to free.
+      maxTokens: this.options.summarizeMaxTokens > 0 ? this.options.summarizeMaxTokens : null,
       signal: args.signal,
       onAttempt: args.onAttempt,
     });
-    return splitReasoning(result.content, null).content;
+    const summary = splitReasoning(result.content, null).content;
+    if (summary.length === 0) {
+      throw new LlmError('transient', 'The backend returned an empty summary.');
+    }
+    return summary;
   }
 }

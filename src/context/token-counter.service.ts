@@ -2,12 +2,15 @@ import { Injectable } from '@nestjs/common';
 import { countTokens } from 'gpt-tokenizer';
 import type { ChatMessage } from '../llm/llm.types.js';
 
-/** Per-message framing tokens of chat templates (role markers, separators). */
+/**
+ * Per-message framing tokens of chat templates (role markers, separators). A property of the
+ * estimate, not a setting: whatever it misses is corrected by the backend's `usage`.
+ */
 const MESSAGE_OVERHEAD = 4;
 
 /**
  * Token estimates with a real BPE tokenizer (o200k). Backends use their own tokenizers, so the
- * estimate is corrected by the backend's `usage` wherever it reports one.
+ * estimate is corrected by the backend's `usage` wherever it reports one ({@link UsageCorrection}).
  */
 @Injectable()
 export class TokenCounter {
@@ -15,12 +18,64 @@ export class TokenCounter {
     return text.length === 0 ? 0 : countTokens(text);
   }
 
+  /** Estimated prompt tokens of a chat request: every message's text plus its framing. */
   countPrompt(messages: readonly ChatMessage[]): number {
     let total = 0;
     for (const m of messages) {
-      const content = typeof m.content === 'string' ? m.content : '';
-      total += MESSAGE_OVERHEAD + this.count(content);
+      total += MESSAGE_OVERHEAD + this.count(textOf(m.content));
     }
     return total;
   }
+}
+
+/**
+ * The backend's prompt tokens over our estimate, per model (models differ in tokenizer), from the
+ * last call of that model that reported `usage`. A model not seen yet gets the largest ratio seen
+ * so far (never under-estimate), or 1.
+ */
+export class UsageCorrection {
+  /** Per model, the last reported pair, kept as a fraction so that integer counts scale exactly. */
+  private readonly pairs = new Map<string, { reported: number; estimate: number }>();
+
+  /** Records a call: our estimate of its prompt and what the backend reported (if it did). */
+  observe(model: string, estimate: number, reported: number | null | undefined): void {
+    if (estimate > 0 && typeof reported === 'number' && Number.isFinite(reported) && reported > 0) {
+      this.pairs.set(model, { reported, estimate });
+    }
+  }
+
+  ratio(model: string): number {
+    const pair = this.pair(model);
+    return pair ? pair.reported / pair.estimate : 1;
+  }
+
+  /** The estimate as the backend would count it (rounded up). */
+  apply(model: string, estimate: number): number {
+    const pair = this.pair(model);
+    return pair ? Math.ceil((estimate * pair.reported) / pair.estimate) : estimate;
+  }
+
+  private pair(model: string): { reported: number; estimate: number } | undefined {
+    const known = this.pairs.get(model);
+    if (known !== undefined) {
+      return known;
+    }
+    let largest: { reported: number; estimate: number } | undefined;
+    for (const pair of this.pairs.values()) {
+      if (!largest || pair.reported / pair.estimate > largest.reported / largest.estimate) {
+        largest = pair;
+      }
+    }
+    return largest;
+  }
+}
+
+function textOf(content: ChatMessage['content']): string {
+  if (typeof content === 'string') {
+    return content;
+  }
+  if (Array.isArray(content)) {
+    return content.map((part) => ('text' in part && typeof part.text === 'string' ? part.text : '')).join('');
+  }
+  return '';
 }

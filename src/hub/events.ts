@@ -7,7 +7,7 @@ import type { EndReason, MemberRole, Message, PauseReason } from '../session/ses
 export type SessionEventBody =
   | { type: 'turn_start'; bot: string; turn: number }
   | { type: 'token'; bot: string; token: string; turn: number }
-  | { type: 'bot_message'; bot: string; content: string; turn: number }
+  | { type: 'bot_message'; bot: string; content: string; turn: number; reasoning?: string | null }
   | { type: 'turn_end'; bot: string; turn: number; tokens: number | null }
   | { type: 'talker_message'; talker_id: string | null; name: string; content: string; turn: number }
   | { type: 'member_joined'; role: MemberRole; talker_id: string | null; name: string | null }

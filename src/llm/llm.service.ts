@@ -55,7 +55,7 @@ export class LlmService {
       let emittedTokens = false;
       const started = performance.now();
       try {
-        const result = await this.attempt(request, () => {
+        const result = await this.attempt(request, attempt, () => {
           emittedTokens = true;
         });
         const latencyMs = performance.now() - started;
@@ -83,7 +83,11 @@ export class LlmService {
     throw lastError ?? new LlmError('transient', 'LLM call failed.');
   }
 
-  private async attempt(request: LlmRequest, onEmit: () => void): Promise<Omit<LlmResult, 'latencyMs' | 'attempts'>> {
+  private async attempt(
+    request: LlmRequest,
+    attempt: number,
+    onEmit: () => void,
+  ): Promise<Omit<LlmResult, 'latencyMs' | 'attempts'>> {
     const client = this.client(request.target);
     const timeout = AbortSignal.timeout(this.options.llmTimeoutMs);
     const signal = request.signal ? AbortSignal.any([request.signal, timeout]) : timeout;
@@ -110,8 +114,9 @@ export class LlmService {
           const delta = choice.delta as (typeof choice.delta & ReasoningFields) | undefined;
           if (delta?.content) {
             acc.content += delta.content;
-            onEmit();
-            request.onToken?.(delta.content);
+            if (request.onToken?.(delta.content, attempt)) {
+              onEmit();
+            }
           }
           const reasoning = delta?.reasoning_content ?? delta?.reasoning;
           if (typeof reasoning === 'string') {

@@ -40,7 +40,12 @@ export interface LlmRequest {
   tools?: ChatTool[];
   /** Stream from the backend; `onToken` receives each content piece. */
   stream?: boolean;
-  onToken?: (text: string) => void;
+  /**
+   * Each streamed content piece of attempt `attempt` (a retry starts a new reply). Returns whether
+   * anything of it reached members: a call whose pieces were all held back (reasoning, a prefix
+   * being trimmed) may still be retried, one whose tokens were shown may not.
+   */
+  onToken?: (text: string, attempt: number) => boolean;
   signal?: AbortSignal;
   /** Called after every request sent (success or failure), before any retry. */
   onAttempt?: (attempt: LlmAttempt) => void;

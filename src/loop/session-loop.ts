@@ -1,12 +1,12 @@
 import type { Logger } from '@nestjs/common';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
-import type { ContextService } from '../context/context.service.js';
-import { splitReasoning, trimOwnPrefix } from '../context/reasoning.js';
+import { summaryKey, type CompactionPlan, type ContextService, type RollingSummary } from '../context/context.service.js';
+import { cleanReply, ReplyFilter } from '../context/reasoning.js';
 import type { SummarizerService } from '../context/summarizer.service.js';
-import type { TokenCounter } from '../context/token-counter.service.js';
+import { UsageCorrection, type TokenCounter } from '../context/token-counter.service.js';
 import { ErrorCode } from '../common/error-code.enum.js';
 import type { LlmService } from '../llm/llm.service.js';
-import { LlmError, type LlmAttempt, type LlmTarget } from '../llm/llm.types.js';
+import { LlmError, type ChatMessage, type LlmAttempt, type LlmTarget } from '../llm/llm.types.js';
 import type { OrchestratorService } from '../orchestrator/orchestrator.service.js';
 import type { Session, UsageAccount } from '../session/session.js';
 import type { BotConfig, EndReason, PauseReason } from '../session/session.types.js';
@@ -34,8 +34,8 @@ interface LoopState {
   burstPending: boolean;
   repliesLeft: number;
   holding: boolean;
-  summary: string | null;
-  summaryThrough: number;
+  /** Rolling context summaries, by `summaryKey()` (one shared, or one per bot when scoped). */
+  summaries: Record<string, RollingSummary>;
 }
 
 type Next = 'turn' | 'wait' | { sleepUntil: number };
@@ -55,8 +55,8 @@ export class SessionLoop {
   private consecutiveFailures = 0;
   private backoffUntil = 0;
   private stopped = false;
-  /** Backend prompt tokens / our estimate, from the last call that reported usage. */
-  private tokenCorrection = 1;
+  /** Backend prompt tokens / our estimate, per model, from the calls that reported usage. */
+  private readonly correction = new UsageCorrection();
 
   constructor(
     readonly session: Session,
@@ -70,8 +70,7 @@ export class SessionLoop {
       burstPending: false,
       repliesLeft: 0,
       holding: false,
-      summary: null,
-      summaryThrough: 0,
+      summaries: {},
       ...(session.loopState as Partial<LoopState>),
     };
     session.loopState = this.state as unknown as Record<string, unknown>;
@@ -241,20 +240,32 @@ export class SessionLoop {
     const controller = new AbortController();
     this.inFlight = controller;
     this.generating = true;
-    const otherNames = [
-      ...config.bots.map((b) => b.name),
-      ...new Set(session.messages.filter((m) => m.kind === 'talker').map((m) => m.name)),
-    ];
+    const model = bot.model ?? config.llm.bot_model;
+    // Streamed pieces pass the same filter as the whole reply (reasoning out, own prefix trimmed),
+    // so the `token` events concatenate to the recorded content; each attempt starts afresh.
+    let stream = { attempt: 0, filter: new ReplyFilter(bot.name) };
+    const showToken = (token: string): boolean => {
+      if (token.length === 0) {
+        return false;
+      }
+      session.publish({ type: 'token', bot: bot.name, token, turn });
+      return true;
+    };
     try {
       const result = await this.deps.llm.complete({
-        target: this.deps.target(session, bot.model ?? config.llm.bot_model),
+        target: this.deps.target(session, model),
         messages,
         temperature: bot.temperature,
         maxTokens: bot.max_tokens,
-        stop: this.deps.context.stopSequences(bot.name, otherNames),
+        stop: this.deps.context.stopSequences(bot.name, config.bots.map((b) => b.name), session.messages),
         stream: config.stream_tokens,
         onToken: config.stream_tokens
-          ? (token) => session.publish({ type: 'token', bot: bot.name, token, turn })
+          ? (piece, attempt) => {
+              if (attempt !== stream.attempt) {
+                stream = { attempt, filter: new ReplyFilter(bot.name) };
+              }
+              return showToken(stream.filter.push(piece));
+            }
           : undefined,
         signal: controller.signal,
         onAttempt: (a) => this.onAttempt({ bot: bot.name }, a),
@@ -264,19 +275,27 @@ export class SessionLoop {
       if (session.ended) {
         return;
       }
-      if (result.usage) {
-        const estimate = this.deps.tokens.countPrompt(messages);
-        if (estimate > 0 && result.usage.prompt_tokens > 0) {
-          this.tokenCorrection = result.usage.prompt_tokens / estimate;
-        }
+      this.correction.observe(model, this.deps.tokens.countPrompt(messages), result.usage?.prompt_tokens);
+      if (config.stream_tokens) {
+        showToken(stream.filter.finish().rest);
       }
-      const split = splitReasoning(result.content, result.reasoning);
-      const content = trimOwnPrefix(split.content, bot.name);
+      const reply = cleanReply(result.content, result.reasoning, bot.name);
+      if (reply.content.length === 0) {
+        // Nothing to record (reasoning only, or just the bot's own name): a failed turn, not an empty message.
+        throw new LlmError('transient', 'The backend returned a reply with no visible content.');
+      }
+      const content = reply.content;
       const tokens = result.usage?.completion_tokens ?? this.deps.tokens.count(content);
       this.rectifier.fill(() => {
         const message = session.append(
-          { kind: 'bot', name: bot.name, bot: bot.name, talker_id: null, content, tokens, reasoning: split.reasoning },
-          (m) => ({ type: 'bot_message', bot: bot.name, content: m.content, turn: m.turn }),
+          { kind: 'bot', name: bot.name, bot: bot.name, talker_id: null, content, tokens, reasoning: reply.reasoning },
+          (m) => ({
+            type: 'bot_message',
+            bot: bot.name,
+            content: m.content,
+            turn: m.turn,
+            ...(config.show_reasoning ? { reasoning: m.reasoning ?? null } : {}),
+          }),
         );
         session.publish({ type: 'turn_end', bot: bot.name, turn: message.turn, tokens });
         return message;
@@ -378,69 +397,80 @@ export class SessionLoop {
   }
 
   /**
-   * The bot's prompt, fitted to the context limit (CONTRACT §8): summarised when allowed, else the
-   * session ends with `max_context` before a prompt over the limit is sent. Null = no turn.
+   * The bot's prompt, fitted to the context limit (CONTRACT §8): the prompt as the backend will
+   * count it (our estimate corrected by its `usage`) plus the bot's `max_tokens`. Over the
+   * summarisation threshold the older part is folded into the rolling summary; over the limit the
+   * session ends with `max_context` before anything is sent. Null = no turn.
    */
-  private async fitContext(bot: BotConfig): Promise<ReturnType<ContextService['botPrompt']> | null> {
+  private async fitContext(bot: BotConfig): Promise<ChatMessage[] | null> {
     const { session, state } = this;
     const config = session.config;
     const limit = config.max_context_tokens;
-    const build = (): ReturnType<ContextService['botPrompt']> =>
-      this.deps.context.botPrompt({
+    const key = summaryKey(config.context_mode, bot.name);
+    const model = bot.model ?? config.llm.bot_model;
+    const build = (): { prompt: ChatMessage[]; total: number } => {
+      const prompt = this.deps.context.botPrompt({
         globalSystemPrompt: config.global_system_prompt,
         bot,
         memory: this.deps.memory(session),
-        summary: state.summary,
-        messages: session.messages.slice(state.summaryThrough),
+        summary: state.summaries[key] ?? null,
+        messages: session.messages,
         contextMode: config.context_mode,
       });
-    const measure = (prompt: ReturnType<ContextService['botPrompt']>): number =>
-      Math.ceil(this.deps.tokens.countPrompt(prompt) * this.tokenCorrection) + (bot.max_tokens ?? 0);
+      return { prompt, total: this.correction.apply(model, this.deps.tokens.countPrompt(prompt)) + (bot.max_tokens ?? 0) };
+    };
 
-    let prompt = build();
-    let total = measure(prompt);
-    session.debug('context_tokens', { bot: bot.name, total, limit });
-    const threshold = config.summarize_context ? this.deps.options.summarizeThreshold * limit : limit;
-    if (total > threshold && config.summarize_context) {
-      const keep = this.deps.options.summarizeKeepMessages;
-      const through = session.messages.length - keep;
-      if (through > state.summaryThrough) {
-        const summarised = await this.compact(through);
-        if (!summarised || session.ended) {
+    let fitted = build();
+    session.debug('context_tokens', { bot: bot.name, total: fitted.total, limit });
+    if (config.summarize_context && fitted.total > this.deps.options.summarizeThreshold * limit) {
+      const plan = this.deps.context.compaction({
+        messages: session.messages,
+        botName: bot.name,
+        contextMode: config.context_mode,
+        summary: state.summaries[key] ?? null,
+        keep: this.deps.options.summarizeKeepMessages,
+      });
+      if (plan) {
+        if (!(await this.compact(key, bot, plan)) || session.ended) {
           return null;
         }
-        prompt = build();
-        total = measure(prompt);
-        session.debug('context_tokens', { bot: bot.name, total, limit });
+        fitted = build();
+        session.debug('context_tokens', { bot: bot.name, total: fitted.total, limit, summarized: true });
       }
     }
-    if (total > limit) {
-      this.end('max_context', `the next prompt needs ${total} tokens; the limit is ${limit}`);
+    if (fitted.total > limit) {
+      this.end('max_context', `the next prompt needs ${fitted.total} tokens; the limit is ${limit}`);
       return null;
     }
-    return prompt;
+    return fitted.prompt;
   }
 
-  private async compact(through: number): Promise<boolean> {
+  /** One summary call: folds `plan` into the rolling summary `key`. History is never changed. */
+  private async compact(key: string, bot: BotConfig, plan: CompactionPlan): Promise<boolean> {
     const { session, state } = this;
     const controller = new AbortController();
     this.inFlight = controller;
     try {
-      const summary = await this.deps.summarizer.summarize({
+      const text = await this.deps.summarizer.summarize({
         target: this.deps.target(session, session.config.llm.bot_model),
-        previous: state.summary,
-        messages: session.messages.slice(state.summaryThrough, through),
+        previous: plan.previous,
+        messages: plan.messages,
         signal: controller.signal,
         onAttempt: (a) => this.onAttempt('other', a),
       });
       this.inFlight = null;
+      if (session.ended) {
+        return false;
+      }
+      state.summaries[key] = { text, through: plan.through };
       session.debug('summarization', {
-        from_turn: state.summaryThrough + 1,
-        through_turn: through,
-        summary_tokens: this.deps.tokens.count(summary),
+        ...(session.config.context_mode === 'scoped' ? { bot: bot.name } : {}),
+        from_turn: plan.messages[0].turn,
+        through_turn: plan.through,
+        messages: plan.messages.length,
+        rolled_forward: plan.previous !== null,
+        summary_tokens: this.deps.tokens.count(text),
       });
-      state.summary = summary;
-      state.summaryThrough = through;
       return true;
     } catch (error) {
       this.inFlight = null;

@@ -1,0 +1,221 @@
+import { describe, expect, it } from '@jest/globals';
+import { resolveOptions } from '../config/fellowship-options.interface.js';
+import type { BotConfig, Message } from '../session/session.types.js';
+import { ContextService, scope, summaryKey, type PromptParts } from './context.service.js';
+
+const bot = (name: string, system_prompt = `You are ${name}.`): BotConfig => ({
+  name,
+  system_prompt,
+  model: null,
+  temperature: null,
+  role: null,
+  max_tokens: null,
+});
+
+/** History from compact specs: "Alice:a1" is bot Alice saying a1, "~Ann:hi" is talker Ann. */
+function history(...specs: string[]): Message[] {
+  return specs.map((spec, i) => {
+    const talker = spec.startsWith('~');
+    const [name, ...rest] = (talker ? spec.slice(1) : spec).split(':');
+    return {
+      turn: i + 1,
+      kind: talker ? 'talker' : 'bot',
+      name,
+      bot: talker ? null : name,
+      talker_id: talker ? `t-${name}` : null,
+      content: rest.join(':'),
+      ts: new Date(0).toISOString(),
+      tokens: null,
+      ...(talker ? {} : { reasoning: `SECRET reasoning of ${name}` }),
+    };
+  });
+}
+
+describe(ContextService.name, () => {
+  const sut = new ContextService(resolveOptions({ kickoffInstruction: 'Start talking.', maxStopSequences: 4 }));
+  const parts = (over: Partial<PromptParts>): PromptParts => ({
+    globalSystemPrompt: null,
+    bot: bot('Alice'),
+    memory: [],
+    summary: null,
+    messages: [],
+    contextMode: 'shared',
+    ...over,
+  });
+
+  describe('botPrompt', () => {
+    it('puts global prompt, own prompt, memory and summary in one system message, in that order', () => {
+      const prompt = sut.botPrompt(
+        parts({
+          globalSystemPrompt: 'Be brief.',
+          memory: ['Met Bob.', 'Likes tea.'],
+          summary: { text: 'They argued about tea.', through: 2 },
+          messages: history('Bob:b1', 'Alice:a1', '~Ann:and now?'),
+        }),
+      );
+      expect(prompt).toEqual([
+        {
+          role: 'system',
+          content:
+            'Be brief.\n\nYou are Alice.\n\nMemory from earlier sessions:\nMet Bob.\n\nLikes tea.\n\n' +
+            'Summary of the conversation so far:\nThey argued about tea.',
+        },
+        { role: 'user', content: 'Ann: and now?' },
+      ]);
+    });
+
+    it('leaves out empty system parts, and the system message when all are empty', () => {
+      expect(sut.botPrompt(parts({ bot: bot('Alice', '  '), messages: history('~Ann:hi') }))).toEqual([
+        { role: 'user', content: 'Ann: hi' },
+      ]);
+    });
+
+    it('shows own messages as assistant and everyone else as "Name: text", merging adjacent same roles', () => {
+      const prompt = sut.botPrompt(
+        parts({ messages: history('~Ann:hello', 'Bob:b1', 'Alice:a1', 'Alice:a2', 'Carol:c1', '~Ben:x: y') }),
+      );
+      expect(prompt.slice(1)).toEqual([
+        { role: 'user', content: 'Ann: hello\n\nBob: b1' },
+        { role: 'assistant', content: 'a1\n\na2' },
+        { role: 'user', content: 'Carol: c1\n\nBen: x: y' },
+      ]);
+    });
+
+    it('never includes reasoning or another bot\'s system prompt', () => {
+      const prompt = sut.botPrompt(parts({ messages: history('Bob:b1', 'Alice:a1', 'Carol:c1') }));
+      const text = JSON.stringify(prompt);
+      expect(text).not.toContain('SECRET');
+      expect(text).not.toContain('You are Bob');
+      expect(text).not.toContain('You are Carol');
+    });
+
+    it('adds the kickoff instruction only when the context holds no user message', () => {
+      expect(sut.botPrompt(parts({})).slice(1)).toEqual([{ role: 'user', content: 'Start talking.' }]);
+      expect(sut.botPrompt(parts({ messages: history('Alice:a1') })).slice(1)).toEqual([
+        { role: 'user', content: 'Start talking.' },
+        { role: 'assistant', content: 'a1' },
+      ]);
+      expect(sut.botPrompt(parts({ messages: history('Alice:a1', 'Bob:b1') })).slice(1)).toEqual([
+        { role: 'assistant', content: 'a1' },
+        { role: 'user', content: 'Bob: b1' },
+      ]);
+    });
+
+    it('shows only the messages after the summary', () => {
+      const prompt = sut.botPrompt(
+        parts({ summary: { text: 'S', through: 2 }, messages: history('Bob:b1', 'Alice:a1', 'Bob:b2', 'Alice:a2') }),
+      );
+      expect(prompt.slice(1)).toEqual([
+        { role: 'user', content: 'Bob: b2' },
+        { role: 'assistant', content: 'a2' },
+      ]);
+    });
+
+    it('applies scope() in scoped mode, then the summary boundary', () => {
+      const messages = history('Bob:b1', 'Carol:c1', 'Alice:a1', 'Bob:b2', 'Carol:c2', 'Bob:b3');
+      expect(sut.botPrompt(parts({ messages, contextMode: 'scoped' })).slice(1)).toEqual([
+        { role: 'user', content: 'Carol: c1' },
+        { role: 'assistant', content: 'a1' },
+        { role: 'user', content: 'Bob: b2\n\nBob: b3' },
+      ]);
+      expect(sut.botPrompt(parts({ messages, contextMode: 'scoped', summary: { text: 'S', through: 3 } })).slice(1)).toEqual([
+        { role: 'user', content: 'Bob: b2\n\nBob: b3' },
+      ]);
+    });
+  });
+
+  describe('compaction', () => {
+    const messages = history('~Ann:q', 'Alice:a1', 'Bob:b1', 'Carol:c1', 'Alice:a2', 'Bob:b2', 'Carol:c2');
+
+    it('folds everything but the last `keep` visible messages', () => {
+      expect(sut.compaction({ messages, botName: 'Alice', contextMode: 'shared', summary: null, keep: 3 })).toEqual({
+        previous: null,
+        messages: messages.slice(0, 4),
+        through: 4,
+      });
+    });
+
+    it('rolls an earlier summary forward and folds only what came after it', () => {
+      expect(
+        sut.compaction({ messages, botName: 'Alice', contextMode: 'shared', summary: { text: 'old', through: 4 }, keep: 1 }),
+      ).toEqual({ previous: 'old', messages: messages.slice(4, 6), through: 6 });
+    });
+
+    it('returns null when nothing older than the kept tail is left', () => {
+      expect(sut.compaction({ messages, botName: 'Alice', contextMode: 'shared', summary: { text: 'old', through: 4 }, keep: 3 })).toBeNull();
+      expect(sut.compaction({ messages: [], botName: 'Alice', contextMode: 'shared', summary: null, keep: 0 })).toBeNull();
+    });
+
+    it('in scoped mode folds only what the bot may see', () => {
+      // Carol sees: q (talker), b1 (before c1), c1, a2 (after c1), b2 (before c2), c2 (own, last).
+      const plan = sut.compaction({ messages, botName: 'Carol', contextMode: 'scoped', summary: null, keep: 2 });
+      expect(plan?.messages.map((m) => m.content)).toEqual(['q', 'b1', 'c1', 'a2']);
+      expect(plan?.through).toBe(5);
+    });
+  });
+
+  describe('stopSequences', () => {
+    it("stops on the other participants' prefixes, most recent speakers first, never the bot's own", () => {
+      const messages = history('~Ann:q', 'Alice:a1', 'Bob:b1', '~ben:hey', 'Carol:c1');
+      expect(sut.stopSequences('Alice', ['Alice', 'Bob', 'Carol', 'Dave'], messages)).toEqual([
+        '\nCarol:',
+        '\nben:',
+        '\nBob:',
+        '\nAnn:',
+      ]);
+    });
+
+    it('adds the bots that have not spoken yet after the speakers, up to the limit', () => {
+      expect(sut.stopSequences('Alice', ['Alice', 'Bob', 'Carol'], history('~Ann:q'))).toEqual(['\nAnn:', '\nBob:', '\nCarol:']);
+    });
+
+    it('dedupes names case-insensitively and honours the configured limit (0 = none)', () => {
+      const messages = history('~alice:imposter', 'Bob:b1', '~BOB:hi');
+      expect(sut.stopSequences('Alice', ['Alice', 'Bob'], messages)).toEqual(['\nBOB:']);
+      const two = new ContextService(resolveOptions({ maxStopSequences: 2 }));
+      expect(two.stopSequences('A', ['A', 'B', 'C', 'D'], history('D:d', 'C:c'))).toEqual(['\nC:', '\nD:']);
+      const none = new ContextService(resolveOptions({ maxStopSequences: 0 }));
+      expect(none.stopSequences('A', ['A', 'B'], history('B:b'))).toEqual([]);
+    });
+  });
+
+  describe('transcript', () => {
+    it('lists turns with names, marks humans, and carries no reasoning', () => {
+      const text = sut.transcript(history('~Ann:q', 'Alice:a1'));
+      expect(text).toBe('[1] Ann (human): q\n[2] Alice: a1');
+    });
+  });
+
+  it('keys summaries per bot only in scoped mode', () => {
+    expect(summaryKey('shared', 'Alice')).toBe(summaryKey('shared', 'Bob'));
+    expect(summaryKey('scoped', 'Alice')).not.toBe(summaryKey('scoped', 'Bob'));
+  });
+});
+
+describe('scope', () => {
+  const names = (messages: Message[]): string[] => messages.map((m) => `${m.turn}:${m.name}`);
+
+  it('keeps talkers, own messages, their neighbours and the last message', () => {
+    const messages = history('Bob:1', 'Carol:2', 'Alice:3', 'Bob:4', '~Ann:5', 'Carol:6', 'Bob:7', 'Carol:8');
+    expect(names(scope(messages, 'Alice'))).toEqual(['2:Carol', '3:Alice', '4:Bob', '5:Ann', '8:Carol']);
+  });
+
+  it('sees only the last message before its first turn (plus talkers)', () => {
+    const messages = history('Bob:1', '~Ann:2', 'Carol:3', 'Bob:4');
+    expect(names(scope(messages, 'Alice'))).toEqual(['2:Ann', '4:Bob']);
+  });
+
+  it('handles own messages at both ends and consecutive own messages', () => {
+    const messages = history('Alice:1', 'Bob:2', 'Carol:3', 'Alice:4', 'Alice:5');
+    expect(names(scope(messages, 'Alice'))).toEqual(['1:Alice', '2:Bob', '3:Carol', '4:Alice', '5:Alice']);
+  });
+
+  it('does not count a talker with the bot\'s name as the bot', () => {
+    const messages = history('Bob:1', '~Alice:2', 'Carol:3', 'Bob:4', 'Carol:5');
+    expect(names(scope(messages, 'Alice'))).toEqual(['2:Alice', '5:Carol']);
+  });
+
+  it('returns nothing for an empty history', () => {
+    expect(scope([], 'Alice')).toEqual([]);
+  });
+});
