@@ -68,6 +68,7 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(int) @IsInt() @Min(1024) MAX_BODY_BYTES = 1_048_576;
   @IsOptional() @IsString() TRUST_PROXY = '';
   @IsOptional() @Transform(int) @IsInt() @Min(0) SHUTDOWN_TIMEOUT_MS = D.shutdownTimeoutMs;
+  @IsOptional() @Transform(int) @IsInt() @Min(0) SHUTDOWN_GRACE_MS = D.shutdownGraceMs;
   @IsOptional() @Transform(int) @IsInt() @Min(1) HEALTH_TIMEOUT_MS = D.healthTimeoutMs;
   @IsOptional() @Transform(bool) @IsBoolean() HEALTH_CHECK_BACKEND = D.healthCheckBackend;
 }
@@ -140,6 +141,7 @@ export function envToOptions(env: EnvironmentVariables): FellowshipOptions {
     talkerRateLimit: env.TALKER_RATE_LIMIT,
     maxConnectionsPerSession: env.MAX_CONNECTIONS_PER_SESSION,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
     healthTimeoutMs: env.HEALTH_TIMEOUT_MS,
     healthCheckBackend: env.HEALTH_CHECK_BACKEND,
   };

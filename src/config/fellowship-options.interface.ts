@@ -1,5 +1,6 @@
 import type { LoggerService } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
+import type { DnsLookup } from '../llm/backend-fetch.js';
 
 /**
  * Options of the embeddable FellowshipModule. They mirror the standalone server's environment
@@ -28,6 +29,11 @@ export interface FellowshipOptions {
   llmBaseUrlAllowlist?: string[];
   /** Allow client base URLs that resolve to private (RFC 1918 / ULA / loopback) addresses. */
   llmAllowPrivateAddresses?: boolean;
+  /**
+   * Resolver for client-supplied backend host names (default: the system's `dns.lookup`, all
+   * addresses). Every address it returns is checked; the connection goes only to those.
+   */
+  llmDnsLookup?: DnsLookup;
   /** Allowed browser origins for WebSocket upgrades (and CORS in the standalone server); empty = any. */
   corsOrigins?: string[];
   /** Maximum sessions not ended. */
@@ -68,6 +74,8 @@ export interface FellowshipOptions {
   /** Bytes a member may have queued before it is dropped as too slow. */
   memberBufferBytes?: number;
   shutdownTimeoutMs?: number;
+  /** At shutdown, how long to wait for members' connections to close (WebSocket close handshakes) before they are cut. */
+  shutdownGraceMs?: number;
   /** Bound on each readiness probe (session store ping, backend `GET /models`), ms. */
   healthTimeoutMs?: number;
   /** Readiness reports the backend (`GET {llmBaseUrl}/models`) as a non-fatal detail. */
@@ -76,10 +84,10 @@ export interface FellowshipOptions {
   logger?: LoggerService | false;
 }
 
-export type ResolvedFellowshipOptions = Required<Omit<FellowshipOptions, 'dataSource' | 'logger'>> &
-  Pick<FellowshipOptions, 'dataSource' | 'logger'>;
+export type ResolvedFellowshipOptions = Required<Omit<FellowshipOptions, 'dataSource' | 'logger' | 'llmDnsLookup'>> &
+  Pick<FellowshipOptions, 'dataSource' | 'logger' | 'llmDnsLookup'>;
 
-export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions, 'dataSource' | 'logger'>> = {
+export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions, 'dataSource' | 'logger' | 'llmDnsLookup'>> = {
   llmBaseUrl: 'http://localhost:11434/v1',
   llmApiKey: '',
   defaultBotModel: 'llama3.2',
@@ -122,6 +130,7 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   maxStopSequences: 4,
   memberBufferBytes: 4 * 1024 * 1024,
   shutdownTimeoutMs: 10_000,
+  shutdownGraceMs: 2000,
   healthTimeoutMs: 2000,
   healthCheckBackend: true,
 };

@@ -1,13 +1,195 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+import { Agent, fetch as undiciFetch } from 'undici';
+import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
+import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
+import { addressAllowed, classifyAddress, ipLiteral, type AddressVerdict } from './address-policy.js';
+
+/** Resolves a host name to every address it has (`dns.lookup` with `all: true` by default). */
+export type DnsLookup = (hostname: string) => Promise<LookupAddress[]>;
+
+export const systemDnsLookup: DnsLookup = (hostname) =>
+  new Promise((resolve, reject) => {
+    dnsLookup(hostname, { all: true, verbatim: true }, (error, addresses) => (error ? reject(error) : resolve(addresses)));
+  });
+
+export type BackendRefusalReason = 'address' | 'redirect' | 'url';
 
 /**
- * The fetch the SDK uses toward backends. Redirects are never followed (a 3xx could point a
- * request, with its key, anywhere): a redirect answer becomes an error.
+ * The backend was not called (or its answer not used) for a policy reason. The message is safe to
+ * show a client: it never names a resolved address (that would let a client map internal DNS).
+ */
+export class BackendRefusal extends Error {
+  constructor(
+    readonly reason: BackendRefusalReason,
+    message: string,
+    /** Internal detail for logs (resolved addresses, the redirect target). */
+    readonly detail: string,
+    readonly status?: number,
+  ) {
+    super(message);
+    this.name = 'BackendRefusal';
+  }
+}
+
+type ConnectLookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+
+/**
+ * The fetch the SDK uses toward backends (LlmService passes it to every OpenAI client).
+ *
+ * - Redirects are never followed, for any backend: a 3xx could send the request, with its key,
+ *   anywhere. It becomes a `BackendRefusal('redirect')`, which LlmService treats as unrecoverable.
+ * - The operator's own `llmBaseUrl` (its origin) is trusted as configured.
+ * - Any other origin is a client-supplied base URL: its host is resolved and every address checked
+ *   against the address policy (address-policy.ts) before a connection is attempted, and the
+ *   connection itself goes through a `connect.lookup` that resolves and checks again and hands the
+ *   socket exactly the addresses it checked. A name that rebinds between the two lookups meets the
+ *   check at connect time: there is no unchecked resolution anywhere (DNS rebinding).
+ *   IP literals never reach DNS; the WHATWG URL parser has already normalised their spelling
+ *   (decimal, octal, hex, IPv4-mapped IPv6), and they are checked as such.
  */
 @Injectable()
-export class BackendFetch {
+export class BackendFetch implements OnApplicationShutdown {
+  private readonly logger = new Logger('BackendFetch');
+  private readonly trustedOrigin: string | null;
+  private readonly resolve: DnsLookup;
+  private readonly trustedAgent: Agent;
+  private readonly guardedAgent: Agent;
+
+  constructor(@Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions) {
+    this.trustedOrigin = originOf(options.llmBaseUrl);
+    this.resolve = options.llmDnsLookup ?? systemDnsLookup;
+    // Our AbortSignal bounds every call (LLM_TIMEOUT_MS); undici's own timers must not cut sooner.
+    const timeouts = { headersTimeout: options.llmTimeoutMs, bodyTimeout: options.llmTimeoutMs };
+    this.trustedAgent = new Agent(timeouts);
+    this.guardedAgent = new Agent({ ...timeouts, connect: { lookup: this.connectLookup } });
+  }
+
   readonly fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-    const response = await fetch(input, { ...init, redirect: 'manual' });
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    const trusted = url.origin === this.trustedOrigin;
+    if (!trusted) {
+      await this.checkHost(url);
+    }
+    let response: Response;
+    try {
+      // undici's own fetch with its own Agent: Node's bundled fetch may be another undici version.
+      response = await undiciFetch(url, {
+        ...(init as object),
+        redirect: 'manual',
+        dispatcher: trusted ? this.trustedAgent : this.guardedAgent,
+      });
+    } catch (error) {
+      const refusal = findRefusal(error);
+      if (refusal) {
+        throw refusal;
+      }
+      throw error;
+    }
+    if (response.status >= 300 && response.status < 400) {
+      await response.body?.cancel().catch(() => undefined);
+      const location = response.headers.get('location') ?? '(none)';
+      this.logger.warn(`backend ${url.origin} answered HTTP ${response.status} to ${location}: not followed`);
+      throw new BackendRefusal(
+        'redirect',
+        `The backend answered with a redirect (HTTP ${response.status}); redirects are never followed. Check the base URL.`,
+        `redirect to ${location}`,
+        response.status,
+      );
+    }
     return response;
   };
+
+  /**
+   * Resolves (unless it is an IP literal) and checks every address of a client backend's host.
+   * Exposed for the creation-time check and for tests.
+   */
+  async checkHost(url: URL): Promise<AddressVerdict[]> {
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new BackendRefusal('url', 'The backend URL must be http or https.', url.protocol);
+    }
+    const literal = ipLiteral(url.hostname);
+    if (literal) {
+      const verdict = classifyAddress(literal);
+      if (!addressAllowed(verdict, this.options.llmAllowPrivateAddresses)) {
+        this.logger.warn(`refused a client backend: ${url.hostname} [${verdict.range}]`);
+        throw new BackendRefusal('address', refusalMessage([verdict]), `${url.hostname} [${verdict.range}]`);
+      }
+      return [verdict];
+    }
+    return (await this.lookupChecked(url.hostname)).map((a) => a.verdict);
+  }
+
+  onApplicationShutdown(): Promise<void> {
+    return Promise.all([this.trustedAgent.destroy(), this.guardedAgent.destroy()]).then(() => undefined);
+  }
+
+  /** Resolves a host name and checks every address; throws a BackendRefusal unless all pass. */
+  private async lookupChecked(hostname: string): Promise<(LookupAddress & { verdict: AddressVerdict })[]> {
+    let addresses: LookupAddress[];
+    try {
+      addresses = await this.resolve(hostname);
+    } catch (error) {
+      // Not a policy refusal: DNS may recover, so the caller sees an ordinary connection error.
+      throw new Error(`The backend host name could not be resolved (${(error as NodeJS.ErrnoException).code ?? 'error'}).`, {
+        cause: error,
+      });
+    }
+    const checked = addresses.map((a) => ({ address: a.address, family: a.family, verdict: classifyAddress(a.address) }));
+    const refused = checked.map((a) => a.verdict).filter((v) => !addressAllowed(v, this.options.llmAllowPrivateAddresses));
+    if (checked.length === 0 || refused.length > 0) {
+      const detail = `${hostname} -> ${checked.map((a) => `${a.verdict.address} [${a.verdict.range}]`).join(', ') || 'no address'}`;
+      this.logger.warn(`refused a client backend: ${detail}`);
+      throw new BackendRefusal('address', refusalMessage(refused), detail);
+    }
+    return checked;
+  }
+
+  /**
+   * `net.connect`'s lookup for client backends: the socket connects only to addresses checked
+   * here, in this same resolution (no second, unchecked lookup). Public for tests.
+   */
+  readonly connectLookup = (hostname: string, options: LookupOptions, callback: ConnectLookupCallback): void => {
+    this.lookupChecked(hostname).then(
+      (checked) => {
+        const addresses = checked.map((a) => ({ address: a.address, family: a.family }));
+        if (options.all) {
+          callback(null, addresses);
+        } else {
+          callback(null, addresses[0].address, addresses[0].family);
+        }
+      },
+      (error: NodeJS.ErrnoException) => callback(error, ''),
+    );
+  };
+}
+
+function refusalMessage(refused: AddressVerdict[]): string {
+  if (refused.length === 0) {
+    return 'The backend host name resolves to no address.';
+  }
+  const forbidden = refused.some((v) => v.kind === 'forbidden');
+  return forbidden
+    ? 'The backend host resolves to a link-local, metadata or otherwise forbidden address; it is never called.'
+    : 'The backend host resolves to a private or loopback address, which this server does not call (LLM_ALLOW_PRIVATE_ADDRESSES).';
+}
+
+function originOf(raw: string): string | null {
+  try {
+    return new URL(raw).origin;
+  } catch {
+    return null;
+  }
+}
+
+/** The BackendRefusal somewhere in an error's cause chain (undici wraps connect errors). */
+export function findRefusal(error: unknown): BackendRefusal | null {
+  let current: unknown = error;
+  for (let depth = 0; depth < 8 && current; depth++) {
+    if (current instanceof BackendRefusal) {
+      return current;
+    }
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return null;
 }

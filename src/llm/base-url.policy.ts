@@ -20,13 +20,17 @@ export function parseHttpUrl(raw: string): URL | null {
   return url;
 }
 
+const ENCODED_SEPARATOR = /%(2f|5c|2e)/i;
+
 function trimPath(path: string): string {
   return path.replace(/\/+$/, '');
 }
 
 export function matchesAllowlist(raw: string, allowlist: readonly string[]): boolean {
   const url = parseHttpUrl(raw);
-  if (!url || url.search || url.hash) {
+  // Percent-encoded "/", "\" and "." survive the parser as text; a backend that decodes them
+  // could walk out of the allowed prefix (`/v1/..%2Fadmin`), so they are refused outright.
+  if (!url || url.search || url.hash || ENCODED_SEPARATOR.test(url.pathname)) {
     return false;
   }
   const path = trimPath(url.pathname);

@@ -11,7 +11,7 @@ import {
   type LlmToolCall,
   type TokenUsage,
 } from './llm.types.js';
-import { BackendFetch } from './backend-fetch.js';
+import { BackendFetch, findRefusal } from './backend-fetch.js';
 import { FellowshipMetrics, llmCallKind } from '../ops/metrics/fellowship-metrics.service.js';
 
 const UNRECOVERABLE = new Set([401, 403, 404]);
@@ -33,6 +33,12 @@ interface Accumulated {
 export class LlmService {
   private readonly logger = new Logger(LlmService.name);
   private readonly clients = new Map<string, OpenAI>();
+  private readonly sdkLogger = {
+    error: (message: string) => this.logger.debug(`openai sdk: ${message}`),
+    warn: (message: string) => this.logger.debug(`openai sdk: ${message}`),
+    info: (message: string) => this.logger.debug(`openai sdk: ${message}`),
+    debug: (message: string) => this.logger.debug(`openai sdk: ${message}`),
+  };
 
   constructor(
     @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
@@ -134,6 +140,11 @@ export class LlmService {
           }
         }
       }
+      if (signal.aborted) {
+        // The SDK ends a stream quietly when its signal aborts (a hang cut by the timeout, or the
+        // caller): say which, rather than "ended early".
+        throw request.signal?.aborted ? new LlmError('aborted', 'The call was aborted.') : this.timeoutError();
+      }
       if (acc.finishReason === null && acc.toolCalls.size === 0) {
         // A stream that ends without a finish reason was cut: never record it as a message.
         throw new LlmError('transient', 'The backend stream ended before the reply was complete.');
@@ -179,8 +190,13 @@ export class LlmService {
     if (callerSignal?.aborted) {
       return new LlmError('aborted', 'The call was aborted.');
     }
+    // A policy refusal (forbidden address, redirect) will not pass on a retry: unrecoverable.
+    const refusal = findRefusal(error);
+    if (refusal) {
+      return new LlmError('unrecoverable', refusal.message, refusal.status);
+    }
     if (error instanceof APIUserAbortError || error instanceof APIConnectionTimeoutError) {
-      return new LlmError('transient', `The backend did not answer within ${this.options.llmTimeoutMs} ms.`);
+      return this.timeoutError();
     }
     if (error instanceof APIError && typeof error.status === 'number') {
       // Never relay the backend's body: it may echo keys or internal addresses.
@@ -188,9 +204,13 @@ export class LlmService {
       return new LlmError(kind, `The backend answered HTTP ${error.status}.`, error.status);
     }
     if (error instanceof Error && error.name === 'TimeoutError') {
-      return new LlmError('transient', `The backend did not answer within ${this.options.llmTimeoutMs} ms.`);
+      return this.timeoutError();
     }
     return new LlmError('transient', 'The backend could not be reached or sent an invalid answer.');
+  }
+
+  private timeoutError(): LlmError {
+    return new LlmError('transient', `The backend did not answer within ${this.options.llmTimeoutMs} ms.`);
   }
 
   private client(target: LlmTarget): OpenAI {
@@ -208,6 +228,9 @@ export class LlmService {
         timeout: this.options.llmTimeoutMs,
         defaultHeaders: target.apiKey ? undefined : { Authorization: null },
         fetch: this.backendFetch.fetch,
+        // The SDK would print raw backend chunks to the console; our logger redacts, and the
+        // failure itself is already reported by classify().
+        logger: this.sdkLogger,
       });
       this.clients.set(key, client);
     }

@@ -6,6 +6,7 @@ import { knownProperties, validateBody } from '../common/validation.js';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
 import { EventChannel } from '../hub/event-channel.js';
+import { addressAllowed, classifyAddress, ipLiteral } from '../llm/address-policy.js';
 import { matchesAllowlist, sameBackend } from '../llm/base-url.policy.js';
 import { LoopService } from '../loop/loop.service.js';
 import { SESSION_STORE, type MemoryEntry, type SessionStore } from '../memory/session-store.port.js';
@@ -228,6 +229,13 @@ export class SessionService implements OnApplicationBootstrap {
       if (!matchesAllowlist(dto.llm.base_url, o.llmBaseUrlAllowlist)) {
         throw FellowshipError.validation('llm.base_url is not allowed on this server (LLM_BASE_URL_ALLOWLIST).', [
           { field: 'llm.base_url', message: 'not in the allowlist' },
+        ]);
+      }
+      // An IP literal the address policy refuses is refused now, not at the first call.
+      const literal = ipLiteral(new URL(dto.llm.base_url).hostname);
+      if (literal && !addressAllowed(classifyAddress(literal), o.llmAllowPrivateAddresses)) {
+        throw FellowshipError.validation('llm.base_url names an address this server never calls (private, loopback or link-local).', [
+          { field: 'llm.base_url', message: 'forbidden address' },
         ]);
       }
       baseUrl = dto.llm.base_url;
