@@ -1,7 +1,34 @@
 import { Controller, Get } from '@nestjs/common';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { HealthCheck, HealthCheckService, type HealthCheckResult } from '@nestjs/terminus';
 import { FellowshipHealthIndicator } from './fellowship-health.indicator.js';
+
+/** One indicator's entry in a terminus body: `status` plus whatever the indicator adds. */
+const INDICATOR_MAP = {
+  type: 'object',
+  description: 'By indicator key (`database`, `llm_backend`): `status` (`up`, `degraded`, `down`) and details such as `message`, `responseTime` (ms).',
+  additionalProperties: {
+    type: 'object',
+    description: 'One indicator.',
+    properties: { status: { type: 'string', enum: ['up', 'degraded', 'down'], description: 'This indicator’s state.' } },
+    required: ['status'],
+    additionalProperties: true,
+  },
+} as const;
+
+/** The terminus body (`HealthCheckResult`). */
+function healthSchema(statuses: string[]): Record<string, unknown> {
+  return {
+    type: 'object',
+    required: ['status', 'details'],
+    properties: {
+      status: { type: 'string', enum: statuses, description: 'Overall state.' },
+      info: { ...INDICATOR_MAP, description: 'Indicators that are up or degraded.' },
+      error: { ...INDICATOR_MAP, description: 'Indicators that are down.' },
+      details: { ...INDICATOR_MAP, description: 'Every indicator.' },
+    },
+  };
+}
 
 /** `GET /health/live` and `GET /health/ready` of the standalone server (CONTRACT §12). */
 @ApiTags('operations')
@@ -13,7 +40,8 @@ export class HealthController {
   ) {}
 
   @Get('live')
-  @HealthCheck()
+  @HealthCheck({ noCache: true, swaggerDocumentation: false })
+  @ApiOkResponse({ description: 'The process serves.', schema: healthSchema(['ok']) })
   @ApiOperation({
     summary: 'Liveness',
     description: 'Answers 200 while the process serves HTTP. Checks nothing else: restart the process only when this fails.',
@@ -23,7 +51,9 @@ export class HealthController {
   }
 
   @Get('ready')
-  @HealthCheck()
+  @HealthCheck({ noCache: true, swaggerDocumentation: false })
+  @ApiOkResponse({ description: 'Ready: the database answers (`degraded` when only the backend does not).', schema: healthSchema(['ok', 'degraded']) })
+  @ApiServiceUnavailableResponse({ description: 'Not ready: the database does not answer, or the server is shutting down.', schema: healthSchema(['error', 'shutting_down']) })
   @ApiOperation({
     summary: 'Readiness',
     description:
