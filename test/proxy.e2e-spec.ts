@@ -1,0 +1,351 @@
+/**
+ * Fellowship behind nginx (CONTRACT §12), with the configuration documented in
+ * docs/deployment.md — read from the document itself, so the two cannot drift apart.
+ *
+ * nginx is Debian's: installed with apt-get when missing (the CI machine is root). If it is
+ * missing and cannot be installed, the suite fails loudly; nothing is skipped.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Controller, Get, Module, Req } from '@nestjs/common';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import { connect, createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { Request } from 'express';
+import { createServer } from '../src/bootstrap.js';
+import { FellowshipModule } from '../src/fellowship.module.js';
+import { gate, MockLlmServer } from './mock-llm/mock-llm.server.js';
+import { SseClient, WsClient } from './support/clients.js';
+import { TEST_OPTIONS } from './support/app.js';
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
+/** apt-get update + install on a slow mirror. */
+const INSTALL_TIMEOUT_MS = 600_000;
+const START_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = 10_000;
+const POLL_MS = 25;
+const PORT_ATTEMPTS = 3;
+const WAIT_MS = 10_000;
+/** An address of the client distinct from the proxy's (127.0.0.1): all of 127/8 is loopback on Linux. */
+const CLIENT_ADDRESS = '127.0.0.3';
+
+/** Exposes Express's idea of the client address, to check TRUST_PROXY through the proxy. */
+@Controller('whoami')
+class WhoAmIController {
+  @Get()
+  whoami(@Req() req: Request): { ip: string | undefined } {
+    return { ip: req.ip };
+  }
+}
+
+async function findNginx(): Promise<string | null> {
+  for (const candidate of ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx']) {
+    if (existsSync(candidate)) {
+      return candidate;
+    }
+  }
+  try {
+    const { stdout } = await run('sh', ['-c', 'command -v nginx']);
+    return stdout.trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+/** Debian's nginx, installed when missing. Throws (never skips) when that is impossible. */
+async function ensureNginx(): Promise<string> {
+  const found = await findNginx();
+  if (found) {
+    return found;
+  }
+  if (process.getuid?.() !== 0) {
+    throw new Error('nginx is not installed and this user cannot install it: run `apt-get install -y nginx` as root.');
+  }
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const install = (): Promise<unknown> =>
+    run('apt-get', ['install', '-y', '--no-install-recommends', 'nginx'], { env, timeout: INSTALL_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 });
+  try {
+    await install();
+  } catch {
+    // Package lists missing or stale on a fresh machine: refresh once, then insist.
+    try {
+      await run('apt-get', ['update'], { env, timeout: INSTALL_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 });
+      await install();
+    } catch (error) {
+      const e = error as { stderr?: string; message?: string };
+      throw new Error(`nginx is missing and apt-get could not install it: ${e.stderr || e.message}`, { cause: error });
+    }
+  }
+  const installed = await findNginx();
+  if (!installed) {
+    throw new Error('apt-get installed nginx but no nginx binary was found.');
+  }
+  return installed;
+}
+
+/** A loopback port free right now (nginx cannot listen on port 0 and report it). */
+async function freePort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** The nginx block of docs/deployment.md, pointed at the app and listening on the given port. */
+async function documentedConfig(appPort: number, listenPort: number): Promise<string> {
+  const doc = await readFile(join(ROOT, 'docs/deployment.md'), 'utf8');
+  const match = /# fellowship-nginx: begin\n([\s\S]*?)# fellowship-nginx: end/.exec(doc);
+  if (!match) {
+    throw new Error('docs/deployment.md has no "# fellowship-nginx: begin … end" block');
+  }
+  const replace = (text: string, from: RegExp, to: string): string => {
+    if (!from.test(text)) {
+      throw new Error(`the documented nginx block has no ${String(from)}`);
+    }
+    return text.replace(from, to);
+  };
+  let block = replace(match[1], /server 127\.0\.0\.1:3000;/, `server 127.0.0.1:${appPort};`);
+  block = replace(block, /listen 80;/, `listen 127.0.0.1:${listenPort};`);
+  return block;
+}
+
+class Nginx {
+  private exited: Promise<void>;
+  private code: number | null = null;
+
+  private constructor(
+    private readonly child: ChildProcess,
+    private readonly errorLog: string,
+  ) {
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code) => {
+        this.code = code ?? -1;
+        resolve();
+      }),
+    );
+  }
+
+  /** Starts nginx in the foreground with everything (pid, logs, temp files) in `dir`. */
+  static async start(bin: string, dir: string, appPort: number): Promise<{ nginx: Nginx; port: number }> {
+    let lastError = '';
+    for (let attempt = 1; attempt <= PORT_ATTEMPTS; attempt++) {
+      const port = await freePort();
+      const errorLog = join(dir, `error-${attempt}.log`);
+      const conf = join(dir, `nginx-${attempt}.conf`);
+      const user = process.getuid?.() === 0 ? 'user root root;\n' : '';
+      await writeFile(
+        conf,
+        [
+          'daemon off;',
+          user,
+          'worker_processes 1;',
+          `pid ${join(dir, 'nginx.pid')};`,
+          `error_log ${errorLog} info;`,
+          'events { worker_connections 256; }',
+          'http {',
+          `  access_log ${join(dir, 'access.log')};`,
+          `  client_body_temp_path ${join(dir, 'client_body')};`,
+          `  proxy_temp_path ${join(dir, 'proxy')};`,
+          `  fastcgi_temp_path ${join(dir, 'fastcgi')};`,
+          `  uwsgi_temp_path ${join(dir, 'uwsgi')};`,
+          `  scgi_temp_path ${join(dir, 'scgi')};`,
+          await documentedConfig(appPort, port),
+          '}',
+          '',
+        ].join('\n'),
+      );
+      await run(bin, ['-t', '-p', dir, '-e', errorLog, '-c', conf]).catch((error: { stderr?: string }) => {
+        throw new Error(`nginx rejected the documented configuration:\n${error.stderr ?? String(error)}`);
+      });
+      const child = spawn(bin, ['-p', dir, '-e', errorLog, '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const nginx = new Nginx(child, errorLog);
+      if (await nginx.accepting(port)) {
+        return { nginx, port };
+      }
+      lastError = `${stderr}${await readFile(errorLog, 'utf8').catch(() => '')}`;
+      await nginx.stop();
+      if (!/Address already in use/.test(lastError)) {
+        break;
+      }
+    }
+    throw new Error(`nginx did not start:\n${lastError}`);
+  }
+
+  /** Polls (bounded) until nginx accepts a connection on the port, or exits. */
+  private async accepting(port: number): Promise<boolean> {
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (Date.now() < deadline && this.code === null) {
+      const ok = await new Promise<boolean>((resolve) => {
+        const socket = connect(port, '127.0.0.1');
+        socket.once('connect', () => {
+          socket.destroy();
+          resolve(true);
+        });
+        socket.once('error', () => resolve(false));
+      });
+      if (ok) {
+        return true;
+      }
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+    return false;
+  }
+
+  /** SIGTERM (fast shutdown) to the master we started, SIGKILL if it lingers. */
+  async stop(): Promise<void> {
+    if (this.code !== null) {
+      return;
+    }
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  log(): Promise<string> {
+    return readFile(this.errorLog, 'utf8').catch(() => '');
+  }
+}
+
+/** GET through the proxy from a chosen local address, with extra headers. */
+function getFrom(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { localAddress: CLIENT_ADDRESS, headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.setTimeout(WAIT_MS, () => req.destroy(new Error(`GET ${url} timed out`)));
+    req.on('error', reject);
+  });
+}
+
+describe('behind nginx (docs/deployment.md)', () => {
+  let nginxBin: string;
+  let dir: string;
+  let llm: MockLlmServer;
+  let app: NestExpressApplication;
+  let nginx: Nginx;
+  let appUrl: string;
+  let proxyUrl: string;
+
+  beforeAll(async () => {
+    nginxBin = await ensureNginx();
+    dir = await mkdtemp(join(tmpdir(), 'fellowship-nginx-'));
+    llm = await MockLlmServer.start();
+    @Module({ imports: [FellowshipModule.forRoot({ ...TEST_OPTIONS, llmBaseUrl: llm.baseUrl })], controllers: [WhoAmIController] })
+    class ProxiedModule {}
+    app = await createServer(ProxiedModule, { maxBodyBytes: 1_048_576, trustProxy: 'loopback', corsOrigins: '' }, false);
+    await app.listen(0, '127.0.0.1');
+    const appPort = (app.getHttpServer().address() as { port: number }).port;
+    appUrl = `http://127.0.0.1:${appPort}`;
+    const started = await Nginx.start(nginxBin, dir, appPort);
+    nginx = started.nginx;
+    proxyUrl = `http://127.0.0.1:${started.port}`;
+  }, INSTALL_TIMEOUT_MS);
+
+  afterAll(async () => {
+    await nginx?.stop();
+    await app?.close();
+    await llm?.close();
+    if (dir) {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('runs a session with a WebSocket talker and an SSE observer through the proxy, events unbuffered', async () => {
+    const created = await fetch(`${proxyUrl}/v1/session/create`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ bots: [{ name: 'Alice', system_prompt: 'You are Alice.' }], participation_mode: 'reactive' }),
+    });
+    expect(created.status).toBe(201);
+    const { token, observer_token: observerToken } = (await created.json()) as { token: string; observer_token: string };
+
+    const sse = await SseClient.open(`${proxyUrl}/v1/session/${observerToken}/stream`);
+    expect(sse.status).toBe(200);
+    expect(sse.headers['content-type']).toMatch(/^text\/event-stream/);
+    const talker = await WsClient.connect(`${proxyUrl.replace('http', 'ws')}/v1/session/${token}/connect?role=talker&name=Ann`);
+    // Each event reaches the observer while the session is still going: nothing waits in a buffer.
+    await sse.next('member_joined', (e) => e.role === 'talker' && e.name === 'Ann', WAIT_MS);
+
+    const held = gate();
+    llm.script({ gate: held.promise, content: 'Hello Ann, this is Alice.' });
+    talker.send({ type: 'user_message', content: 'Hi Alice.', client_id: 'm1' });
+    await talker.next('ack', (e) => e.client_id === 'm1', WAIT_MS);
+    // The backend is still holding the reply: talker_message and turn_start must already be here.
+    await sse.next('talker_message', (e) => e.content === 'Hi Alice.', WAIT_MS);
+    await sse.next('turn_start', () => true, WAIT_MS);
+    expect(sse.of('bot_message')).toEqual([]);
+    held.release();
+    const reply = await sse.next('bot_message', () => true, WAIT_MS);
+    expect(reply).toMatchObject({ bot: 'Alice', content: 'Hello Ann, this is Alice.', turn: 2 });
+    await talker.next('bot_message', () => true, WAIT_MS);
+
+    const ping = talker.events.length;
+    talker.send({ type: 'ping' });
+    await talker.until((events) => events.slice(ping).some((e) => e.type === 'pong'), WAIT_MS, 'pong');
+
+    const ended = await fetch(`${proxyUrl}/v1/session/${token}`, { method: 'DELETE' });
+    expect(ended.status).toBe(200);
+    await talker.waitClosed(WAIT_MS);
+    await sse.waitClosed(WAIT_MS);
+    expect(talker.closeCode).toBe(1000);
+    expect(sse.of('session_end')[0]).toMatchObject({ reason: 'client_request' });
+    // Same events, same order, on both transports (the talker joined after the observer).
+    const seqs = (events: { seq?: number }[]): number[] => events.map((e) => e.seq!);
+    const first = talker.sessionEvents[0].seq!;
+    expect(seqs(talker.sessionEvents)).toEqual(seqs(sse.sessionEvents.filter((e) => e.seq! >= first)));
+  });
+
+  it('passes WebSocket refusal close codes through', async () => {
+    const refused = await WsClient.connect(`${proxyUrl.replace('http', 'ws')}/v1/session/no-such-token/connect`);
+    await refused.waitClosed(WAIT_MS);
+    expect(refused.closeCode).toBe(4404);
+  });
+
+  it('serves the operations routes through the proxy', async () => {
+    expect((await fetch(`${proxyUrl}/health/ready`)).status).toBe(200);
+    const metrics = await fetch(`${proxyUrl}/metrics`);
+    expect(await metrics.text()).toContain('fellowship_members{role="talker"}');
+  });
+
+  it('takes the client address from X-Forwarded-For only from the trusted proxy (TRUST_PROXY=loopback)', async () => {
+    // Through nginx: the address nginx saw, not what the client claims.
+    const proxied = await getFrom(`${proxyUrl}/whoami`, { 'X-Forwarded-For': '203.0.113.9' });
+    expect(JSON.parse(proxied.body)).toEqual({ ip: CLIENT_ADDRESS });
+    // Directly from a loopback peer, the header is believed (loopback is trusted here)…
+    const direct = await getFrom(`${appUrl}/whoami`, { 'X-Forwarded-For': '203.0.113.9' });
+    expect(JSON.parse(direct.body)).toEqual({ ip: '203.0.113.9' });
+  });
+
+  it('ignores X-Forwarded-For when TRUST_PROXY is empty', async () => {
+    @Module({ imports: [FellowshipModule.forRoot({ ...TEST_OPTIONS, llmBaseUrl: llm.baseUrl })], controllers: [WhoAmIController] })
+    class UntrustingModule {}
+    const untrusting = await createServer(UntrustingModule, { maxBodyBytes: 1_048_576, trustProxy: '', corsOrigins: '' }, false);
+    await untrusting.listen(0, '127.0.0.1');
+    try {
+      const port = (untrusting.getHttpServer().address() as { port: number }).port;
+      const res = await getFrom(`http://127.0.0.1:${port}/whoami`, { 'X-Forwarded-For': '203.0.113.9' });
+      expect(JSON.parse(res.body)).toEqual({ ip: CLIENT_ADDRESS });
+    } finally {
+      await untrusting.close();
+    }
+  });
+
+  it('logged no proxy error', async () => {
+    const log = await nginx.log();
+    expect(log.split('\n').filter((line) => /\[(error|crit|alert|emerg)\]/.test(line))).toEqual([]);
+  });
+});
