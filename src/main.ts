@@ -44,6 +44,9 @@ async function main(): Promise<void> {
       process.exit(1);
     }, env.SHUTDOWN_TIMEOUT_MS);
     force.unref();
+    // Stop accepting connections now; open ones (members, requests in progress) are closed by the
+    // shutdown hooks (HubService.beforeApplicationShutdown), then Nest closes the server.
+    app.getHttpServer().close();
     app
       .close()
       .then(() => process.exit(0))

@@ -74,7 +74,7 @@ export interface FellowshipOptions {
   /** Bytes a member may have queued before it is dropped as too slow. */
   memberBufferBytes?: number;
   shutdownTimeoutMs?: number;
-  /** At shutdown, how long to wait for members' connections to close (WebSocket close handshakes) before they are cut. */
+  /** Within `shutdownTimeoutMs`, the bound on the graceful part (loops stop, events land, WebSockets close with 1001) before sockets are cut. */
   shutdownGraceMs?: number;
   /** Bound on each readiness probe (session store ping, backend `GET /models`), ms. */
   healthTimeoutMs?: number;

@@ -1,10 +1,12 @@
-import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { ErrorCode } from '../common/error-code.enum.js';
 import { FellowshipError } from '../common/fellowship.error.js';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
 import { LoopService } from '../loop/loop.service.js';
+import { SessionRegistry } from '../session/session.registry.js';
 import { publicMessage, SessionService } from '../session/session.service.js';
 import type { Session } from '../session/session.js';
 import { CLOSE, type Member, SseMember, WsMember } from './member.js';
@@ -32,8 +34,10 @@ export class Refusal {
  * (or the replay) ends exactly at the seq where the member's live tail begins.
  */
 @Injectable()
-export class HubService implements OnApplicationShutdown {
+export class HubService implements BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger('Hub');
+  /** Set at shutdown: no new member is attached. */
+  private closing = false;
   private readonly members = new Set<Member>();
   private readonly snapshots = new WeakMap<Session, { count: number; json: string }>();
   private readonly heartbeat: NodeJS.Timeout;
@@ -42,6 +46,7 @@ export class HubService implements OnApplicationShutdown {
     @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
     private readonly sessions: SessionService,
     private readonly loops: LoopService,
+    private readonly registry: SessionRegistry,
   ) {
     this.heartbeat = setInterval(() => this.beat(), options.sseHeartbeatMs);
     this.heartbeat.unref();
@@ -94,6 +99,10 @@ export class HubService implements OnApplicationShutdown {
   }
 
   openWs(member: WsMember, params: ConnectParams): void {
+    if (this.closing) {
+      member.close(CLOSE.goingAway, 'server shutting down');
+      return;
+    }
     const checked = this.check(params, 'ws');
     if (checked instanceof Refusal) {
       member.close(checked.closeCode, checked.error.message.slice(0, 120));
@@ -293,8 +302,61 @@ export class HubService implements OnApplicationShutdown {
     }
   }
 
+  /**
+   * Graceful shutdown, before Nest closes the HTTP server (which would cut every socket): stop the
+   * loops (an in-flight call is aborted; the session is not ended and resumes after a restart),
+   * let every published event land (stored, then delivered), then close members with 1001 and
+   * wait for their sockets to close. Bounded as a whole by `shutdownGraceMs`.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.closing = true;
+    clearInterval(this.heartbeat);
+    const deadline = Date.now() + this.options.shutdownGraceMs;
+    const sessions = [...this.registry.all()];
+    const loops = sessions.map((s) => this.loops.get(s)).filter((l) => l !== undefined);
+    loops.forEach((loop) => loop.stop());
+    await within(Promise.all(loops.map((loop) => loop.finished)), deadline);
+    await within(Promise.all(sessions.map((s) => s.channel.drain())), deadline);
+    const closed = [...this.members].map((member) => {
+      const gone = closedPromise(member);
+      member.close(CLOSE.goingAway, 'server shutting down');
+      return gone;
+    });
+    const all = await within(Promise.all(closed), deadline);
+    if (!all) {
+      this.logger.warn(`members still connected after ${this.options.shutdownGraceMs} ms; their sockets are cut`);
+    }
+    // The member_left events of those closes.
+    await within(Promise.all(sessions.map((s) => s.channel.drain())), deadline);
+  }
+
   onApplicationShutdown(): void {
     clearInterval(this.heartbeat);
     this.closeAll();
+  }
+}
+
+/** Resolves when a member's connection has closed (at once if it already has). */
+function closedPromise(member: Member): Promise<unknown> {
+  if (member instanceof WsMember) {
+    return member.socket.readyState === member.socket.CLOSED ? Promise.resolve() : once(member.socket, 'close');
+  }
+  if (member instanceof SseMember) {
+    return member.res.writableFinished || member.res.destroyed ? Promise.resolve() : Promise.race([once(member.res, 'finish'), once(member.res, 'close')]);
+  }
+  return Promise.resolve();
+}
+
+/** Waits for `work` until `deadline` (epoch ms); true if it settled in time. */
+async function within(work: Promise<unknown>, deadline: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
+    timer.unref();
+  });
+  try {
+    return await Promise.race([work.then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }

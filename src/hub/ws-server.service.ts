@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { ApplicationConfig, HttpAdapterHost } from '@nestjs/core';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -20,12 +20,14 @@ type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => v
  * that takes our path and hands every other upgrade to them untouched.
  */
 @Injectable()
-export class WsServerService implements OnApplicationBootstrap, OnApplicationShutdown {
+export class WsServerService implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger('WebSocket');
   private readonly wss: WebSocketServer;
   private server: Server | null = null;
   private dispatcher: UpgradeListener | null = null;
   private path: RegExp = /^$/;
+  /** Set at shutdown: upgrades are refused (503) while members are being closed. */
+  private closing = false;
 
   constructor(
     @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
@@ -60,6 +62,10 @@ export class WsServerService implements OnApplicationBootstrap, OnApplicationShu
     this.server = server;
   }
 
+  beforeApplicationShutdown(): void {
+    this.closing = true;
+  }
+
   onApplicationShutdown(): void {
     if (this.server && this.dispatcher) {
       this.server.off('upgrade', this.dispatcher);
@@ -76,6 +82,10 @@ export class WsServerService implements OnApplicationBootstrap, OnApplicationShu
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.closing) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
     const origin = req.headers.origin;
     const allowed = this.options.corsOrigins;
     if (origin && allowed.length > 0 && !allowed.includes(origin) && !allowed.includes('*')) {
