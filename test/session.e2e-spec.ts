@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createServer, type AddressInfo } from 'node:net';
 import { gate } from './mock-llm/mock-llm.server.js';
 import { bots, expectContiguous, startApp, type TestApp } from './support/app.js';
 
@@ -178,7 +179,12 @@ describe('LLM failures in the skeleton', () => {
   });
 
   it('survives an unreachable backend', async () => {
-    const down = await startApp({ llmBaseUrl: 'http://127.0.0.1:9/v1', llmMaxConsecutiveFailures: 1 });
+    // A port that was just free: connections are refused at once.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as AddressInfo;
+    await new Promise((resolve) => probe.close(resolve));
+    const down = await startApp({ llmBaseUrl: `http://127.0.0.1:${port}/v1`, llmMaxConsecutiveFailures: 1 });
     try {
       const { token } = await down.create({ bots: bots('A'), participation_mode: 'autonomous' });
       const ws = await down.ws(token);

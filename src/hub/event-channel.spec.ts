@@ -14,7 +14,7 @@ class GatedStore extends InMemorySessionStore {
   private releases: (() => void)[] = [];
   override commit(sessionId: string, batch: CommitBatch): Promise<void> {
     this.commits.push(batch);
-    return new Promise((resolve) => this.releases.push(resolve)).then(() => super.commit(sessionId, batch));
+    return new Promise<void>((resolve) => this.releases.push(resolve)).then(() => super.commit(sessionId, batch));
   }
   release(): void {
     this.releases.splice(0).forEach((r) => r());
