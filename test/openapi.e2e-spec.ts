@@ -23,6 +23,9 @@ const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 /** Generation and a type-check take a few seconds on a loaded machine. */
 const TOOL_TIMEOUT_MS = 90_000;
+/** Guides whose `<!-- request: POST /v1/session/create -->` JSON blocks must work as written. */
+const DOCUMENTED_BODIES = ['docs/quick-start.md', 'docs/patterns.md'];
+const DOCUMENTED_BODY_COUNT = 4;
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'] as const;
 
 /** The routes of CONTRACT §4 (HTTP ones; the WebSocket route is in docs/events.md) and §12. */
@@ -124,6 +127,22 @@ describe('OpenAPI document', () => {
       expect(result.valid ? '' : compileErrors(result)).toBe('');
     } finally {
       await host.close();
+    }
+  });
+
+  it('accepts every request body the guides document, with no ignored option', async () => {
+    const bodies: { where: string; body: Record<string, unknown> }[] = [];
+    for (const guide of DOCUMENTED_BODIES) {
+      const text = await readFile(join(ROOT, guide), 'utf8');
+      for (const match of text.matchAll(/<!-- request: POST \/v1\/session\/create -->\n```json\n([\s\S]*?)\n```/g)) {
+        bodies.push({ where: `${guide} #${bodies.length + 1}`, body: JSON.parse(match[1]) as Record<string, unknown> });
+      }
+    }
+    expect(bodies.length).toBeGreaterThanOrEqual(DOCUMENTED_BODY_COUNT);
+    for (const { where, body } of bodies) {
+      const res = await t.http.post('/v1/session/create').send(body);
+      expect({ where, status: res.status, ignored: res.body.ignored_options }).toEqual({ where, status: 201, ignored: [] });
+      await t.http.delete(`/v1/session/${res.body.token as string}`).expect(200);
     }
   });
 
