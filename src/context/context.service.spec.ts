@@ -94,6 +94,7 @@ describe(ContextService.name, () => {
       expect(sut.botPrompt(parts({ messages: history('Alice:a1') })).slice(1)).toEqual([
         { role: 'user', content: 'Start talking.' },
         { role: 'assistant', content: 'a1' },
+        { role: 'user', content: 'Continue.' },
       ]);
       expect(sut.botPrompt(parts({ messages: history('Alice:a1', 'Bob:b1') })).slice(1)).toEqual([
         { role: 'assistant', content: 'a1' },
@@ -108,6 +109,7 @@ describe(ContextService.name, () => {
       expect(prompt.slice(1)).toEqual([
         { role: 'user', content: 'Bob: b2' },
         { role: 'assistant', content: 'a2' },
+        { role: 'user', content: 'Continue.' },
       ]);
     });
 

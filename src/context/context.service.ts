@@ -66,6 +66,11 @@ export class ContextService {
     if (!turns.some((t) => t.role === 'user')) {
       turns.unshift({ role: 'user', content: this.options.kickoffInstruction });
     }
+    // A prompt ending with the bot's own message would be continued as a prefill by llama.cpp and
+    // Ollama, or refused by strict chat templates: ask for the next message instead.
+    if (turns[turns.length - 1].role === 'assistant') {
+      turns.push({ role: 'user', content: this.options.continueInstruction });
+    }
     const out: ChatMessage[] = [];
     if (system.length > 0) {
       out.push({ role: 'system', content: system.join('\n\n') });
