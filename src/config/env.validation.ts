@@ -1,5 +1,5 @@
 import { plainToInstance, Transform } from 'class-transformer';
-import { IsBoolean, IsIn, IsInt, IsNumber, IsOptional, IsString, Max, Min, MinLength, validateSync } from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsNumber, IsOptional, IsString, Matches, Max, Min, MinLength, validateSync } from 'class-validator';
 import { DEFAULT_FELLOWSHIP_OPTIONS as D, type FellowshipOptions } from './fellowship-options.interface.js';
 
 const bool = ({ value }: { value: unknown }): unknown => {
@@ -36,6 +36,9 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(num) @IsNumber() @Min(0.001) SESSION_TTL_DEFAULT = D.sessionTtlDefault;
   @IsOptional() @Transform(bool) @IsBoolean() DEBUG = D.debug;
   @IsOptional() @IsString() @MinLength(1) DATABASE_PATH = D.databasePath;
+  @IsOptional() @IsString() @Matches(/^(|[A-Za-z0-9+/]{43}=)$/, { message: 'must be 32 bytes in base64 (44 characters, e.g. from `openssl rand -base64 32`), or empty' })
+  DATA_ENCRYPTION_KEY = D.encryptionKey;
+  @IsOptional() @Transform(int) @IsInt() @Min(1) DB_WRITE_GROUP_MAX = D.dbWriteGroupMax;
   @IsOptional() @IsString() @MinLength(1) LOG_DIR = 'logs';
   @IsOptional() @IsIn(['error', 'warn', 'info', 'debug']) LOG_LEVEL: 'error' | 'warn' | 'info' | 'debug' = 'info';
   @IsOptional() @IsString() API_KEYS = '';
@@ -56,9 +59,11 @@ export class EnvironmentVariables {
   @IsOptional() @IsString() @MinLength(1) SUMMARIZE_PROMPT = D.summarizePrompt;
   @IsOptional() @Transform(int) @IsInt() @Min(0) SUMMARIZE_MAX_TOKENS = D.summarizeMaxTokens;
   @IsOptional() @IsString() @MinLength(1) KICKOFF_INSTRUCTION = D.kickoffInstruction;
+  @IsOptional() @IsString() @MinLength(1) CONTINUE_INSTRUCTION = D.continueInstruction;
   @IsOptional() @Transform(int) @IsInt() @Min(0) MAX_STOP_SEQUENCES = D.maxStopSequences;
   @IsOptional() @Transform(int) @IsInt() @Min(1) EVENT_RETENTION = D.eventRetention;
   @IsOptional() @Transform(num) @IsNumber() @Min(0) SESSION_RETENTION_DAYS = D.sessionRetentionDays;
+  @IsOptional() @Transform(int) @IsInt() @Min(1000) RETENTION_SWEEP_MS = D.retentionSweepMs;
   @IsOptional() @Transform(int) @IsInt() @Min(100) SSE_HEARTBEAT_MS = D.sseHeartbeatMs;
   @IsOptional() @Transform(int) @IsInt() @Min(1024) WS_MAX_PAYLOAD_BYTES = D.wsMaxPayloadBytes;
   @IsOptional() @Transform(int) @IsInt() @Min(1) MAX_MESSAGE_CHARS = D.maxMessageChars;
@@ -113,6 +118,8 @@ export function envToOptions(env: EnvironmentVariables): FellowshipOptions {
     sessionTtlDefault: env.SESSION_TTL_DEFAULT,
     debug: env.DEBUG,
     databasePath: env.DATABASE_PATH,
+    encryptionKey: env.DATA_ENCRYPTION_KEY,
+    dbWriteGroupMax: env.DB_WRITE_GROUP_MAX,
     apiKeys: list(env.API_KEYS),
     llmBaseUrlAllowlist: list(env.LLM_BASE_URL_ALLOWLIST),
     llmAllowPrivateAddresses: env.LLM_ALLOW_PRIVATE_ADDRESSES,
@@ -128,12 +135,14 @@ export function envToOptions(env: EnvironmentVariables): FellowshipOptions {
     summarizeThreshold: env.SUMMARIZE_THRESHOLD,
     summarizeKeepMessages: env.SUMMARIZE_KEEP_MESSAGES,
     summarizeModel: env.SUMMARIZE_MODEL,
-    eventRetention: env.EVENT_RETENTION,
     summarizePrompt: env.SUMMARIZE_PROMPT,
     summarizeMaxTokens: env.SUMMARIZE_MAX_TOKENS,
     kickoffInstruction: env.KICKOFF_INSTRUCTION,
+    continueInstruction: env.CONTINUE_INSTRUCTION,
     maxStopSequences: env.MAX_STOP_SEQUENCES,
+    eventRetention: env.EVENT_RETENTION,
     sessionRetentionDays: env.SESSION_RETENTION_DAYS,
+    retentionSweepMs: env.RETENTION_SWEEP_MS,
     sseHeartbeatMs: env.SSE_HEARTBEAT_MS,
     wsMaxPayloadBytes: env.WS_MAX_PAYLOAD_BYTES,
     maxMessageChars: env.MAX_MESSAGE_CHARS,

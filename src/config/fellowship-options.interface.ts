@@ -23,6 +23,14 @@ export interface FellowshipOptions {
   databasePath?: string;
   /** An existing TypeORM DataSource (sqlite) to use instead of opening `databasePath`. */
   dataSource?: DataSource;
+  /**
+   * Key (base64, 32 bytes) that encrypts secrets at rest (a session's own LLM API key) with
+   * AES-256-GCM. Empty: a key file `<databasePath>.key` (mode 0600) is created once and reused;
+   * with `:memory:` the key lives in memory only.
+   */
+  encryptionKey?: string;
+  /** Most event batches (of all sessions) grouped into one SQLite transaction; 1 = no grouping. */
+  dbWriteGroupMax?: number;
   /** Bearer keys allowed to create sessions; empty = open. */
   apiKeys?: string[];
   /** Prefixes a client-supplied `llm.base_url` must match; empty = overrides refused. */
@@ -51,22 +59,26 @@ export interface FellowshipOptions {
   /** Model for summaries (context and memory); empty = the session's bot model. */
   summarizeModel?: string;
   summarizePrompt?: string;
+  /** Bound on a context summary's length (the summary call's `max_tokens`); 0 = no bound. */
+  summarizeMaxTokens?: number;
   memorySummaryPrompt?: string;
   /** User message added when a bot's context holds no user message. */
   kickoffInstruction?: string;
-  eventRetention?: number;
-  sessionRetentionDays?: number;
-  sseHeartbeatMs?: number;
-  /** Bound on a context summary's length (the summary call's `max_tokens`); 0 = no bound. */
-  summarizeMaxTokens?: number;
-  wsMaxPayloadBytes?: number;
-  maxMessageChars?: number;
-  maxSystemPromptChars?: number;
+  /** User message added when a bot's context ends with its own message (e.g. a one-bot session). */
+  continueInstruction?: string;
   /**
    * Most stop strings sent with a bot call (the other participants' `\nName:` prefixes, most recent
    * speakers first); backends cap them (OpenAI: 4). 0 = no stop strings.
    */
   maxStopSequences?: number;
+  eventRetention?: number;
+  sessionRetentionDays?: number;
+  /** Interval of the retention sweep (events beyond `eventRetention`, sessions ended too long ago), ms. */
+  retentionSweepMs?: number;
+  sseHeartbeatMs?: number;
+  wsMaxPayloadBytes?: number;
+  maxMessageChars?: number;
+  maxSystemPromptChars?: number;
   /** Talker messages per minute per connection. */
   talkerRateLimit?: number;
   /** Live connections (WS + SSE) per session; 0 = unlimited. */
@@ -96,6 +108,8 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   sessionTtlDefault: 3600,
   debug: false,
   databasePath: 'data/fellowship.sqlite',
+  encryptionKey: '',
+  dbWriteGroupMax: 256,
   apiKeys: [],
   llmBaseUrlAllowlist: [],
   llmAllowPrivateAddresses: false,
@@ -114,20 +128,22 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   summarizePrompt:
     'Summarise the conversation so far in a compact paragraph: who said what, the positions taken, ' +
     'and any decisions or open questions. If an earlier summary is given, fold it in.',
+  summarizeMaxTokens: 512,
   memorySummaryPrompt:
     'Write a short summary of this conversation that will help the same participants continue it ' +
     'in a later session: key facts, decisions, and open questions.',
   kickoffInstruction: 'Begin the conversation.',
+  continueInstruction: 'Continue.',
+  maxStopSequences: 4,
   eventRetention: 10_000,
   sessionRetentionDays: 30,
+  retentionSweepMs: 3_600_000,
   sseHeartbeatMs: 15_000,
   wsMaxPayloadBytes: 65_536,
-  summarizeMaxTokens: 512,
   maxMessageChars: 8000,
   maxSystemPromptChars: 20_000,
   talkerRateLimit: 30,
   maxConnectionsPerSession: 0,
-  maxStopSequences: 4,
   memberBufferBytes: 4 * 1024 * 1024,
   shutdownTimeoutMs: 10_000,
   shutdownGraceMs: 2000,
