@@ -325,3 +325,23 @@ describe('talkers, observers and history rectification', () => {
     }
   });
 });
+
+describe('talker names', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startApp();
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it("refuses a talker name that is a bot's name, over WS (4400) and REST (400)", async () => {
+    const { token } = await t.create({ bots: bots('Alice', 'Bob'), participation_mode: 'reactive' });
+    const ws = await t.ws(token, { role: 'talker', name: 'alice' });
+    await ws.waitClosed();
+    expect(ws.closeCode).toBe(4400);
+    const res = await t.http.post(`/v1/session/${token}/message`).send({ name: 'BOB', content: 'I am Bob' }).expect(400);
+    expect(res.body.code).toBe('VALIDATION_ERROR');
+    expect((await t.http.get(`/v1/session/${token}/history`)).body.messages).toEqual([]);
+  });
+});

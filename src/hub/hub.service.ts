@@ -77,6 +77,9 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
       return new Refusal(CLOSE.notFound, FellowshipError.notFound());
     }
     const { session } = found;
+    if (params.name !== undefined && session.isBotName(params.name)) {
+      return new Refusal(CLOSE.badRequest, FellowshipError.validation("name is one of the bots' names."));
+    }
     if (role === 'talker' && !session.ended) {
       if (found.role !== 'control') {
         return new Refusal(CLOSE.forbidden, FellowshipError.forbidden('The observer token cannot join as a talker.'));

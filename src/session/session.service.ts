@@ -143,6 +143,9 @@ export class SessionService implements OnApplicationBootstrap {
       throw FellowshipError.forbidden('Talker messages are not accepted in autonomous mode.');
     }
     const dto = validateBody(PostMessageDto, body);
+    if (dto.name !== undefined && session.isBotName(dto.name)) {
+      throw FellowshipError.validation("name is one of the bots' names.", [{ field: 'name', message: 'bot name' }]);
+    }
     this.checkContent(dto.content);
     const loop = this.loops.get(session);
     if (!loop) {

@@ -103,6 +103,12 @@ export class Session {
     return this.talkers + this.observers;
   }
 
+  /** Talkers may not take a bot's name (bots would not know who said what). */
+  isBotName(name: string): boolean {
+    const key = name.trim().toLowerCase();
+    return this.config.bots.some((b) => b.name.toLowerCase() === key);
+  }
+
   get debugEnabled(): boolean {
     return this.config.debug;
   }
