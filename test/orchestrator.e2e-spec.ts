@@ -165,3 +165,21 @@ describe('orchestrated turn order', () => {
     expect(status).toMatchObject({ state: 'ended', end_reason: 'orchestrator', end_detail: 'They agreed on Fellowship.', bot_turns: 1 });
   });
 });
+
+describe('orchestrator context window', () => {
+  it('shows the orchestrator only the most recent ORCHESTRATOR_CONTEXT_MESSAGES messages', async () => {
+    const t = await startApp({ orchestratorContextMessages: 2 });
+    try {
+      t.llm.setHandler((req) => (Array.isArray(req.body.tools) ? select('Alice') : { content: `reply ${req.index}` }));
+      const { token } = await t.create({ bots: roster, participation_mode: 'autonomous', turn_order: 'orchestrated', max_turns: 4 });
+      const ws = await t.ws(token);
+      await ws.next('session_end');
+      const last = t.llm.requests.filter((r) => Array.isArray(r.body.tools)).pop()!;
+      const user = (last.body.messages as { role: string; content: string }[])[1].content;
+      expect(user).toContain('the 1 earliest messages are not shown');
+      expect(user.split('\n').filter((l) => l.startsWith('['))).toEqual(['[2] Alice: reply 3', '[3] Alice: reply 5']);
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -52,6 +52,7 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(int) @IsInt() @Min(1) LLM_MAX_CONSECUTIVE_FAILURES = D.llmMaxConsecutiveFailures;
   @IsOptional() @Transform(int) @IsInt() @Min(0) LLM_FAILURE_BACKOFF_MS = D.llmFailureBackoffMs;
   @IsOptional() @Transform(int) @IsInt() @Min(0) @Max(10) ORCHESTRATOR_RETRIES = D.orchestratorRetries;
+  @IsOptional() @Transform(int) @IsInt() @Min(1) ORCHESTRATOR_CONTEXT_MESSAGES = D.orchestratorContextMessages;
   @IsOptional() @Transform(int) @IsInt() @Min(1) DEFAULT_CONTEXT_LIMIT = D.defaultContextLimit;
   @IsOptional() @Transform(num) @IsNumber() @Min(0.05) @Max(1) SUMMARIZE_THRESHOLD = D.summarizeThreshold;
   @IsOptional() @Transform(int) @IsInt() @Min(0) SUMMARIZE_KEEP_MESSAGES = D.summarizeKeepMessages;
@@ -131,6 +132,7 @@ export function envToOptions(env: EnvironmentVariables): FellowshipOptions {
     llmMaxConsecutiveFailures: env.LLM_MAX_CONSECUTIVE_FAILURES,
     llmFailureBackoffMs: env.LLM_FAILURE_BACKOFF_MS,
     orchestratorRetries: env.ORCHESTRATOR_RETRIES,
+    orchestratorContextMessages: env.ORCHESTRATOR_CONTEXT_MESSAGES,
     defaultContextLimit: env.DEFAULT_CONTEXT_LIMIT,
     summarizeThreshold: env.SUMMARIZE_THRESHOLD,
     summarizeKeepMessages: env.SUMMARIZE_KEEP_MESSAGES,

@@ -53,6 +53,8 @@ export interface FellowshipOptions {
   /** Pause between a failed turn and the next attempt. */
   llmFailureBackoffMs?: number;
   orchestratorRetries?: number;
+  /** Most recent messages shown to the orchestrator (its context stays bounded in long sessions). */
+  orchestratorContextMessages?: number;
   defaultContextLimit?: number;
   summarizeThreshold?: number;
   summarizeKeepMessages?: number;
@@ -121,6 +123,7 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   llmMaxConsecutiveFailures: 3,
   llmFailureBackoffMs: 2000,
   orchestratorRetries: 2,
+  orchestratorContextMessages: 50,
   defaultContextLimit: 8192,
   summarizeThreshold: 0.8,
   summarizeKeepMessages: 6,

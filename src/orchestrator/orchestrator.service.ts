@@ -105,10 +105,13 @@ export class OrchestratorService {
       lines.push('', `Goal of the session: ${req.goal}`, `When the goal is reached, call ${END_SESSION} with the reason.`);
     }
     lines.push('', 'Answer only with a tool call; any text is ignored.');
-    const transcript = this.context.transcript(req.messages);
+    const window = this.options.orchestratorContextMessages;
+    const omitted = Math.max(0, req.messages.length - window);
+    const transcript = this.context.transcript(req.messages.slice(omitted));
+    const header = omitted > 0 ? `Conversation so far (the ${omitted} earliest messages are not shown):` : 'Conversation so far:';
     return [
       { role: 'system', content: lines.join('\n') },
-      { role: 'user', content: transcript.length > 0 ? `Conversation so far:\n${transcript}` : 'The conversation has not started yet.' },
+      { role: 'user', content: transcript.length > 0 ? `${header}\n${transcript}` : 'The conversation has not started yet.' },
     ];
   }
 }
