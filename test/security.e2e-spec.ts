@@ -1,0 +1,340 @@
+/**
+ * Adversarial access and SSRF suite (CONTRACT §1–3, issue 7): tokens, the observer token on every
+ * control operation, API_KEYS, token guessing, the base URL allowlist, the server key staying with
+ * the server's backend, and an SSRF corpus in which no request reaches a forbidden address.
+ *
+ * Every backend here is a loopback MockLlmServer; "internal" and "metadata" hosts are names given
+ * to an injected resolver, so no packet ever leaves the machine.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
+import type { LookupAddress } from 'node:dns';
+import { performance } from 'node:perf_hooks';
+import type { DnsLookup } from '../src/llm/backend-fetch.js';
+import { MockLlmServer } from './mock-llm/mock-llm.server.js';
+import { bots, startApp, type TestApp } from './support/app.js';
+import type { WsClient } from './support/clients.js';
+
+const SERVER_KEY = `sk-server-${randomBytes(16).toString('hex')}`;
+const CLIENT_KEY = `sk-client-${randomBytes(16).toString('hex')}`;
+const valid = { bots: bots('Alice', 'Bob') };
+
+/** A resolver answering from a table and recording every question (no real DNS). */
+function tableResolver(table: Record<string, string[]>): DnsLookup & { asked: string[] } {
+  const asked: string[] = [];
+  const fn = (hostname: string): Promise<LookupAddress[]> => {
+    asked.push(hostname);
+    const answer = table[hostname];
+    return answer
+      ? Promise.resolve(answer.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })))
+      : Promise.reject(Object.assign(new Error(`ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }));
+  };
+  return Object.assign(fn, { asked });
+}
+
+const headerText = (server: MockLlmServer): string => JSON.stringify(server.requests.map((r) => r.headers));
+
+async function endOf(ws: WsClient): Promise<{ reason: unknown; detail: unknown }> {
+  const end = await ws.next('session_end');
+  return { reason: end.reason, detail: end.detail };
+}
+
+describe('access: tokens, observer token, API_KEYS', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startApp({ apiKeys: ['first-create-key', 'second-create-key'] });
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  const auth = { Authorization: 'Bearer first-create-key' };
+  const create = async (): Promise<{ token: string; observer_token: string }> =>
+    (await t.http.post('/v1/session/create').set(auth).send(valid).expect(201)).body as { token: string; observer_token: string };
+
+  it('answers 401 UNAUTHORIZED to creation without one of the API_KEYS', async () => {
+    for (const header of [undefined, 'Bearer wrong-key', 'Basic first-create-key', 'first-create-key', 'Bearer ', 'Bearer first-create-keyX']) {
+      const req = t.http.post('/v1/session/create');
+      const res = await (header === undefined ? req : req.set('Authorization', header)).send(valid);
+      expect([header, res.status, res.body.code]).toEqual([header, 401, 'UNAUTHORIZED']);
+      expect(JSON.stringify(res.body)).not.toMatch(/first-create-key|second-create-key/);
+    }
+    await t.http.post('/v1/session/create').set('Authorization', 'bearer second-create-key').send(valid).expect(201);
+  });
+
+  it('gives two distinct 256-bit base64url tokens per session, never repeated', async () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 25; i++) {
+      const { token, observer_token } = await create();
+      for (const tk of [token, observer_token]) {
+        expect(tk).toMatch(/^[A-Za-z0-9_-]{43}$/);
+        expect(Buffer.from(tk, 'base64url')).toHaveLength(32);
+        expect(seen.has(tk)).toBe(false);
+        seen.add(tk);
+      }
+    }
+  });
+
+  it('refuses the observer token for every control operation (REST 403, WS talker 4403)', async () => {
+    const { token, observer_token } = await create();
+    for (const [method, path] of [
+      ['delete', ''],
+      ['post', '/pause'],
+      ['post', '/resume'],
+      ['post', '/message'],
+      ['get', '/memory'],
+    ] as const) {
+      const res = await t.http[method](`/v1/session/${observer_token}${path}`).send({ name: 'X', content: 'hi' });
+      expect([method, path, res.status, res.body.code]).toEqual([method, path, 403, 'FORBIDDEN']);
+    }
+    const talker = await t.ws(observer_token, { role: 'talker' });
+    await talker.waitClosed();
+    expect(talker.closeCode).toBe(4403);
+    // Nothing was changed by those attempts; the read routes still serve the observer token.
+    const status = await t.http.get(`/v1/session/${observer_token}`).expect(200);
+    expect(status.body).toMatchObject({ state: 'waiting', turn: 0, members: { talkers: 0, observers: 0 } });
+    await t.http.get(`/v1/session/${observer_token}/history`).expect(200);
+    const observer = await t.ws(observer_token, { role: 'observer' });
+    await observer.next('member_joined');
+    observer.close();
+    // The control token does all of it.
+    await t.http.post(`/v1/session/${token}/pause`).expect(200);
+  });
+
+  it('answers 404 to guessed tokens with no timing difference a client can see', async () => {
+    const { token } = await create();
+    // A guess that shares all but the last character with a real token, and a random one.
+    const last = token[token.length - 1];
+    const nearMiss = token.slice(0, -1) + (last === 'A' ? 'B' : 'A');
+    const random = randomBytes(32).toString('base64url');
+    const timings: Record<'near' | 'random', number[]> = { near: [], random: [] };
+    const probe = async (kind: 'near' | 'random'): Promise<void> => {
+      const started = performance.now();
+      const res = await fetch(`${t.url}/v1/session/${kind === 'near' ? nearMiss : random}`);
+      const body = (await res.json()) as { code: string; error: string };
+      timings[kind].push(performance.now() - started);
+      expect([res.status, body]).toEqual([404, { code: 'SESSION_NOT_FOUND', error: 'No session has this token.' }]);
+    };
+    for (let i = 0; i < 20; i++) {
+      await probe('near');
+      await probe('random');
+    }
+    timings.near.length = 0;
+    timings.random.length = 0;
+    // Interleaved, in alternating order, so drift in machine load hits both sides alike.
+    for (let i = 0; i < 300; i++) {
+      const order: ('near' | 'random')[] = i % 2 === 0 ? ['near', 'random'] : ['random', 'near'];
+      for (const kind of order) {
+        await probe(kind);
+      }
+    }
+    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const near = median(timings.near);
+    const rand = median(timings.random);
+    // Lookups go by SHA-256 digest, so there is no prefix to discover. The bound is generous on
+    // purpose (a loaded CI machine); a prefix-by-prefix comparison leak over HTTP would be far
+    // below it anyway, which is why the design removes it rather than measuring it.
+    expect(Math.abs(near - rand)).toBeLessThan(Math.max(2, 0.5 * Math.min(near, rand)));
+  });
+});
+
+describe('SSRF and key leaks', () => {
+  let operator: MockLlmServer;
+  /** A loopback server standing in for an internal service a client must never reach. */
+  let internal: MockLlmServer;
+  /** A client-chosen backend the operator allowlisted (reachable: private addresses allowed). */
+  let chosen: MockLlmServer;
+
+  beforeAll(async () => {
+    [operator, internal, chosen] = await Promise.all([MockLlmServer.start(), MockLlmServer.start(), MockLlmServer.start()]);
+  });
+  afterAll(async () => {
+    await Promise.all([operator.close(), internal.close(), chosen.close()]);
+  });
+
+  describe('allowlist, and the server key staying with the server backend', () => {
+    let t: TestApp;
+
+    beforeAll(async () => {
+      t = await startApp(
+        {
+          llmApiKey: SERVER_KEY,
+          llmBaseUrlAllowlist: [chosen.baseUrl],
+          llmAllowPrivateAddresses: true,
+        },
+        operator,
+      );
+    });
+    afterAll(async () => {
+      await t.close();
+    });
+
+    it.each([
+      ['a longer version segment', (p: number) => `http://127.0.0.1:${p}/v10`],
+      ['a parent path', (p: number) => `http://127.0.0.1:${p}/`],
+      ['another port', () => `http://127.0.0.1:${internal.port}/v1`],
+      ['https for http', (p: number) => `https://127.0.0.1:${p}/v1`],
+      ['userinfo', (p: number) => `http://user:pw@127.0.0.1:${p}/v1`],
+      ['userinfo posing as the host', (p: number) => `http://127.0.0.1:${p}@evil.test/v1`],
+      ['an encoded traversal', (p: number) => `http://127.0.0.1:${p}/v1/..%2F..%2Fadmin`],
+      ['not a URL', () => 'not a url'],
+      ['a file URL', () => 'file:///etc/passwd'],
+    ])('refuses a base URL outside the allowlist: %s (400 naming llm.base_url)', async (_name, url) => {
+      const res = await t.http
+        .post('/v1/session/create')
+        .send({ ...valid, llm: { base_url: url(chosen.port), api_key: CLIENT_KEY } })
+        .expect(400);
+      expect(res.body.code).toBe('VALIDATION_ERROR');
+      expect(res.body.error).toContain('llm.base_url');
+      expect(JSON.stringify(res.body)).not.toContain(CLIENT_KEY);
+    });
+
+    it('sends the server key to the server backend only: never to a second backend on another port', async () => {
+      operator.reset();
+      chosen.reset();
+      const run = async (llm: Record<string, unknown> | undefined): Promise<Record<string, unknown>> => {
+        const { token, body } = await t.create({ bots: bots('Solo'), participation_mode: 'autonomous', max_turns: 1, debug: true, ...(llm ? { llm } : {}) });
+        const ws = await t.ws(token);
+        expect((await endOf(ws)).reason).toBe('max_turns');
+        const status = (await t.http.get(`/v1/session/${token}`).expect(200)).body as Record<string, unknown>;
+        const everything = JSON.stringify([body, status, ws.events]);
+        expect(everything).not.toContain(SERVER_KEY);
+        expect(everything).not.toContain(CLIENT_KEY);
+        return (status.config as { llm: Record<string, unknown> }).llm;
+      };
+
+      // 1. The server's own backend gets the server key.
+      expect(await run(undefined)).toMatchObject({ base_url: operator.baseUrl, api_key_set: true });
+      expect(operator.requests.map((r) => r.headers.authorization)).toEqual([`Bearer ${SERVER_KEY}`]);
+      // 2. A client base URL without a key is called with no key at all.
+      expect(await run({ base_url: chosen.baseUrl })).toMatchObject({ base_url: chosen.baseUrl, api_key_set: false });
+      expect(chosen.requests).toHaveLength(1);
+      expect(chosen.requests[0].headers.authorization).toBeUndefined();
+      // 3. With the client's key, that key only.
+      expect(await run({ base_url: `${chosen.baseUrl}/`, api_key: CLIENT_KEY })).toMatchObject({ api_key_set: true });
+      expect(chosen.requests[1].headers.authorization).toBe(`Bearer ${CLIENT_KEY}`);
+      // 4. Another spelling of the server backend is the server backend (same origin and path).
+      await run({ base_url: `http://127.0.0.1:${operator.port}/v1/` });
+      expect(operator.requests).toHaveLength(2);
+
+      expect(chosen.requests).toHaveLength(2);
+      expect(headerText(chosen)).not.toContain(SERVER_KEY);
+      expect(headerText(operator)).not.toContain(CLIENT_KEY);
+      expect(internal.requests).toHaveLength(0);
+    });
+
+    it('keeps a client key out of validation error bodies', async () => {
+      const res = await t.http
+        .post('/v1/session/create')
+        .send({ bots: [{ name: 5 }], llm: { base_url: chosen.baseUrl, api_key: CLIENT_KEY } })
+        .expect(400);
+      expect(JSON.stringify(res.body)).not.toContain(CLIENT_KEY);
+    });
+  });
+
+  describe('SSRF corpus: zero requests reach a forbidden address', () => {
+    let t: TestApp;
+    let strict: TestApp;
+    let dns: ReturnType<typeof tableResolver>;
+
+    /** Allowlisted on purpose: the corpus tests the address checks behind the allowlist. */
+    const allowlist = (): string[] => [
+      `http://127.0.0.1:${internal.port}/v1`,
+      `http://[::ffff:127.0.0.1]:${internal.port}/v1`,
+      `http://169.254.169.254/v1`,
+      `http://[fd00:ec2::254]/v1`,
+      `http://loop.test:${internal.port}/v1`,
+      `http://mapped.test:${internal.port}/v1`,
+      `http://internal.test:${internal.port}/v1`,
+      `http://mixed.test:${internal.port}/v1`,
+      `http://meta.test:${internal.port}/v1`,
+      chosen.baseUrl,
+    ];
+
+    beforeAll(async () => {
+      dns = tableResolver({
+        'loop.test': ['127.0.0.1'],
+        'mapped.test': ['::ffff:127.0.0.1'],
+        'internal.test': ['10.0.0.5'],
+        'mixed.test': ['127.0.0.1', '10.0.0.6'],
+        'meta.test': ['169.254.169.254'],
+      });
+      strict = await startApp({ llmBaseUrlAllowlist: allowlist(), llmDnsLookup: dns }, operator);
+      t = await startApp({ llmBaseUrlAllowlist: allowlist(), llmDnsLookup: dns, llmAllowPrivateAddresses: true }, operator);
+    });
+    afterAll(async () => {
+      await Promise.all([t.close(), strict.close()]);
+      expect(internal.requests).toHaveLength(0);
+    });
+
+    it.each([
+      ['decimal loopback', () => `http://2130706433:${internal.port}/v1`],
+      ['octal loopback', () => `http://0177.0.0.1:${internal.port}/v1`],
+      ['hex loopback', () => `http://0x7f.0.0.1:${internal.port}/v1`],
+      ['IPv6-mapped loopback', () => `http://[::ffff:127.0.0.1]:${internal.port}/v1`],
+      ['IPv6-mapped loopback, hex', () => `http://[::ffff:7f00:1]:${internal.port}/v1`],
+      ['the metadata address', () => 'http://169.254.169.254/v1'],
+      ['the metadata address, decimal', () => 'http://2852039166/v1'],
+      ['the AWS IPv6 metadata address', () => 'http://[fd00:ec2::254]/v1'],
+    ])('refuses %s at creation (400 naming llm.base_url)', async (_name, url) => {
+      const res = await strict.http.post('/v1/session/create').send({ ...valid, llm: { base_url: url() } }).expect(400);
+      expect(res.body.code).toBe('VALIDATION_ERROR');
+      expect(res.body.error).toContain('llm.base_url');
+    });
+
+    it('refuses metadata literals at creation even with private addresses allowed', async () => {
+      for (const url of ['http://169.254.169.254/v1', 'http://[fd00:ec2::254]/v1']) {
+        const res = await t.http.post('/v1/session/create').send({ ...valid, llm: { base_url: url } }).expect(400);
+        expect(res.body.error).toContain('llm.base_url');
+      }
+    });
+
+    it.each([
+      ['a host name resolving to loopback', 'loop.test', /private or loopback/],
+      ['a host name resolving to IPv6-mapped loopback', 'mapped.test', /private or loopback/],
+      ['a host name resolving to a private address', 'internal.test', /private or loopback/],
+      ['a host name with one private address among others', 'mixed.test', /private or loopback/],
+      ['a host name resolving to the metadata address', 'meta.test', /link-local, metadata/],
+    ])('ends the session on %s, before any connection', async (_name, host, message) => {
+      const asked = dns.asked.length;
+      const { token } = await strict.create({ ...valid, participation_mode: 'autonomous', llm: { base_url: `http://${host}:${internal.port}/v1` } });
+      const ws = await strict.ws(token);
+      const end = await endOf(ws);
+      expect(end.reason).toBe('error');
+      expect(end.detail).toMatch(message);
+      // The client is never told what the name resolved to.
+      expect(String(end.detail)).not.toMatch(/127\.0\.0\.1|10\.0\.0\.|169\.254|::ffff/);
+      // Resolved once, refused: the socket-level lookup (a connection attempt) never ran.
+      expect(dns.asked.slice(asked)).toEqual([host]);
+      expect(internal.requests).toHaveLength(0);
+    });
+
+    it('refuses a host name resolving to the metadata address even with private addresses allowed', async () => {
+      const { token } = await t.create({ ...valid, participation_mode: 'autonomous', llm: { base_url: `http://meta.test:${internal.port}/v1` } });
+      const end = await endOf(await t.ws(token));
+      expect(end).toMatchObject({ reason: 'error' });
+      expect(end.detail).toMatch(/link-local, metadata/);
+    });
+
+    it('does not follow a client backend redirecting to 127.0.0.1', async () => {
+      chosen.reset();
+      chosen.script({ redirectTo: `http://127.0.0.1:${internal.port}/v1/chat/completions` });
+      const { token } = await t.create({ ...valid, participation_mode: 'autonomous', llm: { base_url: chosen.baseUrl, api_key: CLIENT_KEY } });
+      const end = await endOf(await t.ws(token));
+      expect(end.reason).toBe('error');
+      expect(end.detail).toMatch(/redirect \(HTTP 302\); redirects are never followed/);
+      expect(chosen.requests).toHaveLength(1);
+      expect(internal.requests).toHaveLength(0);
+    });
+
+    it('does not follow a redirect to the metadata address', async () => {
+      chosen.reset();
+      chosen.script({ redirectTo: 'http://169.254.169.254/latest/meta-data/' });
+      const { token } = await t.create({ ...valid, participation_mode: 'autonomous', llm: { base_url: chosen.baseUrl } });
+      const end = await endOf(await t.ws(token));
+      expect(end.detail).toMatch(/never followed/);
+      expect(chosen.requests).toHaveLength(1);
+    });
+  });
+});
