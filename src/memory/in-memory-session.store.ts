@@ -1,11 +1,20 @@
 import type { Message } from '../session/session.types.js';
-import type { CommitBatch, MemoryEntry, SessionSnapshot, SessionStore, StoredEvent } from './session-store.port.js';
+import type {
+  CommitBatch,
+  MemoryEntry,
+  PruneResult,
+  RetainedTail,
+  SessionSnapshot,
+  SessionStore,
+  StoredEvent,
+} from './session-store.port.js';
 
-/** Keeps everything in process memory: for unit tests and `DATABASE_PATH=:memory:`-like setups. */
+/** Keeps everything in process memory: for unit tests and embedders that want no database at all. */
 export class InMemorySessionStore implements SessionStore {
   private readonly sessions = new Map<string, SessionSnapshot>();
   private readonly messages = new Map<string, Message[]>();
   private readonly events = new Map<string, StoredEvent[]>();
+  private readonly seqs = new Map<string, { last: number; droppedThrough: number }>();
   private readonly memory = new Map<string, MemoryEntry[]>();
 
   addMemoryEntry(memoryId: string, entry: MemoryEntry): Promise<void> {
@@ -23,16 +32,21 @@ export class InMemorySessionStore implements SessionStore {
     this.sessions.set(snapshot.id, structuredClone(snapshot));
     this.messages.set(snapshot.id, []);
     this.events.set(snapshot.id, []);
+    this.seqs.set(snapshot.id, { last: 0, droppedThrough: 0 });
     return Promise.resolve();
   }
 
   commit(sessionId: string, batch: CommitBatch): Promise<void> {
     const session = this.sessions.get(sessionId);
-    if (!session) {
+    const seqs = this.seqs.get(sessionId);
+    if (!session || !seqs) {
       return Promise.reject(new Error(`unknown session ${sessionId}`));
     }
     this.messages.get(sessionId)?.push(...batch.messages.map((m) => ({ ...m })));
     this.events.get(sessionId)?.push(...batch.events);
+    for (const e of batch.events) {
+      seqs.last = Math.max(seqs.last, e.seq);
+    }
     if (batch.session) {
       Object.assign(session, structuredClone(batch.session));
     }
@@ -51,29 +65,45 @@ export class InMemorySessionStore implements SessionStore {
     return Promise.resolve((this.events.get(sessionId) ?? []).filter((e) => e.seq > afterSeq).slice(0, limit));
   }
 
-  lastSeq(sessionId: string): Promise<number> {
+  loadRecentEvents(sessionId: string, limit: number): Promise<RetainedTail> {
     const list = this.events.get(sessionId) ?? [];
-    return Promise.resolve(list.length ? list[list.length - 1].seq : 0);
+    const events = list.slice(Math.max(0, list.length - limit));
+    const cut = list.length - events.length;
+    const droppedThrough = Math.max(this.seqs.get(sessionId)?.droppedThrough ?? 0, cut > 0 ? list[cut - 1].seq : 0);
+    return Promise.resolve({ events, droppedThrough });
   }
 
-  prune(maxEventsPerSession: number, endedBefore: Date): Promise<{ sessions: number; events: number }> {
-    let sessions = 0;
+  lastSeq(sessionId: string): Promise<number> {
+    return Promise.resolve(this.seqs.get(sessionId)?.last ?? 0);
+  }
+
+  prune(maxEventsPerSession: number, endedBefore: Date): Promise<PruneResult> {
+    const sessionIds: string[] = [];
     let events = 0;
     for (const [id, snap] of this.sessions) {
       if (snap.endedAt && new Date(snap.endedAt) < endedBefore) {
         this.sessions.delete(id);
         this.messages.delete(id);
         this.events.delete(id);
-        sessions++;
+        this.seqs.delete(id);
+        sessionIds.push(id);
         continue;
       }
       const list = this.events.get(id) ?? [];
-      if (list.length > maxEventsPerSession) {
-        events += list.length - maxEventsPerSession;
-        list.splice(0, list.length - maxEventsPerSession);
+      const seqs = this.seqs.get(id);
+      if (list.length > maxEventsPerSession && seqs) {
+        const dropped = list.splice(0, list.length - maxEventsPerSession);
+        events += dropped.length;
+        seqs.droppedThrough = dropped[dropped.length - 1].seq;
       }
     }
-    return Promise.resolve({ sessions, events });
+    const referenced = new Set([...this.sessions.values()].map((s) => s.config.memory_id));
+    for (const memoryId of this.memory.keys()) {
+      if (!referenced.has(memoryId)) {
+        this.memory.delete(memoryId);
+      }
+    }
+    return Promise.resolve({ sessions: sessionIds.length, events, sessionIds });
   }
 
   ping(): Promise<void> {

@@ -25,7 +25,7 @@ export interface SessionSnapshot {
   observerHash: string;
   token8: string;
   config: SessionConfig;
-  /** LLM key for this session, encrypted at rest (null = none). */
+  /** This session's own LLM key as `SecretBox` ciphertext (null = none): stores never see the plaintext. */
   apiKeyCipher: string | null;
   createdAt: string;
   endedAt: string | null;
@@ -33,6 +33,29 @@ export interface SessionSnapshot {
   usage: Usage;
   /** Loop state that is not derivable from history (round-robin pointer, burst, hold…). */
   loopState: Record<string, unknown>;
+  /**
+   * The memory summary of an ended session with memory (CONTRACT §9): `written`, `failed` (no
+   * entry, not retried) or absent/null = not done yet (a restart does it).
+   */
+  memoryState?: MemoryState | null;
+}
+
+export type MemoryState = 'written' | 'failed';
+
+/** The newest retained events of a session, and below which seq a replay cursor cannot be honoured. */
+export interface RetainedTail {
+  events: StoredEvent[];
+  /** Highest seq of a retained event that is no longer stored (0 = none dropped). */
+  droppedThrough: number;
+}
+
+export interface PruneResult {
+  /** Sessions deleted (ended before the cutoff). */
+  sessions: number;
+  /** Retained events deleted beyond the per-session limit. */
+  events: number;
+  /** Ids of the deleted sessions, so that in-memory holders can drop them too. */
+  sessionIds: string[];
 }
 
 /** One durable write: the messages and retained events of one tick, plus the session's latest state. */
@@ -55,9 +78,12 @@ export interface SessionStore {
   loadSessions(): Promise<SessionSnapshot[]>;
   loadMessages(sessionId: string): Promise<Message[]>;
   loadEvents(sessionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]>;
+  /** The newest `limit` retained events, ascending (what a restored event channel replays from). */
+  loadRecentEvents(sessionId: string, limit: number): Promise<RetainedTail>;
+  /** The highest seq ever committed for the session (0 if none). */
   lastSeq(sessionId: string): Promise<number>;
   /** Drop events beyond the retention count and sessions ended before the cutoff. */
-  prune(maxEventsPerSession: number, endedBefore: Date): Promise<{ sessions: number; events: number }>;
+  prune(maxEventsPerSession: number, endedBefore: Date): Promise<PruneResult>;
   addMemoryEntry(memoryId: string, entry: MemoryEntry): Promise<void>;
   memoryEntries(memoryId: string): Promise<MemoryEntry[]>;
   /** Readiness probe. */

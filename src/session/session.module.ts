@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { LoopModule } from '../loop/loop.module.js';
 import { MemoryModule } from '../memory/memory.module.js';
 import { ApiKeyGuard } from './api-key.guard.js';
+import { SessionRecoveryService } from './session-recovery.service.js';
 import { SessionController } from './session.controller.js';
 import { SessionRegistry } from './session.registry.js';
 import { SessionService } from './session.service.js';
@@ -10,7 +11,7 @@ import { SessionService } from './session.service.js';
 @Module({
   imports: [LoopModule, MemoryModule],
   controllers: [SessionController],
-  providers: [SessionService, SessionRegistry, ApiKeyGuard],
+  providers: [SessionService, SessionRegistry, ApiKeyGuard, SessionRecoveryService],
   exports: [SessionService, SessionRegistry],
 })
 export class SessionModule {}

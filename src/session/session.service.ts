@@ -9,6 +9,8 @@ import { EventChannel } from '../hub/event-channel.js';
 import { addressAllowed, classifyAddress, ipLiteral } from '../llm/address-policy.js';
 import { matchesAllowlist, sameBackend } from '../llm/base-url.policy.js';
 import { LoopService } from '../loop/loop.service.js';
+import { MemoryService } from '../memory/memory.service.js';
+import { SecretBox } from '../memory/secret-box.js';
 import { SESSION_STORE, type MemoryEntry, type SessionStore } from '../memory/session-store.port.js';
 import { BotDto, CreateSessionDto, LlmOptionsDto, PostMessageDto } from './dto/create-session.dto.js';
 import { Session } from './session.js';
@@ -37,6 +39,8 @@ export class SessionService implements OnApplicationBootstrap {
     @Inject(SESSION_STORE) private readonly store: SessionStore,
     private readonly registry: SessionRegistry,
     private readonly loops: LoopService,
+    private readonly secrets: SecretBox,
+    private readonly memoryStore: MemoryService,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -75,7 +79,8 @@ export class SessionService implements OnApplicationBootstrap {
       observerHash: session.observerHash,
       token8: session.token8,
       config,
-      apiKeyCipher: apiKey,
+      // Encrypted at rest, bound to this session (the store never sees the key).
+      apiKeyCipher: apiKey === null ? null : this.secrets.encrypt(apiKey, session.id),
       createdAt: session.createdAt.toISOString(),
       endedAt: null,
       status: { end_reason: null, end_detail: null, pause_reason: null, bot_turns: 0 },
@@ -83,7 +88,8 @@ export class SessionService implements OnApplicationBootstrap {
       loopState: {},
     });
     this.registry.add(session);
-    const memory = config.memory_id ? (await this.store.memoryEntries(config.memory_id)).map((e) => e.content) : [];
+    // Waits for a summary still being written for this store (inherit right after the end).
+    const memory = config.memory_id ? (await this.memoryStore.entries(config.memory_id)).map((e) => e.content) : [];
     this.loops.start(session, memory);
     session.logger.log(
       `created: ${config.bots.length} bots, ${config.participation_mode}, ${config.turn_order}` +

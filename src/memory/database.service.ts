@@ -1,0 +1,149 @@
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
+import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
+import { FELLOWSHIP_ENTITIES } from './entities/index.js';
+import { runFellowshipMigrations } from './migration-runner.js';
+import { FELLOWSHIP_MIGRATIONS, FELLOWSHIP_MIGRATIONS_TABLE } from './migrations/index.js';
+
+/** TypeORM drivers that speak SQLite's dialect (our migrations and queries are SQLite SQL). */
+const SQLITE_DRIVERS: ReadonlySet<string> = new Set([
+  'better-sqlite3',
+  'sqljs',
+  'capacitor',
+  'cordova',
+  'expo',
+  'nativescript',
+  'react-native',
+]);
+
+const IN_MEMORY = ':memory:';
+
+/** The part of a better-sqlite3 connection that start-up uses (the driver hands it over untyped). */
+interface PragmaConnection {
+  pragma(source: string): unknown;
+}
+
+/**
+ * Fellowship's TypeORM DataSource. By default we open our own SQLite file (`databasePath`, WAL,
+ * `synchronous=NORMAL`, migrations at start-up) and close it at shutdown. A host that passes
+ * `dataSource` keeps it: we run our migrations on it and never close it.
+ *
+ * Why not `@nestjs/typeorm`: its `forRoot` registers a `DataSource` token that would collide with a
+ * host app's own TypeOrmModule. The DataSource is owned here and reached only through this class.
+ *
+ * Why better-sqlite3: TypeORM 1.x dropped the `sqlite` (node-sqlite3) driver; `better-sqlite3` is
+ * its SQLite driver. It is synchronous, so every write goes through the store's single write queue,
+ * which groups all sessions' writes of one event-loop turn into one short transaction.
+ *
+ * Opening happens in `onModuleInit` (during `app.init()` / `listen()`), so a database that cannot
+ * be opened or written rejects `listen()` with one clear message instead of aborting the process.
+ */
+@Injectable()
+export class FellowshipDatabase implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger('Database');
+  private source: DataSource | null = null;
+  private owned = false;
+
+  constructor(@Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions) {}
+
+  get dataSource(): DataSource {
+    if (!this.source) {
+      throw new Error('The Fellowship database is not open.');
+    }
+    return this.source;
+  }
+
+  /** The database file on disk, or null (in memory, or a host DataSource without a file path). */
+  get file(): string | null {
+    const database: unknown = this.options.dataSource ? this.options.dataSource.options.database : this.options.databasePath;
+    return typeof database === 'string' && database.length > 0 && database !== IN_MEMORY ? database : null;
+  }
+
+  /** What the database is, for log lines and error messages. */
+  get description(): string {
+    if (this.options.dataSource) {
+      return `the host's ${this.options.dataSource.options.type} DataSource`;
+    }
+    return this.options.databasePath === IN_MEMORY ? 'the in-memory database' : `the database file ${this.options.databasePath}`;
+  }
+
+  async onModuleInit(): Promise<void> {
+    try {
+      this.source = this.options.dataSource ? await this.adopt(this.options.dataSource) : await this.openOwn();
+      await this.probeWrite();
+    } catch (error) {
+      await this.close().catch(() => undefined);
+      // Driver errors arrive wrapped ("Error: SqliteError: …"): one line, without the class names.
+      const reason = (error instanceof Error ? error.message : String(error)).replace(/^(\w*Error: )+/, '').split('\n')[0];
+      throw new Error(`Cannot use ${this.description}: ${reason}`, { cause: error });
+    }
+    this.logger.log(`using ${this.description}`);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.close();
+  }
+
+  /** Closes our own DataSource (a host's stays open: it is the host's). Idempotent. */
+  async close(): Promise<void> {
+    const source = this.source;
+    this.source = null;
+    if (source && this.owned && source.isInitialized) {
+      await source.destroy();
+    }
+  }
+
+  private async openOwn(): Promise<DataSource> {
+    const path = this.options.databasePath;
+    const file = path !== IN_MEMORY;
+    const source = new DataSource({
+      type: 'better-sqlite3',
+      // The driver creates the parent directory of a file database.
+      database: path,
+      entities: FELLOWSHIP_ENTITIES,
+      migrations: FELLOWSHIP_MIGRATIONS,
+      migrationsTableName: FELLOWSHIP_MIGRATIONS_TABLE,
+      migrationsRun: true,
+      synchronize: false,
+      logging: false,
+      prepareDatabase: (db: PragmaConnection) => {
+        if (file) {
+          // WAL: readers never block the writer and a commit is one append to the log;
+          // NORMAL: no fsync per commit (the WAL is synced at checkpoints), still safe against a process crash.
+          db.pragma('journal_mode = WAL');
+          db.pragma('synchronous = NORMAL');
+        }
+      },
+    });
+    this.owned = true;
+    this.source = source;
+    await source.initialize();
+    return source;
+  }
+
+  private async adopt(source: DataSource): Promise<DataSource> {
+    if (!SQLITE_DRIVERS.has(source.options.type)) {
+      throw new Error(`Fellowship stores its data in SQLite; the given DataSource is "${source.options.type}".`);
+    }
+    this.owned = false;
+    if (!source.isInitialized) {
+      await source.initialize();
+    }
+    await runFellowshipMigrations(source);
+    return source;
+  }
+
+  /**
+   * A write at start-up: SQLite opens a file it may not write read-only without a word, and an
+   * up-to-date schema needs no write, so without this a read-only database would fail only at the
+   * first session. Doubles as a record of the last start.
+   */
+  private async probeWrite(): Promise<void> {
+    await this.dataSource.query(
+      `INSERT INTO "fellowship_meta" ("key", "value") VALUES ('last_start', ?) ` +
+        `ON CONFLICT ("key") DO UPDATE SET "value" = excluded."value"`,
+      [new Date().toISOString()],
+    );
+  }
+}

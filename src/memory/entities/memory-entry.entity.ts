@@ -1,0 +1,22 @@
+import { Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
+
+/** One cross-session memory entry (CONTRACT §9); a memory store is the set of entries with one `memory_id`. */
+@Entity({ name: 'fellowship_memory_entries' })
+export class MemoryEntryEntity {
+  @PrimaryGeneratedColumn({ type: 'integer' })
+  id!: number;
+
+  @Index('IDX_fellowship_memory_entries_memory_id')
+  @Column({ name: 'memory_id', type: 'varchar', length: 36 })
+  memoryId!: string;
+
+  /** First 8 characters of the writing session's control token. */
+  @Column({ type: 'varchar', length: 8 })
+  session!: string;
+
+  @Column({ type: 'text' })
+  content!: string;
+
+  @Column({ type: 'varchar', length: 30 })
+  ts!: string;
+}

@@ -1,0 +1,64 @@
+import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+
+/**
+ * One session, as needed to rebuild it after a restart. Tokens only as SHA-256 hashes; the
+ * session's own LLM key only as `SecretBox` ciphertext. JSON columns hold the config, the status
+ * fields, usage and the loop state (they change together, with every event batch).
+ */
+@Entity({ name: 'fellowship_sessions' })
+export class SessionEntity {
+  @PrimaryColumn({ type: 'varchar', length: 36 })
+  id!: string;
+
+  @Index('IDX_fellowship_sessions_control_hash', { unique: true })
+  @Column({ name: 'control_hash', type: 'varchar', length: 64 })
+  controlHash!: string;
+
+  @Index('IDX_fellowship_sessions_observer_hash', { unique: true })
+  @Column({ name: 'observer_hash', type: 'varchar', length: 64 })
+  observerHash!: string;
+
+  @Column({ name: 'token8', type: 'varchar', length: 8 })
+  token8!: string;
+
+  /** SessionConfig as JSON (no secrets). */
+  @Column({ type: 'text' })
+  config!: string;
+
+  @Column({ name: 'api_key_cipher', type: 'text', nullable: true })
+  apiKeyCipher!: string | null;
+
+  @Column({ name: 'created_at', type: 'varchar', length: 30 })
+  createdAt!: string;
+
+  /** ISO-8601; ISO strings of one format sort like the instants they name. */
+  @Index('IDX_fellowship_sessions_ended_at')
+  @Column({ name: 'ended_at', type: 'varchar', length: 30, nullable: true })
+  endedAt!: string | null;
+
+  /** end_reason, end_detail, pause_reason, bot_turns as JSON. */
+  @Column({ type: 'text' })
+  status!: string;
+
+  @Column({ type: 'text' })
+  usage!: string;
+
+  @Column({ name: 'loop_state', type: 'text' })
+  loopState!: string;
+
+  @Index('IDX_fellowship_sessions_memory_id')
+  @Column({ name: 'memory_id', type: 'varchar', length: 36, nullable: true })
+  memoryId!: string | null;
+
+  /** `written` | `failed` | null (a summary is still owed if the session ended with memory). */
+  @Column({ name: 'memory_state', type: 'varchar', length: 16, nullable: true })
+  memoryState!: string | null;
+
+  /** Highest event seq ever committed (events may have been pruned since). */
+  @Column({ name: 'last_seq', type: 'integer', default: 0 })
+  lastSeq!: number;
+
+  /** Highest seq of a retained event deleted by the retention sweep. */
+  @Column({ name: 'dropped_through', type: 'integer', default: 0 })
+  droppedThrough!: number;
+}

@@ -1,0 +1,7 @@
+import { InitialSchema1796083200000 } from './1796083200000-initial-schema.js';
+
+/** Fellowship's migrations, oldest first. Add new ones at the end; never edit one that has shipped. */
+export const FELLOWSHIP_MIGRATIONS = [InitialSchema1796083200000];
+
+/** Where executed migrations are recorded (TypeORM's own table format, under Fellowship's name). */
+export const FELLOWSHIP_MIGRATIONS_TABLE = 'fellowship_migrations';

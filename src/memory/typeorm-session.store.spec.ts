@@ -1,0 +1,256 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DataSource } from 'typeorm';
+import { resolveOptions, type FellowshipOptions } from '../config/fellowship-options.interface.js';
+import type { Message, SessionConfig, Usage } from '../session/session.types.js';
+import { FellowshipDatabase } from './database.service.js';
+import type { SessionSnapshot, StoredEvent } from './session-store.port.js';
+import { TypeOrmSessionStore } from './typeorm-session.store.js';
+
+const dirs: string[] = [];
+const opened: { db: FellowshipDatabase; store: TypeOrmSessionStore }[] = [];
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'fellowship-store-'));
+  dirs.push(dir);
+  return dir;
+}
+
+async function open(options: FellowshipOptions): Promise<{ db: FellowshipDatabase; sut: TypeOrmSessionStore }> {
+  const resolved = resolveOptions(options);
+  const db = new FellowshipDatabase(resolved);
+  await db.onModuleInit();
+  const sut = new TypeOrmSessionStore(db, resolved);
+  opened.push({ db, store: sut });
+  return { db, sut };
+}
+
+async function shut(db: FellowshipDatabase, store: TypeOrmSessionStore): Promise<void> {
+  await store.onApplicationShutdown();
+  await db.onApplicationShutdown();
+}
+
+afterEach(async () => {
+  for (const { db, store } of opened.splice(0)) {
+    await shut(db, store).catch(() => undefined);
+  }
+  for (const dir of dirs.splice(0)) {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const usage = (): Usage => ({ llm_calls: 0, prompt_tokens: 0, completion_tokens: 0, bots: {}, orchestrator: {} as never, other: {} as never });
+
+function snapshot(id: string, extra: Partial<SessionSnapshot> = {}): SessionSnapshot {
+  return {
+    id,
+    controlHash: `c-${id}-`.padEnd(64, '0'),
+    observerHash: `o-${id}-`.padEnd(64, '0'),
+    token8: id.slice(0, 8).padEnd(8, 'x'),
+    config: { memory_id: null, bots: [{ name: 'Alice' }] } as unknown as SessionConfig,
+    apiKeyCipher: null,
+    createdAt: '2026-01-01T00:00:00.000Z',
+    endedAt: null,
+    status: { end_reason: null, end_detail: null, pause_reason: null, bot_turns: 0 },
+    usage: usage(),
+    loopState: {},
+    ...extra,
+  };
+}
+
+function message(turn: number, extra: Partial<Message> = {}): Message {
+  return { turn, kind: 'bot', name: 'Alice', bot: 'Alice', talker_id: null, content: `m${turn}`, ts: `2026-01-01T00:00:0${turn % 10}.000Z`, tokens: turn, ...extra };
+}
+
+function event(seq: number, type = 'bot_message'): StoredEvent {
+  return { seq, type, json: JSON.stringify({ type, seq }) };
+}
+
+describe(TypeOrmSessionStore.name, () => {
+  for (const where of ['file', ':memory:'] as const) {
+    describe(`on ${where === 'file' ? 'a file' : ':memory:'}`, () => {
+      const path = (): string => (where === 'file' ? join(tempDir(), 'nested', 'db.sqlite') : ':memory:');
+
+      it('round-trips a session, its messages, events and state', async () => {
+        const { sut } = await open({ databasePath: path() });
+        await sut.insertSession(snapshot('s1', { apiKeyCipher: 'v1.cipher' }));
+        await sut.commit('s1', {
+          messages: [message(1), message(2, { kind: 'talker', bot: null, name: 'Ann', talker_id: 't1', reasoning: undefined })],
+          events: [event(1, 'member_joined'), event(2), event(3, 'talker_message')],
+          session: { usage: { ...usage(), llm_calls: 2 }, loopState: { rrIndex: 1 }, status: { end_reason: null, end_detail: null, pause_reason: 'client_request', bot_turns: 1 } },
+        });
+        await sut.commit('s1', {
+          messages: [message(3, { reasoning: 'hmm' })],
+          events: [event(5)],
+          session: { endedAt: '2026-01-02T00:00:00.000Z', memoryState: 'written' },
+        });
+
+        const [loaded] = await sut.loadSessions();
+        expect(loaded).toMatchObject({
+          id: 's1',
+          apiKeyCipher: 'v1.cipher',
+          endedAt: '2026-01-02T00:00:00.000Z',
+          loopState: { rrIndex: 1 },
+          memoryState: 'written',
+          status: { pause_reason: 'client_request', bot_turns: 1 },
+        });
+        expect(loaded.usage.llm_calls).toBe(2);
+        const messages = await sut.loadMessages('s1');
+        expect(messages.map((m) => m.turn)).toEqual([1, 2, 3]);
+        expect(messages[1]).toEqual(message(2, { kind: 'talker', bot: null, name: 'Ann', talker_id: 't1' }));
+        expect(messages[2].reasoning).toBe('hmm');
+        expect((await sut.loadEvents('s1', 1, 10)).map((e) => e.seq)).toEqual([2, 3, 5]);
+        expect(await sut.lastSeq('s1')).toBe(5);
+        expect(await sut.lastSeq('unknown')).toBe(0);
+      });
+
+      it('rejects a batch for an unknown session and a duplicate turn, alone in its group', async () => {
+        const { sut } = await open({ databasePath: path() });
+        await sut.insertSession(snapshot('a'));
+        await sut.insertSession(snapshot('b'));
+        await sut.commit('a', { messages: [message(1)], events: [event(1)] });
+        // Same tick: one transaction, three savepoints.
+        const results = await Promise.allSettled([
+          sut.commit('a', { messages: [message(1)], events: [event(2)] }),
+          sut.commit('b', { messages: [message(1)], events: [event(1)] }),
+          sut.commit('nobody', { messages: [], events: [event(1)] }),
+        ]);
+        expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'rejected']);
+        // The failed batch left nothing behind, the good one is complete.
+        expect((await sut.loadEvents('a', 0, 10)).map((e) => e.seq)).toEqual([1]);
+        expect((await sut.loadMessages('b')).length).toBe(1);
+        expect(sut.writeStats.largestGroup).toBe(3);
+      });
+
+      it('groups concurrent batches of many sessions into few transactions, each session in call order', async () => {
+        const { sut } = await open({ databasePath: path() });
+        const ids = Array.from({ length: 20 }, (_, i) => `s${i}`);
+        await Promise.all(ids.map((id) => sut.insertSession(snapshot(id))));
+        const before = sut.writeStats.transactions;
+        const writes: Promise<void>[] = [];
+        for (let seq = 1; seq <= 5; seq++) {
+          for (const id of ids) {
+            writes.push(sut.commit(id, { messages: [message(seq)], events: [event(seq)], session: { loopState: { last: seq } } }));
+          }
+        }
+        await Promise.all(writes);
+        expect(sut.writeStats.transactions - before).toBe(1);
+        for (const id of ids) {
+          expect((await sut.loadEvents(id, 0, 10)).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+        }
+        expect((await sut.loadSessions()).every((s) => s.loopState.last === 5)).toBe(true);
+      });
+
+      it('caps a group at dbWriteGroupMax batches', async () => {
+        const { sut } = await open({ databasePath: path(), dbWriteGroupMax: 4 });
+        await sut.insertSession(snapshot('s'));
+        const before = sut.writeStats.transactions;
+        await Promise.all(Array.from({ length: 10 }, (_, i) => sut.commit('s', { messages: [], events: [event(i + 1)] })));
+        expect(sut.writeStats.transactions - before).toBe(3);
+        expect(sut.writeStats.largestGroup).toBe(4);
+      });
+
+      it('gives the newest retained events and where replay can no longer reach', async () => {
+        const { sut } = await open({ databasePath: path() });
+        await sut.insertSession(snapshot('s'));
+        await sut.commit('s', { messages: [], events: [1, 2, 4, 5, 7].map((s) => event(s)) });
+        expect(await sut.loadRecentEvents('s', 10)).toEqual({ events: [1, 2, 4, 5, 7].map((s) => event(s)), droppedThrough: 0 });
+        const tail = await sut.loadRecentEvents('s', 3);
+        expect(tail.events.map((e) => e.seq)).toEqual([4, 5, 7]);
+        expect(tail.droppedThrough).toBe(2);
+      });
+
+      it('prunes old ended sessions, events beyond the limit and unused memory stores', async () => {
+        const { sut } = await open({ databasePath: path() });
+        const memory = (id: string): SessionConfig => ({ memory_id: id, bots: [] }) as unknown as SessionConfig;
+        await sut.insertSession(snapshot('old', { config: memory('m-old') }));
+        await sut.insertSession(snapshot('recent', { config: memory('m-kept') }));
+        await sut.insertSession(snapshot('live'));
+        await sut.commit('old', { messages: [message(1)], events: [event(1), event(2)], session: { endedAt: '2026-01-01T00:00:00.000Z' } });
+        await sut.commit('recent', { messages: [], events: [event(1)], session: { endedAt: '2026-03-01T00:00:00.000Z' } });
+        await sut.commit('live', { messages: [], events: [1, 2, 3, 4, 5, 6].map((s) => event(s)) });
+        await sut.addMemoryEntry('m-old', { session: 'oldoldol', content: 'gone', ts: '2026-01-01T00:00:00.000Z' });
+        await sut.addMemoryEntry('m-kept', { session: 'recentre', content: 'kept', ts: '2026-03-01T00:00:00.000Z' });
+
+        const result = await sut.prune(4, new Date('2026-02-01T00:00:00.000Z'));
+
+        expect(result).toEqual({ sessions: 1, events: 2, sessionIds: ['old'] });
+        expect((await sut.loadSessions()).map((s) => s.id).sort()).toEqual(['live', 'recent']);
+        expect(await sut.loadMessages('old')).toEqual([]);
+        expect(await sut.loadEvents('old', 0, 10)).toEqual([]);
+        expect(await sut.loadRecentEvents('live', 100)).toEqual({ events: [3, 4, 5, 6].map((s) => event(s)), droppedThrough: 2 });
+        expect(await sut.lastSeq('live')).toBe(6);
+        expect(await sut.memoryEntries('m-old')).toEqual([]);
+        expect(await sut.memoryEntries('m-kept')).toEqual([{ session: 'recentre', content: 'kept', ts: '2026-03-01T00:00:00.000Z' }]);
+        // Idempotent.
+        expect(await sut.prune(4, new Date('2026-02-01T00:00:00.000Z'))).toEqual({ sessions: 0, events: 0, sessionIds: [] });
+      });
+
+      it('keeps memory entries of a store in insertion order', async () => {
+        const { sut } = await open({ databasePath: path() });
+        for (const n of [1, 2, 3]) {
+          await sut.addMemoryEntry('m', { session: `s${n}`.padEnd(8, '0'), content: `entry ${n}`, ts: `2026-01-0${n}T00:00:00.000Z` });
+        }
+        expect((await sut.memoryEntries('m')).map((e) => e.content)).toEqual(['entry 1', 'entry 2', 'entry 3']);
+        expect(await sut.memoryEntries('other')).toEqual([]);
+        await expect(sut.ping()).resolves.toBeUndefined();
+      });
+    });
+  }
+
+  it('opens a file in WAL mode with synchronous=NORMAL, and reopens it without running migrations again', async () => {
+    const file = join(tempDir(), 'db.sqlite');
+    const first = await open({ databasePath: file });
+    await first.sut.insertSession(snapshot('kept'));
+    await first.sut.commit('kept', { messages: [message(1)], events: [event(1)] });
+    expect(await first.db.dataSource.query('PRAGMA journal_mode')).toEqual([{ journal_mode: 'wal' }]);
+    expect(await first.db.dataSource.query('PRAGMA synchronous')).toEqual([{ synchronous: 1 }]);
+    await shut(first.db, first.sut);
+
+    const second = await open({ databasePath: file });
+    expect(await second.db.dataSource.query('SELECT "name" FROM "fellowship_migrations"')).toEqual([{ name: 'InitialSchema1796083200000' }]);
+    expect((await second.sut.loadSessions()).map((s) => s.id)).toEqual(['kept']);
+    expect(await second.sut.loadMessages('kept')).toHaveLength(1);
+  });
+
+  it('has migrations that build exactly the schema the entities describe', async () => {
+    const { db } = await open({ databasePath: ':memory:' });
+    const pending = await db.dataSource.driver.createSchemaBuilder().log();
+    expect(pending.upQueries.map((q) => q.query)).toEqual([]);
+  });
+
+  it('runs its migrations on a host DataSource and leaves it open at shutdown', async () => {
+    const host = new DataSource({ type: 'better-sqlite3', database: join(tempDir(), 'host.sqlite'), entities: [] });
+    await host.initialize();
+    try {
+      const { db, sut } = await open({ dataSource: host });
+      await sut.insertSession(snapshot('h'));
+      expect(db.file).toBe(host.options.database);
+      await shut(db, sut);
+      expect(host.isInitialized).toBe(true);
+      expect(await host.query('SELECT "id" FROM "fellowship_sessions"')).toEqual([{ id: 'h' }]);
+      // A second start on the same database finds the migrations done.
+      const again = await open({ dataSource: host });
+      expect(await host.query('SELECT COUNT(*) AS "n" FROM "fellowship_migrations"')).toEqual([{ n: 1 }]);
+      await shut(again.db, again.sut);
+    } finally {
+      await host.destroy();
+    }
+  });
+
+  it('refuses a host DataSource that is not SQLite, naming it', async () => {
+    // The check comes first, so a stand-in does (the pg driver is not installed here).
+    const host = { options: { type: 'postgres' }, isInitialized: true } as unknown as DataSource;
+    await expect(open({ dataSource: host })).rejects.toThrow(/Cannot use the host's postgres DataSource: Fellowship stores its data in SQLite/);
+  });
+
+  it('fails with one clear message when the database cannot be created', async () => {
+    const blocker = join(tempDir(), 'a-file');
+    writeFileSync(blocker, 'not a directory');
+    await expect(open({ databasePath: join(blocker, 'sub', 'db.sqlite') })).rejects.toThrow(
+      new RegExp(`^Cannot use the database file ${blocker}/sub/db.sqlite: ENOTDIR: not a directory`),
+    );
+  });
+});

@@ -1,0 +1,341 @@
+import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import type { QueryRunner } from 'typeorm';
+import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
+import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
+import type { Message } from '../session/session.types.js';
+import { FellowshipDatabase } from './database.service.js';
+import type {
+  CommitBatch,
+  MemoryEntry,
+  MemoryState,
+  PruneResult,
+  RetainedTail,
+  SessionSnapshot,
+  SessionStore,
+  StoredEvent,
+} from './session-store.port.js';
+import { StoreClosedError, WriteQueue, type WriteQueueStats } from './write-queue.js';
+
+interface SessionRow {
+  id: string;
+  control_hash: string;
+  observer_hash: string;
+  token8: string;
+  config: string;
+  api_key_cipher: string | null;
+  created_at: string;
+  ended_at: string | null;
+  status: string;
+  usage: string;
+  loop_state: string;
+  memory_state: string | null;
+}
+
+interface MessageRow {
+  turn: number;
+  kind: Message['kind'];
+  name: string;
+  bot: string | null;
+  talker_id: string | null;
+  content: string;
+  ts: string;
+  tokens: number | null;
+  reasoning: string | null;
+}
+
+type SessionUpdate = NonNullable<CommitBatch['session']>;
+
+/** Columns of `fellowship_sessions` that a commit may update, and how each field is stored. */
+const UPDATABLE: { [K in keyof SessionUpdate]-?: { column: string; encode: (v: SessionUpdate[K]) => unknown } } = {
+  config: { column: 'config', encode: (v) => JSON.stringify(v) },
+  apiKeyCipher: { column: 'api_key_cipher', encode: (v) => v ?? null },
+  endedAt: { column: 'ended_at', encode: (v) => v ?? null },
+  status: { column: 'status', encode: (v) => JSON.stringify(v) },
+  usage: { column: 'usage', encode: (v) => JSON.stringify(v) },
+  loopState: { column: 'loop_state', encode: (v) => JSON.stringify(v) },
+  memoryState: { column: 'memory_state', encode: (v) => v ?? null },
+};
+
+const INSERT_MESSAGE =
+  'INSERT INTO "fellowship_messages" ("session_id", "turn", "kind", "name", "bot", "talker_id", "content", "ts", "tokens", "reasoning") ' +
+  'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+const INSERT_EVENT = 'INSERT INTO "fellowship_events" ("session_id", "seq", "type", "json") VALUES (?, ?, ?, ?)';
+
+/**
+ * The default `SessionStore`: SQLite through TypeORM. Every write goes through one `WriteQueue`
+ * (group commit); reads are plain queries. Values are serialised when a write is called, so a
+ * batch stores the state as it was when its events were published.
+ */
+@Injectable()
+export class TypeOrmSessionStore implements SessionStore, OnApplicationShutdown {
+  private readonly logger = new Logger('SessionStore');
+  private readonly queue: WriteQueue;
+  private droppedAfterClose = 0;
+
+  constructor(
+    private readonly db: FellowshipDatabase,
+    @Inject(FELLOWSHIP_OPTIONS) options: ResolvedFellowshipOptions,
+  ) {
+    this.queue = new WriteQueue(() => this.db.dataSource.createQueryRunner(), options.dbWriteGroupMax);
+  }
+
+  get writeStats(): Readonly<WriteQueueStats> {
+    return this.queue.stats;
+  }
+
+  insertSession(s: SessionSnapshot): Promise<void> {
+    const params = [
+      s.id,
+      s.controlHash,
+      s.observerHash,
+      s.token8,
+      JSON.stringify(s.config),
+      s.apiKeyCipher,
+      s.createdAt,
+      s.endedAt,
+      JSON.stringify(s.status),
+      JSON.stringify(s.usage),
+      JSON.stringify(s.loopState),
+      s.config.memory_id,
+      s.memoryState ?? null,
+    ];
+    return this.write(async (q) => {
+      await q.query(
+        'INSERT INTO "fellowship_sessions" ("id", "control_hash", "observer_hash", "token8", "config", "api_key_cipher", ' +
+          '"created_at", "ended_at", "status", "usage", "loop_state", "memory_id", "memory_state") ' +
+          'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        params,
+      );
+    });
+  }
+
+  commit(sessionId: string, batch: CommitBatch): Promise<void> {
+    const messages = batch.messages.map((m) => [
+      sessionId,
+      m.turn,
+      m.kind,
+      m.name,
+      m.bot,
+      m.talker_id,
+      m.content,
+      m.ts,
+      m.tokens,
+      m.reasoning ?? null,
+    ]);
+    const events = batch.events.map((e) => [sessionId, e.seq, e.type, e.json]);
+    const lastSeq = batch.events.reduce((max, e) => Math.max(max, e.seq), 0);
+    const sets: string[] = ['"last_seq" = MAX("last_seq", ?)'];
+    const values: unknown[] = [lastSeq];
+    for (const key of Object.keys(batch.session ?? {}) as (keyof SessionUpdate)[]) {
+      const spec = UPDATABLE[key] as { column: string; encode: (v: unknown) => unknown } | undefined;
+      if (spec && batch.session && batch.session[key] !== undefined) {
+        sets.push(`"${spec.column}" = ?`);
+        values.push(spec.encode(batch.session[key]));
+      }
+    }
+    if (batch.session?.config !== undefined) {
+      sets.push('"memory_id" = ?');
+      values.push(batch.session.config.memory_id);
+    }
+    const update = `UPDATE "fellowship_sessions" SET ${sets.join(', ')} WHERE "id" = ?`;
+    values.push(sessionId);
+    return this.write(async (q) => {
+      for (const row of messages) {
+        await q.query(INSERT_MESSAGE, row);
+      }
+      for (const row of events) {
+        await q.query(INSERT_EVENT, row);
+      }
+      const result = await q.query(update, values, true);
+      if (result.affected === 0) {
+        throw new Error(`unknown session ${sessionId}`);
+      }
+    });
+  }
+
+  async loadSessions(): Promise<SessionSnapshot[]> {
+    const rows = await this.db.dataSource.query<SessionRow[]>(
+      'SELECT "id", "control_hash", "observer_hash", "token8", "config", "api_key_cipher", "created_at", "ended_at", ' +
+        '"status", "usage", "loop_state", "memory_state" FROM "fellowship_sessions" ORDER BY "created_at", "id"',
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      controlHash: r.control_hash,
+      observerHash: r.observer_hash,
+      token8: r.token8,
+      config: JSON.parse(r.config) as SessionSnapshot['config'],
+      apiKeyCipher: r.api_key_cipher,
+      createdAt: r.created_at,
+      endedAt: r.ended_at,
+      status: JSON.parse(r.status) as SessionSnapshot['status'],
+      usage: JSON.parse(r.usage) as SessionSnapshot['usage'],
+      loopState: JSON.parse(r.loop_state) as SessionSnapshot['loopState'],
+      memoryState: r.memory_state as MemoryState | null,
+    }));
+  }
+
+  async loadMessages(sessionId: string): Promise<Message[]> {
+    const rows = await this.db.dataSource.query<MessageRow[]>(
+      'SELECT "turn", "kind", "name", "bot", "talker_id", "content", "ts", "tokens", "reasoning" ' +
+        'FROM "fellowship_messages" WHERE "session_id" = ? ORDER BY "turn"',
+      [sessionId],
+    );
+    return rows.map((r) => ({
+      turn: r.turn,
+      kind: r.kind,
+      name: r.name,
+      bot: r.bot,
+      talker_id: r.talker_id,
+      content: r.content,
+      ts: r.ts,
+      tokens: r.tokens,
+      ...(r.reasoning !== null ? { reasoning: r.reasoning } : {}),
+    }));
+  }
+
+  async loadEvents(sessionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
+    return await this.db.dataSource.query<StoredEvent[]>(
+      'SELECT "seq", "type", "json" FROM "fellowship_events" WHERE "session_id" = ? AND "seq" > ? ORDER BY "seq" LIMIT ?',
+      [sessionId, afterSeq, limit],
+    );
+  }
+
+  async loadRecentEvents(sessionId: string, limit: number): Promise<RetainedTail> {
+    // One more than asked: if it exists, it is the newest event the tail leaves out.
+    const rows = await this.db.dataSource.query<StoredEvent[]>(
+      'SELECT "seq", "type", "json" FROM "fellowship_events" WHERE "session_id" = ? ORDER BY "seq" DESC LIMIT ?',
+      [sessionId, limit + 1],
+    );
+    const left = rows.length > limit ? rows.splice(limit) : [];
+    const [meta] = await this.db.dataSource.query<{ dropped_through: number }[]>(
+      'SELECT "dropped_through" FROM "fellowship_sessions" WHERE "id" = ?',
+      [sessionId],
+    );
+    return {
+      events: rows.reverse(),
+      droppedThrough: Math.max(meta?.dropped_through ?? 0, left[0]?.seq ?? 0),
+    };
+  }
+
+  async lastSeq(sessionId: string): Promise<number> {
+    const [row] = await this.db.dataSource.query<{ seq: number }[]>(
+      'SELECT MAX("last_seq", COALESCE((SELECT MAX("seq") FROM "fellowship_events" WHERE "session_id" = ?), 0)) AS "seq" ' +
+        'FROM "fellowship_sessions" WHERE "id" = ?',
+      [sessionId, sessionId],
+    );
+    return row?.seq ?? 0;
+  }
+
+  /**
+   * Deletes sessions ended before the cutoff (with their messages and events), retained events
+   * beyond the per-session limit, and memory stores no retained session uses any more. Each
+   * session's deletion is its own write job, so a large sweep never holds the event loop for long.
+   */
+  async prune(maxEventsPerSession: number, endedBefore: Date): Promise<PruneResult> {
+    const source = this.db.dataSource;
+    const expired = (
+      await source.query<{ id: string }[]>(
+        'SELECT "id" FROM "fellowship_sessions" WHERE "ended_at" IS NOT NULL AND "ended_at" < ?',
+        [endedBefore.toISOString()],
+      )
+    ).map((r) => r.id);
+    const jobs: Promise<number>[] = expired.map(async (id) => {
+      await this.write(async (q) => {
+        await q.query('DELETE FROM "fellowship_events" WHERE "session_id" = ?', [id]);
+        await q.query('DELETE FROM "fellowship_messages" WHERE "session_id" = ?', [id]);
+        await q.query('DELETE FROM "fellowship_sessions" WHERE "id" = ?', [id]);
+      });
+      return 0;
+    });
+    const over = await source.query<{ id: string }[]>(
+      'SELECT "session_id" AS "id" FROM "fellowship_events" GROUP BY "session_id" HAVING COUNT(*) > ?',
+      [maxEventsPerSession],
+    );
+    for (const { id } of over) {
+      if (expired.includes(id)) {
+        continue;
+      }
+      let deleted = 0;
+      jobs.push(
+        this.write(async (q) => {
+          const [cut] = (await q.query(
+            'SELECT "seq" FROM "fellowship_events" WHERE "session_id" = ? ORDER BY "seq" DESC LIMIT 1 OFFSET ?',
+            [id, maxEventsPerSession],
+          )) as { seq: number }[];
+          if (!cut) {
+            return;
+          }
+          const result = await q.query(
+            'DELETE FROM "fellowship_events" WHERE "session_id" = ? AND "seq" <= ?',
+            [id, cut.seq],
+            true,
+          );
+          deleted = result.affected ?? 0;
+          await q.query('UPDATE "fellowship_sessions" SET "dropped_through" = MAX("dropped_through", ?) WHERE "id" = ?', [cut.seq, id]);
+        }).then(() => deleted),
+      );
+    }
+    jobs.push(
+      this.write(async (q) => {
+        await q.query(
+          'DELETE FROM "fellowship_memory_entries" WHERE "memory_id" NOT IN ' +
+            '(SELECT "memory_id" FROM "fellowship_sessions" WHERE "memory_id" IS NOT NULL)',
+        );
+      }).then(() => 0),
+    );
+    const counts = await Promise.all(jobs);
+    return { sessions: expired.length, events: counts.reduce((a, b) => a + b, 0), sessionIds: expired };
+  }
+
+  addMemoryEntry(memoryId: string, entry: MemoryEntry): Promise<void> {
+    return this.write(async (q) => {
+      await q.query('INSERT INTO "fellowship_memory_entries" ("memory_id", "session", "content", "ts") VALUES (?, ?, ?, ?)', [
+        memoryId,
+        entry.session,
+        entry.content,
+        entry.ts,
+      ]);
+    });
+  }
+
+  async memoryEntries(memoryId: string): Promise<MemoryEntry[]> {
+    return await this.db.dataSource.query<MemoryEntry[]>(
+      'SELECT "session", "content", "ts" FROM "fellowship_memory_entries" WHERE "memory_id" = ? ORDER BY "id"',
+      [memoryId],
+    );
+  }
+
+  async ping(): Promise<void> {
+    await this.db.dataSource.query('SELECT 1');
+  }
+
+  /** Resolves when every write called so far is durable (or failed). */
+  flush(): Promise<void> {
+    return this.queue.flush();
+  }
+
+  /**
+   * Writes what is still queued before the database closes (FellowshipDatabase closes after us:
+   * Nest shuts dependents down first). Channels flush on `setImmediate`, so one turn of the event
+   * loop first lets events published during shutdown reach the queue.
+   */
+  async onApplicationShutdown(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    await this.queue.close();
+    if (this.queue.stats.failedJobs > 0) {
+      this.logger.warn(`${this.queue.stats.failedJobs} write(s) failed during this run`);
+    }
+  }
+
+  private write(job: (q: QueryRunner) => Promise<void>): Promise<void> {
+    return this.queue.enqueue(job).catch((error: unknown) => {
+      if (error instanceof StoreClosedError) {
+        // Members leaving while the server shuts down: nothing left to persist them for.
+        this.droppedAfterClose++;
+        this.logger.debug(`write after shutdown dropped (${this.droppedAfterClose} so far)`);
+        return;
+      }
+      throw error;
+    });
+  }
+}
