@@ -130,6 +130,17 @@ describe('OpenAPI document', () => {
     }
   });
 
+  it('has every create option documented in docs/options.md', async () => {
+    const guide = await readFile(join(ROOT, 'docs/options.md'), 'utf8');
+    const rows = new Set([...guide.matchAll(/^\| `([a-z_]+)` \|/gm)].map((m) => m[1]));
+    const schemas = doc.components?.schemas ?? {};
+    const fields = ['CreateSessionDto', 'BotDto', 'LlmOptionsDto'].flatMap((name) =>
+      Object.keys((schemas[name] as OpenAPIV3.SchemaObject).properties ?? {}).map((field) => `${name}.${field}`),
+    );
+    expect(fields.length).toBeGreaterThan(0);
+    expect(fields.filter((f) => !rows.has(f.split('.')[1]))).toEqual([]);
+  });
+
   it('accepts every request body the guides document, with no ignored option', async () => {
     const bodies: { where: string; body: Record<string, unknown> }[] = [];
     for (const guide of DOCUMENTED_BODIES) {
