@@ -5,6 +5,7 @@
  * (SIGKILL) restart of the built server is in durability-restart.e2e-spec.ts.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -172,6 +173,22 @@ describe('durability across a restart (in process)', () => {
     talker.send({ type: 'user_message', content: 'hi' });
     await talker.next('bot_message');
     expect(llm.requests[0].headers.authorization).toBe(`Bearer ${key}`);
+  });
+
+  it('ends a restored session whose key no longer decrypts (the encryption key changed)', async () => {
+    const file = join(dir, 'rekeyed.sqlite');
+    let t = await start(file, { encryptionKey: randomBytes(32).toString('base64') });
+    const { token } = await t.create({ bots: bots('Alice'), llm: { api_key: 'sk-lost' } });
+    const plain = await t.create({ bots: bots('Alice') });
+    await stop(t);
+
+    t = await start(file, { encryptionKey: randomBytes(32).toString('base64') });
+    const status = (await t.http.get(`/v1/session/${token}`)).body;
+    expect(status).toMatchObject({ state: 'ended', end_reason: 'error' });
+    expect(status.end_detail).toMatch(/API key could not be restored/);
+    expect(status.end_detail).not.toContain('sk-lost');
+    expect((await t.http.get(`/v1/session/${plain.token}`)).body.state).toBe('waiting');
+    expect(llm.requests).toHaveLength(0);
   });
 
   it('ends a session whose max_time ran out while the server was down; restarts the idle clock', async () => {

@@ -29,7 +29,10 @@ export interface FellowshipOptions {
    * with `:memory:` the key lives in memory only.
    */
   encryptionKey?: string;
-  /** Most event batches (of all sessions) grouped into one SQLite transaction; 1 = no grouping. */
+  /**
+   * Most event batches (of all sessions) grouped into one SQLite transaction; 1 = no grouping.
+   * Bounds how long one write holds the event loop (docs/persistence.md has the measurements).
+   */
   dbWriteGroupMax?: number;
   /** Bearer keys allowed to create sessions; empty = open. */
   apiKeys?: string[];
@@ -111,7 +114,7 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   debug: false,
   databasePath: 'data/fellowship.sqlite',
   encryptionKey: '',
-  dbWriteGroupMax: 256,
+  dbWriteGroupMax: 32,
   apiKeys: [],
   llmBaseUrlAllowlist: [],
   llmAllowPrivateAddresses: false,

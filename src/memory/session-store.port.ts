@@ -62,6 +62,11 @@ export interface PruneResult {
 export interface CommitBatch {
   messages: Message[];
   events: StoredEvent[];
+  /**
+   * The highest seq published so far, live-only events (`token`, `debug`) included: they are not
+   * stored, but a restart must not number new events with seqs members have already seen.
+   */
+  seqThrough?: number;
   session?: Partial<Omit<SessionSnapshot, 'id' | 'controlHash' | 'observerHash' | 'token8' | 'createdAt'>>;
 }
 

@@ -104,6 +104,11 @@ describe(TypeOrmSessionStore.name, () => {
         expect((await sut.loadEvents('s1', 1, 10)).map((e) => e.seq)).toEqual([2, 3, 5]);
         expect(await sut.lastSeq('s1')).toBe(5);
         expect(await sut.lastSeq('unknown')).toBe(0);
+        // Live-only events are not stored, but their seqs are never handed out again.
+        await sut.commit('s1', { messages: [], events: [], seqThrough: 9 });
+        expect(await sut.lastSeq('s1')).toBe(9);
+        await sut.commit('s1', { messages: [], events: [event(10)], seqThrough: 8 });
+        expect(await sut.lastSeq('s1')).toBe(10);
       });
 
       it('rejects a batch for an unknown session and a duplicate turn, alone in its group', async () => {
@@ -124,8 +129,8 @@ describe(TypeOrmSessionStore.name, () => {
         expect(sut.writeStats.largestGroup).toBe(3);
       });
 
-      it('groups concurrent batches of many sessions into few transactions, each session in call order', async () => {
-        const { sut } = await open({ databasePath: path() });
+      it('groups concurrent batches of many sessions into one transaction, each session in call order', async () => {
+        const { sut } = await open({ databasePath: path(), dbWriteGroupMax: 100 });
         const ids = Array.from({ length: 20 }, (_, i) => `s${i}`);
         await Promise.all(ids.map((id) => sut.insertSession(snapshot(id))));
         const before = sut.writeStats.transactions;

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { QueryRunner } from 'typeorm';
 
 /** One unit of writes (e.g. one session's event batch); runs inside the group's transaction. */
@@ -21,6 +22,10 @@ export interface WriteQueueStats {
   jobs: number;
   failedJobs: number;
   largestGroup: number;
+  /** Time spent writing groups, ms (the driver is synchronous: the event loop is held that long). */
+  writeMs: number;
+  /** The longest group write, ms. */
+  longestWriteMs: number;
 }
 
 /**
@@ -30,7 +35,8 @@ export interface WriteQueueStats {
  * loop, so the cost that matters is the number of transactions, not of rows. Every session's event
  * channel flushes in the same `setImmediate` phase; the jobs they enqueue are written on the next
  * one, all together, in one transaction (at most `maxGroup` jobs each), and then every job's promise
- * resolves: the channels broadcast what is durable. Each job runs in its own savepoint, so one bad
+ * resolves: the channels broadcast what is durable. Between two groups the queue yields to the event
+ * loop, so `maxGroup` bounds how long a write holds it. Each job runs in its own savepoint, so one bad
  * batch fails alone. Jobs run in the order they were enqueued, so the batches of one session
  * commit in call order. A failure of the transaction itself (disk full, I/O error) fails every job
  * of the group.
@@ -40,7 +46,7 @@ export class WriteQueue {
   private running: Promise<void> | null = null;
   private scheduled = false;
   private closed = false;
-  readonly stats: WriteQueueStats = { transactions: 0, jobs: 0, failedJobs: 0, largestGroup: 0 };
+  readonly stats: WriteQueueStats = { transactions: 0, jobs: 0, failedJobs: 0, largestGroup: 0, writeMs: 0, longestWriteMs: 0 };
 
   constructor(
     private readonly runner: () => QueryRunner,
@@ -98,10 +104,25 @@ export class WriteQueue {
   private async drain(): Promise<void> {
     while (this.queue.length > 0) {
       await this.write(this.queue.splice(0, Math.max(1, this.maxGroup)));
+      if (this.queue.length > 0) {
+        // The driver is synchronous: between two groups, let sockets and timers run.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
     }
   }
 
   private async write(group: Pending[]): Promise<void> {
+    const started = performance.now();
+    try {
+      await this.transaction(group);
+    } finally {
+      const ms = performance.now() - started;
+      this.stats.writeMs += ms;
+      this.stats.longestWriteMs = Math.max(this.stats.longestWriteMs, ms);
+    }
+  }
+
+  private async transaction(group: Pending[]): Promise<void> {
     const q = this.runner();
     const failures = new Map<Pending, unknown>();
     try {
