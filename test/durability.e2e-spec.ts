@@ -85,8 +85,13 @@ describe('durability across a restart (in process)', () => {
     // Resume from the last event the observer saw: the events after it (its own member_left,
     // the talker's), then live, numbered on from there.
     const resumed = await t.sse(live.observer_token, {}, { 'Last-Event-ID': String(lastSeen) });
+    // The same cursor over WebSocket (`after`).
+    const resumedWs = await t.ws(live.observer_token, { after: lastSeen });
     const talker2 = await t.ws(live.token, { role: 'talker', name: 'Ann' });
     await resumed.next('member_joined', (e) => e.role === 'talker');
+    await resumedWs.next('member_joined', (e) => e.role === 'talker');
+    expect(resumedWs.events[0].type).not.toBe('history');
+    expect(resumedWs.sessionEvents[0].seq).toBe(lastSeen + 1);
     expect(resumed.events[0].type).not.toBe('history');
     expect(resumed.sessionEvents[0].seq).toBe(lastSeen + 1);
     talker2.send({ type: 'user_message', content: 'Still there?', client_id: 'c2' });
