@@ -1,0 +1,58 @@
+/** The few Fellowship REST calls the benchmark makes. */
+
+export interface Created {
+  token: string;
+  observer_token: string;
+}
+
+export interface SessionOptions {
+  mode: 'autonomous' | 'reactive';
+  bots?: number;
+  /** Model of every bot (the mock echoes it; the concurrency run uses it to tell sessions apart). */
+  model?: string;
+  maxTurns?: number;
+  streamTokens?: boolean;
+}
+
+export function sessionBody(o: SessionOptions): Record<string, unknown> {
+  const names = ['Ada', 'Brook', 'Cyd', 'Dale', 'Eve', 'Finn', 'Gil', 'Hal'];
+  return {
+    bots: names.slice(0, o.bots ?? 3).map((name) => ({
+      name,
+      system_prompt: `You are ${name}, one of a few colleagues weighing a decision. Be brief.`,
+      ...(o.model ? { model: o.model } : {}),
+    })),
+    participation_mode: o.mode,
+    ...(o.maxTurns !== undefined ? { max_turns: o.maxTurns } : {}),
+    stream_tokens: o.streamTokens ?? false,
+    max_context_tokens: 10_000_000,
+  };
+}
+
+export async function createSession(baseUrl: string, o: SessionOptions): Promise<Created> {
+  const res = await fetch(`${baseUrl}/v1/session/create`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(sessionBody(o)),
+    signal: AbortSignal.timeout(30_000),
+  });
+  if (res.status !== 201) {
+    throw new Error(`create answered ${res.status}: ${await res.text()}`);
+  }
+  return (await res.json()) as Created;
+}
+
+export async function endSession(baseUrl: string, token: string): Promise<void> {
+  const res = await fetch(`${baseUrl}/v1/session/${token}`, { method: 'DELETE', signal: AbortSignal.timeout(30_000) });
+  if (res.status !== 200) {
+    throw new Error(`DELETE answered ${res.status}: ${await res.text()}`);
+  }
+}
+
+export async function sessionStatus(baseUrl: string, token: string): Promise<{ state: string; bot_turns: number; turn: number }> {
+  const res = await fetch(`${baseUrl}/v1/session/${token}`, { signal: AbortSignal.timeout(30_000) });
+  if (res.status !== 200) {
+    throw new Error(`status answered ${res.status}`);
+  }
+  return (await res.json()) as { state: string; bot_turns: number; turn: number };
+}

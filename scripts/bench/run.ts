@@ -1,0 +1,169 @@
+/**
+ * `npm run bench` — Fellowship's benchmark (issue 9, docs/performance.md): the built server as a
+ * child process, the scriptable test backend and the clients in this process, everything on
+ * loopback. Prints a table, writes bench/results.json. Exits 1 only if the script itself failed
+ * (a scenario threw or the run hit its time bound), never because a target was missed.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { BenchBackend } from './backend.js';
+import { parseArgs, type BenchConfig, type Scenario } from './config.js';
+import { BenchContext } from './context.js';
+import { figures, table, type Results } from './report.js';
+import { concurrency } from './scenarios/concurrency.js';
+import { fanout } from './scenarios/fanout.js';
+import { memory } from './scenarios/memory.js';
+import { overhead } from './scenarios/overhead.js';
+import { storm } from './scenarios/storm.js';
+import { tokens } from './scenarios/tokens.js';
+import { round } from './stats.js';
+import { log } from './util.js';
+
+function git(args: string[]): string {
+  try {
+    return execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return '';
+  }
+}
+
+function machine(): Record<string, unknown> {
+  const cpus = os.cpus();
+  return {
+    nproc: os.availableParallelism(),
+    cpu_model: cpus[0]?.model ?? 'unknown',
+    mem_total_gib: round(os.totalmem() / 2 ** 30, 1),
+    mem_free_gib: round(os.freemem() / 2 ** 30, 1),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+    loadavg_start: os.loadavg().map((l) => round(l, 2)),
+  };
+}
+
+async function runScenarios(config: BenchConfig, ctx: BenchContext, results: Results, errors: string[]): Promise<void> {
+  const attempt = async (name: string, fn: () => Promise<void>): Promise<void> => {
+    const started = Date.now();
+    try {
+      await fn();
+      log(`${name} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    } catch (error) {
+      const message = `${name}: ${error instanceof Error ? error.message : String(error)}`;
+      log(`FAILED ${message}`);
+      errors.push(message);
+    }
+  };
+  const steps: Record<Scenario, () => Promise<void>> = {
+    overhead: async () => {
+      for (const db of config.db) {
+        await attempt(`overhead (${db})`, async () => {
+          (results.overhead ??= {})[db] = await overhead(ctx, db);
+        });
+      }
+    },
+    tokens: () =>
+      attempt('tokens', async () => {
+        results.tokens = await tokens(ctx);
+      }),
+    fanout: async () => {
+      for (const transport of ['ws', 'sse'] as const) {
+        await attempt(`fan-out (${transport})`, async () => {
+          (results.fanout ??= {})[transport] = await fanout(ctx, transport);
+        });
+      }
+    },
+    concurrency: async () => {
+      for (const db of config.db) {
+        await attempt(`concurrency (${db})`, async () => {
+          (results.concurrency ??= {})[db] = await concurrency(ctx, db);
+        });
+      }
+    },
+    memory: () =>
+      attempt('memory', async () => {
+        results.memory = await memory(ctx);
+      }),
+    storm: () =>
+      attempt('storm', async () => {
+        results.storm = await storm(ctx);
+      }),
+  };
+  for (const scenario of config.only) {
+    await steps[scenario]();
+  }
+}
+
+async function main(): Promise<number> {
+  const config = parseArgs(process.argv.slice(2));
+  const entry = resolve(config.server);
+  if (!existsSync(entry)) {
+    throw new Error(`${config.server} not found: run \`npm run build\` first`);
+  }
+  const watchdog = setTimeout(() => {
+    log(`the run exceeded its bound of ${config.maxSeconds} s; stopping`);
+    process.exit(2);
+  }, config.maxSeconds * 1000);
+  watchdog.unref();
+
+  const startedAt = new Date();
+  const mode = config.smoke ? 'smoke' : 'full';
+  const meta: Record<string, unknown> = {
+    mode,
+    started_at: startedAt.toISOString(),
+    git_commit: git(['rev-parse', '--short', 'HEAD']),
+    git_dirty: git(['status', '--porcelain', '--untracked-files=no']) !== '',
+    server: config.server,
+    sizes: config.sizes,
+    db_modes: config.db,
+    machine: machine(),
+  };
+  log(`${mode} run, scenarios: ${config.only.join(', ')}`);
+  const backend = await BenchBackend.start();
+  const ctx = new BenchContext(config, backend);
+  const results: Results = {};
+  const errors: string[] = [];
+  try {
+    await runScenarios(config, ctx, results, errors);
+  } finally {
+    await ctx.cleanup();
+    await backend.close();
+  }
+  (meta.machine as Record<string, unknown>).loadavg_end = os.loadavg().map((l) => round(l, 2));
+  meta.duration_s = round((Date.now() - startedAt.getTime()) / 1000, 1);
+
+  const list = figures(results);
+  const output = {
+    meta,
+    figures: Object.fromEntries(list.map((f) => [f.key, f.value])),
+    targets: list
+      .filter((f) => f.target !== undefined)
+      .map((f) => ({ figure: f.key, value: f.value, target: f.target, met: f.met })),
+    results,
+    notes: ctx.notes,
+    errors,
+  };
+  const out = resolve(config.out);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(output, null, 2)}\n`);
+
+  process.stdout.write(`\n${table(list)}\n\n`);
+  const missed = list.filter((f) => f.met === false);
+  process.stdout.write(
+    `${list.length} figures, ${missed.length} target(s) missed${missed.length ? `: ${missed.map((f) => f.key).join(', ')}` : ''}; ` +
+      `${String(meta.duration_s)} s; results in ${config.out}\n`,
+  );
+  if (errors.length > 0) {
+    process.stdout.write(`\n${errors.length} scenario(s) failed:\n${errors.map((e) => `  ${e}`).join('\n')}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);
