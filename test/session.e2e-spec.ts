@@ -207,3 +207,16 @@ describe('LLM failures in the skeleton', () => {
     expect(t.llm.requests).toHaveLength(1);
   });
 });
+
+describe('WebSocket upgrades on other paths', () => {
+  it('answers 404 to an upgrade for a path nobody serves', async () => {
+    const t = await startApp();
+    try {
+      const { WsClient } = await import('./support/clients.js');
+      const url = t.wsUrl('x').replace('/v1/session/x/connect', '/nowhere');
+      await expect(WsClient.connect(url)).rejects.toThrow(/404/);
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -308,9 +308,9 @@ describe('talkers, observers and history rectification', () => {
     t.llm.script({ gate: held.promise });
     const { token } = await t.create({ bots: bots('A', 'B', 'C'), participation_mode: 'autonomous', max_turns: 6 });
     const observers = await Promise.all(Array.from({ length: 200 }, (_, i) => (i % 2 ? t.ws(token) : t.sse(token))));
-    await observers[0].until((e) => e.filter((x) => x.type === 'member_joined').length === 200, 20_000);
+    await observers[0].until((e) => e.filter((x) => x.type === 'member_joined').length === 200, 50_000);
     held.release();
-    await Promise.all(observers.map((o) => o.next('session_end', () => true, 20_000)));
+    await Promise.all(observers.map((o) => o.next('session_end', () => true, 50_000)));
     const firstJoin = Math.max(...observers[0].of('member_joined').map((e) => e.seq as number));
     const tail = (o: { sessionEvents: Received[] }): string =>
       o.sessionEvents
@@ -323,7 +323,7 @@ describe('talkers, observers and history rectification', () => {
       expect(tail(o)).toBe(reference);
       expectContiguous(o.sessionEvents.map((e) => e.seq!));
     }
-  });
+  }, 120_000);
 });
 
 describe('talker names', () => {

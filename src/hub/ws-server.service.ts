@@ -54,6 +54,11 @@ export class WsServerService implements OnApplicationBootstrap, BeforeApplicatio
         this.upgrade(req, socket, head);
         return;
       }
+      if (others.length === 0) {
+        // Nobody else serves upgrades: answer instead of leaving the client hanging.
+        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
       for (const listener of others) {
         listener.call(server, req, socket, head);
       }
