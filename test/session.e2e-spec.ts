@@ -187,7 +187,8 @@ describe('LLM failures in the skeleton', () => {
     const down = await startApp({ llmBaseUrl: `http://127.0.0.1:${port}/v1`, llmMaxConsecutiveFailures: 1 });
     try {
       const { token } = await down.create({ bots: bots('A'), participation_mode: 'autonomous' });
-      const ws = await down.ws(token);
+      // after=0 replays every retained event, so the test does not race the (fast) failure.
+      const ws = await down.ws(token, { after: 0 });
       await ws.next('session_paused');
       expect(ws.of('error')[0]).toMatchObject({ code: 'LLM_ERROR' });
       await down.http.get(`/v1/session/${token}`).expect(200);

@@ -46,6 +46,7 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(bool) @IsBoolean() LLM_ALLOW_PRIVATE_ADDRESSES = D.llmAllowPrivateAddresses;
   @IsOptional() @IsString() CORS_ORIGINS = '';
   @IsOptional() @Transform(int) @IsInt() @Min(1) MAX_SESSIONS = D.maxSessions;
+  @IsOptional() @Transform(int) @IsInt() @Min(1) TOO_MANY_SESSIONS_RETRY_AFTER_S = D.tooManySessionsRetryAfterS;
   @IsOptional() @Transform(int) @IsInt() @Min(0) @Max(10) LLM_RETRIES = D.llmRetries;
   @IsOptional() @Transform(int) @IsInt() @Min(0) LLM_RETRY_DELAY_MS = D.llmRetryDelayMs;
   @IsOptional() @Transform(int) @IsInt() @Min(1) LLM_TIMEOUT_MS = D.llmTimeoutMs;
@@ -126,6 +127,7 @@ export function envToOptions(env: EnvironmentVariables): FellowshipOptions {
     llmAllowPrivateAddresses: env.LLM_ALLOW_PRIVATE_ADDRESSES,
     corsOrigins: list(env.CORS_ORIGINS),
     maxSessions: env.MAX_SESSIONS,
+    tooManySessionsRetryAfterS: env.TOO_MANY_SESSIONS_RETRY_AFTER_S,
     llmRetries: env.LLM_RETRIES,
     llmRetryDelayMs: env.LLM_RETRY_DELAY_MS,
     llmTimeoutMs: env.LLM_TIMEOUT_MS,

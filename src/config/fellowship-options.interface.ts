@@ -49,6 +49,8 @@ export interface FellowshipOptions {
   corsOrigins?: string[];
   /** Maximum sessions not ended. */
   maxSessions?: number;
+  /** `Retry-After` seconds on 503 TOO_MANY_SESSIONS. */
+  tooManySessionsRetryAfterS?: number;
   llmRetries?: number;
   llmRetryDelayMs?: number;
   llmTimeoutMs?: number;
@@ -120,6 +122,7 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   llmAllowPrivateAddresses: false,
   corsOrigins: [],
   maxSessions: 1000,
+  tooManySessionsRetryAfterS: 30,
   llmRetries: 1,
   llmRetryDelayMs: 500,
   llmTimeoutMs: 120_000,

@@ -6,6 +6,7 @@ import { FellowshipError } from '../common/fellowship.error.js';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
 import { LoopService } from '../loop/loop.service.js';
+import { LIMITS } from '../session/dto/create-session.dto.js';
 import { SessionRegistry } from '../session/session.registry.js';
 import { publicMessage, SessionService } from '../session/session.service.js';
 import type { Session } from '../session/session.js';
@@ -69,8 +70,14 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
       }
       after = Number(params.after);
     }
-    if (params.name !== undefined && (params.name.trim().length === 0 || params.name.length > 64 || /[:\r\n]/.test(params.name))) {
-      return new Refusal(CLOSE.badRequest, FellowshipError.validation('name must be 1..64 characters, without ":" or line breaks.'));
+    if (
+      params.name !== undefined &&
+      (params.name.trim().length === 0 || params.name.length > LIMITS.nameChars || /[:\r\n]/.test(params.name))
+    ) {
+      return new Refusal(
+        CLOSE.badRequest,
+        FellowshipError.validation(`name must be 1..${LIMITS.nameChars} characters, without ":" or line breaks.`),
+      );
     }
     const found = this.sessionsResolve(params.token);
     if (!found) {

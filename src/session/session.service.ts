@@ -54,7 +54,7 @@ export class SessionService implements OnApplicationBootstrap {
     }
     const config = this.buildConfig(dto);
     if (this.registry.liveCount >= this.options.maxSessions) {
-      throw new FellowshipError(ErrorCode.TOO_MANY_SESSIONS, 'The server runs as many sessions as it may; try again later.', undefined, 30);
+      throw new FellowshipError(ErrorCode.TOO_MANY_SESSIONS, 'The server runs as many sessions as it may; try again later.', undefined, this.options.tooManySessionsRetryAfterS);
     }
     const control = newToken();
     const observer = newToken();
