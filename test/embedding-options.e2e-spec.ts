@@ -66,6 +66,8 @@ describe('FellowshipModule options from a host', () => {
           body: JSON.stringify({ bots: [{ name: 'Alice', system_prompt: 'a' }] }),
         });
         expect(created.status).toBe(201);
+        // Fellowship's own lines (here: the session's creation) go to the host's logger too.
+        expect(lines.some(([msg, ctx]) => String(ctx).startsWith('session ') && String(msg).startsWith('created'))).toBe(true);
         const tables = await dataSource.query<{ name: string }[]>("SELECT name FROM sqlite_master WHERE type = 'table'");
         expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(['fellowship_migrations', 'fellowship_sessions']));
         const [{ count }] = await dataSource.query<{ count: number }[]>('SELECT COUNT(*) AS count FROM fellowship_sessions');

@@ -11,6 +11,7 @@ import { SessionRegistry } from '../session/session.registry.js';
 import { publicMessage, SessionService } from '../session/session.service.js';
 import type { Session } from '../session/session.js';
 import { CLOSE, type Member, SseMember, WsMember } from './member.js';
+import { fellowshipLogger } from '../ops/fellowship-logger.js';
 
 export interface ConnectParams {
   token: string;
@@ -36,7 +37,7 @@ export class Refusal {
  */
 @Injectable()
 export class HubService implements BeforeApplicationShutdown, OnApplicationShutdown {
-  private readonly logger = new Logger('Hub');
+  private readonly logger: Logger;
   /** Set at shutdown: no new member is attached. */
   private closing = false;
   private readonly members = new Set<Member>();
@@ -49,6 +50,7 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
     private readonly loops: LoopService,
     private readonly registry: SessionRegistry,
   ) {
+    this.logger = fellowshipLogger(options, 'Hub');
     this.heartbeat = setInterval(() => this.beat(), options.sseHeartbeatMs);
     this.heartbeat.unref();
   }

@@ -7,6 +7,7 @@ import type { ResolvedFellowshipOptions } from '../config/fellowship-options.int
 import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
 import { HubService } from './hub.service.js';
 import { WsMember } from './member.js';
+import { fellowshipLogger } from '../ops/fellowship-logger.js';
 
 type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
@@ -21,7 +22,7 @@ type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => v
  */
 @Injectable()
 export class WsServerService implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
-  private readonly logger = new Logger('WebSocket');
+  private readonly logger: Logger;
   private readonly wss: WebSocketServer;
   private server: Server | null = null;
   private dispatcher: UpgradeListener | null = null;
@@ -35,6 +36,7 @@ export class WsServerService implements OnApplicationBootstrap, BeforeApplicatio
     private readonly appConfig: ApplicationConfig,
     private readonly hub: HubService,
   ) {
+    this.logger = fellowshipLogger(options, 'WebSocket');
     this.wss = new WebSocketServer({ noServer: true, maxPayload: options.wsMaxPayloadBytes, perMessageDeflate: false });
   }
 

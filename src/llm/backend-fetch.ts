@@ -4,6 +4,7 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
 import { addressAllowed, classifyAddress, ipLiteral, type AddressVerdict } from './address-policy.js';
+import { fellowshipLogger } from '../ops/fellowship-logger.js';
 
 /** Resolves a host name to every address it has (`dns.lookup` with `all: true` by default). */
 export type DnsLookup = (hostname: string) => Promise<LookupAddress[]>;
@@ -50,13 +51,14 @@ type ConnectLookupCallback = (err: NodeJS.ErrnoException | null, address: string
  */
 @Injectable()
 export class BackendFetch implements OnApplicationShutdown {
-  private readonly logger = new Logger('BackendFetch');
+  private readonly logger: Logger;
   private readonly trustedOrigin: string | null;
   private readonly resolve: DnsLookup;
   private readonly trustedAgent: Agent;
   private readonly guardedAgent: Agent;
 
   constructor(@Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions) {
+    this.logger = fellowshipLogger(options, 'BackendFetch');
     this.trustedOrigin = originOf(options.llmBaseUrl);
     this.resolve = options.llmDnsLookup ?? systemDnsLookup;
     // Our AbortSignal bounds every call (LLM_TIMEOUT_MS); undici's own timers must not cut sooner.

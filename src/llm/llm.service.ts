@@ -13,6 +13,7 @@ import {
 } from './llm.types.js';
 import { BackendFetch, findRefusal } from './backend-fetch.js';
 import { FellowshipMetrics, llmCallKind } from '../ops/metrics/fellowship-metrics.service.js';
+import { fellowshipLogger } from '../ops/fellowship-logger.js';
 
 const UNRECOVERABLE = new Set([401, 403, 404]);
 
@@ -31,7 +32,7 @@ interface Accumulated {
  */
 @Injectable()
 export class LlmService {
-  private readonly logger = new Logger(LlmService.name);
+  private readonly logger: Logger;
   private readonly clients = new Map<string, OpenAI>();
   private readonly sdkLogger = {
     error: (message: string) => this.logger.debug(`openai sdk: ${message}`),
@@ -44,7 +45,9 @@ export class LlmService {
     @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
     private readonly backendFetch: BackendFetch,
     @Optional() private readonly metrics?: FellowshipMetrics,
-  ) {}
+  ) {
+    this.logger = fellowshipLogger(options, LlmService.name);
+  }
 
   async complete(request: LlmRequest): Promise<LlmResult> {
     const maxAttempts = 1 + Math.max(0, this.options.llmRetries);

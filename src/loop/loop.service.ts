@@ -10,13 +10,14 @@ import { OrchestratorService } from '../orchestrator/orchestrator.service.js';
 import type { Session } from '../session/session.js';
 import { LoopScheduler } from './loop-scheduler.service.js';
 import { SessionLoop } from './session-loop.js';
+import { fellowshipLogger } from '../ops/fellowship-logger.js';
 
 export type SessionEndListener = (session: Session) => void;
 
 /** Creates and tracks the loop of every live session and arms its max_time and idle timers. */
 @Injectable()
 export class LoopService implements OnApplicationShutdown {
-  private readonly logger = new Logger('Loop');
+  private readonly logger: Logger;
   private readonly loops = new Map<string, SessionLoop>();
   private readonly endListeners: SessionEndListener[] = [];
   private readonly memory = new Map<string, string[]>();
@@ -29,7 +30,9 @@ export class LoopService implements OnApplicationShutdown {
     private readonly summarizer: SummarizerService,
     private readonly tokens: TokenCounter,
     private readonly scheduler: LoopScheduler,
-  ) {}
+  ) {
+    this.logger = fellowshipLogger(options, 'Loop');
+  }
 
   /** Called with every session that ends, after its `session_end` is published. */
   onSessionEnd(listener: SessionEndListener): void {

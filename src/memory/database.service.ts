@@ -5,6 +5,7 @@ import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
 import { FELLOWSHIP_ENTITIES } from './entities/index.js';
 import { runFellowshipMigrations } from './migration-runner.js';
 import { FELLOWSHIP_MIGRATIONS, FELLOWSHIP_MIGRATIONS_TABLE } from './migrations/index.js';
+import { fellowshipLogger } from '../ops/fellowship-logger.js';
 
 /** TypeORM drivers that speak SQLite's dialect (our migrations and queries are SQLite SQL). */
 const SQLITE_DRIVERS: ReadonlySet<string> = new Set([
@@ -41,11 +42,13 @@ interface PragmaConnection {
  */
 @Injectable()
 export class FellowshipDatabase implements OnModuleInit, OnApplicationShutdown {
-  private readonly logger = new Logger('Database');
+  private readonly logger: Logger;
   private source: DataSource | null = null;
   private owned = false;
 
-  constructor(@Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions) {}
+  constructor(@Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions) {
+    this.logger = fellowshipLogger(options, 'Database');
+  }
 
   get dataSource(): DataSource {
     if (!this.source) {

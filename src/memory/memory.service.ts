@@ -5,6 +5,7 @@ import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
 import { LoopService } from '../loop/loop.service.js';
 import type { Session } from '../session/session.js';
 import { SESSION_STORE, type MemoryEntry, type MemoryState, type SessionStore } from './session-store.port.js';
+import { fellowshipLogger } from '../ops/fellowship-logger.js';
 
 /**
  * Cross-session memory (CONTRACT §9). When a session with a memory store and at least one message
@@ -18,7 +19,7 @@ import { SESSION_STORE, type MemoryEntry, type MemoryState, type SessionStore } 
  */
 @Injectable()
 export class MemoryService implements OnModuleInit, OnApplicationShutdown {
-  private readonly logger = new Logger('Memory');
+  private readonly logger: Logger;
   /** Summaries being written, by memory id. */
   private readonly inFlight = new Map<string, Set<Promise<void>>>();
   private readonly aborts = new Set<AbortController>();
@@ -29,7 +30,9 @@ export class MemoryService implements OnModuleInit, OnApplicationShutdown {
     @Inject(SESSION_STORE) private readonly store: SessionStore,
     private readonly loops: LoopService,
     private readonly summarizer: SummarizerService,
-  ) {}
+  ) {
+    this.logger = fellowshipLogger(options, 'Memory');
+  }
 
   onModuleInit(): void {
     this.loops.onSessionEnd((session) => this.remember(session));

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdo
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
 import { SESSION_STORE, type PruneResult, type SessionStore } from './session-store.port.js';
+import { fellowshipLogger } from '../ops/fellowship-logger.js';
 
 const DAY_MS = 86_400_000;
 
@@ -15,7 +16,7 @@ export type PrunedListener = (sessionIds: readonly string[]) => void;
  */
 @Injectable()
 export class RetentionService implements OnApplicationBootstrap, OnApplicationShutdown {
-  private readonly logger = new Logger('Retention');
+  private readonly logger: Logger;
   private readonly listeners: PrunedListener[] = [];
   private timer: NodeJS.Timeout | null = null;
   private sweeping: Promise<PruneResult> | null = null;
@@ -23,7 +24,9 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
   constructor(
     @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
     @Inject(SESSION_STORE) private readonly store: SessionStore,
-  ) {}
+  ) {
+    this.logger = fellowshipLogger(options, 'Retention');
+  }
 
   onPruned(listener: PrunedListener): void {
     this.listeners.push(listener);

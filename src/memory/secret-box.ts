@@ -4,6 +4,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
 import { FellowshipDatabase } from './database.service.js';
+import { fellowshipLogger } from '../ops/fellowship-logger.js';
 
 const ALGORITHM = 'aes-256-gcm';
 const KEY_BYTES = 32;
@@ -37,13 +38,15 @@ export function parseKey(text: string): Buffer | null {
  */
 @Injectable()
 export class SecretBox implements OnModuleInit {
-  private readonly logger = new Logger('SecretBox');
+  private readonly logger: Logger;
   private key: Buffer | null = null;
 
   constructor(
     @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
     private readonly db: FellowshipDatabase,
-  ) {}
+  ) {
+    this.logger = fellowshipLogger(options, 'SecretBox');
+  }
 
   onModuleInit(): void {
     this.key = this.loadKey();

@@ -15,6 +15,7 @@ import type {
   StoredEvent,
 } from './session-store.port.js';
 import { StoreClosedError, WriteQueue, type WriteQueueStats } from './write-queue.js';
+import { fellowshipLogger } from '../ops/fellowship-logger.js';
 
 interface SessionRow {
   id: string;
@@ -68,7 +69,7 @@ const INSERT_EVENT = 'INSERT INTO "fellowship_events" ("session_id", "seq", "typ
  */
 @Injectable()
 export class TypeOrmSessionStore implements SessionStore, OnApplicationShutdown {
-  private readonly logger = new Logger('SessionStore');
+  private readonly logger: Logger;
   private readonly queue: WriteQueue;
   private droppedAfterClose = 0;
 
@@ -76,6 +77,7 @@ export class TypeOrmSessionStore implements SessionStore, OnApplicationShutdown 
     private readonly db: FellowshipDatabase,
     @Inject(FELLOWSHIP_OPTIONS) options: ResolvedFellowshipOptions,
   ) {
+    this.logger = fellowshipLogger(options, 'SessionStore');
     this.queue = new WriteQueue(() => this.db.dataSource.createQueryRunner(), options.dbWriteGroupMax);
   }
 

@@ -7,6 +7,7 @@ import { LlmService } from '../llm/llm.service.js';
 import { LlmError, type ChatMessage, type LlmAttempt, type LlmTarget, type LlmToolCall } from '../llm/llm.types.js';
 import type { BotConfig, Message } from '../session/session.types.js';
 import { END_SESSION, HOLD, orchestratorTools, SELECT_SPEAKER } from './orchestrator.tools.js';
+import { fellowshipLogger } from '../ops/fellowship-logger.js';
 
 export type OrchestratorDecision =
   | { kind: 'select'; bot: BotConfig; fallback: boolean; problem?: string }
@@ -37,13 +38,15 @@ export type ParsedAnswer = OrchestratorDecision | { kind: 'invalid'; problem: st
  */
 @Injectable()
 export class OrchestratorService {
-  private readonly logger = new Logger(OrchestratorService.name);
+  private readonly logger: Logger;
 
   constructor(
     private readonly llm: LlmService,
     private readonly context: ContextService,
     @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
-  ) {}
+  ) {
+    this.logger = fellowshipLogger(options, OrchestratorService.name);
+  }
 
   async decide(req: OrchestratorRequest): Promise<OrchestratorDecision> {
     const offerEnd = req.goal !== null;

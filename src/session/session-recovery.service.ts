@@ -11,6 +11,7 @@ import { Session } from './session.js';
 import { SessionRegistry } from './session.registry.js';
 import { SessionService } from './session.service.js';
 import type { Message } from './session.types.js';
+import { fellowshipLogger } from '../ops/fellowship-logger.js';
 
 /** The part of the loop's persisted state that recovery reads (see SessionLoop's LoopState). */
 interface ReactiveState {
@@ -38,7 +39,7 @@ interface ReactiveState {
  */
 @Injectable()
 export class SessionRecoveryService implements OnApplicationBootstrap {
-  private readonly logger = new Logger('Recovery');
+  private readonly logger: Logger;
 
   constructor(
     @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
@@ -49,7 +50,9 @@ export class SessionRecoveryService implements OnApplicationBootstrap {
     private readonly secrets: SecretBox,
     private readonly memory: MemoryService,
     private readonly retention: RetentionService,
-  ) {}
+  ) {
+    this.logger = fellowshipLogger(options, 'Recovery');
+  }
 
   async onApplicationBootstrap(): Promise<void> {
     this.retention.onPruned((ids) => this.forget(ids));
@@ -97,7 +100,7 @@ export class SessionRecoveryService implements OnApplicationBootstrap {
         apiKey,
         createdAt: new Date(snapshot.createdAt),
       },
-      new Logger(`session ${snapshot.token8}`),
+      fellowshipLogger(this.options, `session ${snapshot.token8}`),
     );
     session.botTurns = snapshot.status.bot_turns;
     session.usage = snapshot.usage;

@@ -17,6 +17,7 @@ import { Session } from './session.js';
 import { SessionRegistry, type Resolved } from './session.registry.js';
 import type { Message, SessionConfig, SessionStatus } from './session.types.js';
 import { newToken, token8, tokenHash } from './tokens.js';
+import { fellowshipLogger } from '../ops/fellowship-logger.js';
 
 export interface CreateSessionResult {
   token: string;
@@ -32,7 +33,7 @@ const LLM_FIELDS = knownProperties(LlmOptionsDto);
 /** The session rules behind the REST routes: creation, access, control, history. */
 @Injectable()
 export class SessionService implements OnApplicationBootstrap {
-  private readonly logger = new Logger('Session');
+  private readonly logger: Logger;
 
   constructor(
     @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
@@ -41,7 +42,9 @@ export class SessionService implements OnApplicationBootstrap {
     private readonly loops: LoopService,
     private readonly secrets: SecretBox,
     private readonly memoryStore: MemoryService,
-  ) {}
+  ) {
+    this.logger = fellowshipLogger(options, 'Session');
+  }
 
   onApplicationBootstrap(): void {
     this.loops.onSessionEnd(() => this.registry.markEnded());
@@ -70,7 +73,7 @@ export class SessionService implements OnApplicationBootstrap {
         apiKey,
         createdAt: new Date(),
       },
-      new Logger(`session ${token8(control)}`),
+      fellowshipLogger(this.options, `session ${token8(control)}`),
     );
     this.attachChannel(session);
     await this.store.insertSession({
