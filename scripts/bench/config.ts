@@ -53,7 +53,7 @@ export const FULL: Sizes = {
   overheadTurns: 500,
   warmupTurns: 60,
   replyWords: 20,
-  tokenTurns: 30,
+  tokenTurns: 100,
   tokensPerTurn: 20,
   tokenChunkDelayMs: 10,
   fanoutObservers: 1000,

@@ -11,6 +11,7 @@ import { dirname, resolve } from 'node:path';
 import { BenchBackend } from './backend.js';
 import { parseArgs, type BenchConfig, type Scenario } from './config.js';
 import { BenchContext } from './context.js';
+import { cpuSnapshot, machine, otherCores } from './machine.js';
 import { figures, table, type Results } from './report.js';
 import { concurrency } from './scenarios/concurrency.js';
 import { fanout } from './scenarios/fanout.js';
@@ -29,25 +30,20 @@ function git(args: string[]): string {
   }
 }
 
-function machine(): Record<string, unknown> {
-  const cpus = os.cpus();
-  return {
-    nproc: os.availableParallelism(),
-    cpu_model: cpus[0]?.model ?? 'unknown',
-    mem_total_gib: round(os.totalmem() / 2 ** 30, 1),
-    mem_free_gib: round(os.freemem() / 2 ** 30, 1),
-    node: process.version,
-    platform: `${os.platform()} ${os.release()}`,
-    loadavg_start: os.loadavg().map((l) => round(l, 2)),
-  };
-}
-
-async function runScenarios(config: BenchConfig, ctx: BenchContext, results: Results, errors: string[]): Promise<void> {
+async function runScenarios(
+  config: BenchConfig,
+  ctx: BenchContext,
+  results: Results,
+  errors: string[],
+  load: Record<string, number | null>,
+): Promise<void> {
   const attempt = async (name: string, fn: () => Promise<void>): Promise<void> => {
     const started = Date.now();
+    const cpu = cpuSnapshot();
     try {
       await fn();
-      log(`${name} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      load[name] = otherCores(cpu, cpuSnapshot());
+      log(`${name} done in ${((Date.now() - started) / 1000).toFixed(1)} s; other processes used ${String(load[name])} cores`);
     } catch (error) {
       const message = `${name}: ${error instanceof Error ? error.message : String(error)}`;
       log(`FAILED ${message}`);
@@ -123,13 +119,17 @@ async function main(): Promise<number> {
   const ctx = new BenchContext(config, backend);
   const results: Results = {};
   const errors: string[] = [];
+  const load: Record<string, number | null> = {};
+  const cpuStart = cpuSnapshot();
   try {
-    await runScenarios(config, ctx, results, errors);
+    await runScenarios(config, ctx, results, errors, load);
   } finally {
     await ctx.cleanup();
     await backend.close();
   }
   (meta.machine as Record<string, unknown>).loadavg_end = os.loadavg().map((l) => round(l, 2));
+  // Cores' worth of CPU that other processes used meanwhile: how noisy the figures are.
+  meta.other_cpu_cores = { run: otherCores(cpuStart, cpuSnapshot()), ...load };
   meta.duration_s = round((Date.now() - startedAt.getTime()) / 1000, 1);
 
   const list = figures(results);
@@ -148,6 +148,11 @@ async function main(): Promise<number> {
   writeFileSync(out, `${JSON.stringify(output, null, 2)}\n`);
 
   process.stdout.write(`\n${table(list)}\n\n`);
+  const others = (meta.other_cpu_cores as Record<string, number | null>).run;
+  process.stdout.write(
+    `machine: ${String((meta.machine as Record<string, unknown>).nproc)} cores, node ${process.version}; other processes used ` +
+      `${others === null ? 'an unknown share' : `${others} cores on average`} during the run\n`,
+  );
   const missed = list.filter((f) => f.met === false);
   process.stdout.write(
     `${list.length} figures, ${missed.length} target(s) missed${missed.length ? `: ${missed.map((f) => f.key).join(', ')}` : ''}; ` +

@@ -6,11 +6,13 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createSession } from '../api.js';
+import { cpuShares } from '../machine.js';
 import { replyIndex, replyText } from '../backend.js';
 import type { BenchContext } from '../context.js';
 import { Observer, peek, pool, type Arrival, type Transport } from '../observers.js';
 import { distribution, round, type Distribution } from '../stats.js';
 import { log, waitQuiet, waitUntil } from '../util.js';
+
 
 export interface FanoutResult {
   transport: Transport;
@@ -30,6 +32,9 @@ export interface FanoutResult {
    * does anything.
    */
   floor_delivery_ms: Distribution;
+  /** CPU of the server and of this process (backend + observers) while the turns ran, % of one core. */
+  server_cpu_pct: number;
+  bench_cpu_pct: number;
 }
 
 export async function fanout(ctx: BenchContext, transport: Transport): Promise<FanoutResult> {
@@ -60,12 +65,16 @@ export async function fanout(ctx: BenchContext, transport: Transport): Promise<F
     await waitQuiet(() => frames, 300, 120_000, 'the join storm');
     const connectS = (performance.now() - connectStart) / 1000;
     log(`fan-out (${transport}): connected in ${connectS.toFixed(1)} s; ${sizes.fanoutTurns} turns`);
+    const serverCpu0 = server.cpuMs();
+    const benchCpu0 = process.cpuUsage();
+    const turnsStart = performance.now();
     release();
     await waitUntil(
       () => observers.every((o) => o.closed),
       Math.max(60_000, sizes.fanoutTurns * (sizes.fanoutLatencyMs + 500)),
       'every observer to get session_end',
     );
+    const cpu = cpuShares(server.cpuMs() - serverCpu0, process.cpuUsage(benchCpu0), performance.now() - turnsStart);
 
     const answered = new Map<number, number>();
     for (const r of backend.llm.requests) {
@@ -97,6 +106,8 @@ export async function fanout(ctx: BenchContext, transport: Transport): Promise<F
       expected: sizes.fanoutObservers * sizes.fanoutTurns,
       connect_s: round(connectS, 2),
       floor_delivery_ms: await floor(ctx, transport),
+      server_cpu_pct: cpu.server_cpu_pct,
+      bench_cpu_pct: cpu.bench_cpu_pct,
     };
   } finally {
     observers.forEach((o) => o?.kill());

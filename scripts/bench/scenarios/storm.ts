@@ -10,6 +10,7 @@ import { createSession, endSession } from '../api.js';
 import { replyText } from '../backend.js';
 import type { BenchContext } from '../context.js';
 import { Observer, peek, pool, type Arrival, type Transport } from '../observers.js';
+import { cpuShares } from '../machine.js';
 import { distribution, type Distribution } from '../stats.js';
 import { log, sleep, waitUntil } from '../util.js';
 
@@ -45,6 +46,10 @@ export interface StormResult {
   resume_ws_ms: Distribution;
   resume_sse_ms: Distribution;
   session_events: number;
+  /** CPU of the server and of this process (backend + every client), % of one core, over the scenario. */
+  server_cpu_pct: number;
+  bench_cpu_pct: number;
+  wall_s: number;
 }
 
 interface Client {
@@ -71,6 +76,9 @@ export async function storm(ctx: BenchContext): Promise<StormResult> {
   const server = await ctx.startServer('storm');
   const clients: Client[] = [];
   let reference: Observer | null = null;
+  const serverCpu0 = server.cpuMs();
+  const benchCpu0 = process.cpuUsage();
+  const started = performance.now();
   try {
     backend.reset(sizes.stormLatencyMs);
     backend.llm.setHandler((req) => ({ content: replyText(req.index, sizes.replyWords) }));
@@ -255,6 +263,7 @@ export async function storm(ctx: BenchContext): Promise<StormResult> {
         resume_ws_ms: distribution(resumes('ws')),
         resume_sse_ms: distribution(resumes('sse')),
         session_events: refSeqs.length,
+        ...cpuShares(server.cpuMs() - serverCpu0, process.cpuUsage(benchCpu0), performance.now() - started),
       };
     } finally {
       clearInterval(trim);
