@@ -8,7 +8,7 @@
  * once, so with grouping (DB_WRITE_GROUP_MAX, default 256) the batches of one event-loop turn share
  * a transaction; with a group size of 1 each batch is its own transaction. Runs on a file database
  * in WAL mode with synchronous=NORMAL, as the server does. Also reports how long each transaction
- * held the event loop (better-sqlite3 runs statements synchronously), and events per CPU-second,
+ * took (node-sqlite3 runs the statements on the thread pool), and events per CPU-second,
  * which a loaded machine disturbs less than wall-clock rates.
  */
 import 'reflect-metadata';

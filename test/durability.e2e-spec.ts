@@ -10,13 +10,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
+import { SessionRegistry } from '../src/session/session.registry.js';
 import { RetentionService } from '../src/memory/retention.service.js';
 import { gate, MockLlmServer } from './mock-llm/mock-llm.server.js';
 import { bots, expectContiguous, startApp, type TestApp } from './support/app.js';
 
 /** One query straight on the SQLite file, outside the app. */
 async function sql<T>(file: string, query: string, params: unknown[] = []): Promise<T[]> {
-  const raw = new DataSource({ type: 'better-sqlite3', database: file });
+  const raw = new DataSource({ type: 'sqlite', database: file });
   await raw.initialize();
   try {
     return await raw.query<T[]>(query, params);
@@ -218,6 +219,8 @@ describe('durability across a restart (in process)', () => {
     const kept = await t.create({ bots: bots('A') });
     await t.http.delete(`/v1/session/${ended.token}`).expect(200);
     await t.http.get(`/v1/session/${ended.token}`).expect(200);
+    // The end is durable once its event batch is committed (asynchronously, before its broadcast).
+    await Promise.all([...t.app.get(SessionRegistry).all()].map((s) => s.channel.drain()));
 
     const result = await t.app.get(RetentionService).sweep(new Date(Date.now() + 1000));
 

@@ -36,7 +36,7 @@ describe('FellowshipModule options from a host', () => {
 
   describe.each(['forRoot', 'forRootAsync'] as const)('%s options', (mode) => {
     it('pass through: dataSource and logger are the host objects, defaults fill the rest, the data source stays open', async () => {
-      const dataSource = new DataSource({ type: 'better-sqlite3', database: ':memory:' });
+      const dataSource = new DataSource({ type: 'sqlite', database: ':memory:' });
       await dataSource.initialize();
       const lines: unknown[][] = [];
       const logger: LoggerService = {

@@ -9,6 +9,7 @@ import { fellowshipLogger } from '../ops/fellowship-logger.js';
 
 /** TypeORM drivers that speak SQLite's dialect (our migrations and queries are SQLite SQL). */
 const SQLITE_DRIVERS: ReadonlySet<string> = new Set([
+  'sqlite',
   'better-sqlite3',
   'sqljs',
   'capacitor',
@@ -20,11 +21,6 @@ const SQLITE_DRIVERS: ReadonlySet<string> = new Set([
 
 const IN_MEMORY = ':memory:';
 
-/** The part of a better-sqlite3 connection that start-up uses (the driver hands it over untyped). */
-interface PragmaConnection {
-  pragma(source: string): unknown;
-}
-
 /**
  * Fellowship's TypeORM DataSource. By default we open our own SQLite file (`databasePath`, WAL,
  * `synchronous=NORMAL`, migrations at start-up) and close it at shutdown. A host that passes
@@ -33,9 +29,11 @@ interface PragmaConnection {
  * Why not `@nestjs/typeorm`: its `forRoot` registers a `DataSource` token that would collide with a
  * host app's own TypeOrmModule. The DataSource is owned here and reached only through this class.
  *
- * Why better-sqlite3: TypeORM 1.x dropped the `sqlite` (node-sqlite3) driver; `better-sqlite3` is
- * its SQLite driver. It is synchronous, so every write goes through the store's single write queue,
- * which groups all sessions' writes of one event-loop turn into one short transaction.
+ * Why `sqlite3` on TypeORM 0.3: the stack's driver is node-sqlite3, which runs every statement on
+ * libuv's thread pool, so a write never holds the event loop that other sessions share. TypeORM 1.x
+ * dropped that driver (only the synchronous better-sqlite3 remains), hence TypeORM 0.3.x
+ * (docs/decisions.md). Every write still goes through the store's single write queue, which groups
+ * all sessions' writes of one event-loop turn into one transaction (SQLite has one writer).
  *
  * Opening happens in `onModuleInit` (during `app.init()` / `listen()`), so a database that cannot
  * be opened or written rejects `listen()` with one clear message instead of aborting the process.
@@ -101,27 +99,25 @@ export class FellowshipDatabase implements OnModuleInit, OnApplicationShutdown {
     const path = this.options.databasePath;
     const file = path !== IN_MEMORY;
     const source = new DataSource({
-      type: 'better-sqlite3',
+      type: 'sqlite',
       // The driver creates the parent directory of a file database.
       database: path,
+      // WAL: readers never block the writer and a commit is one append to the log.
+      enableWAL: file,
       entities: FELLOWSHIP_ENTITIES,
       migrations: FELLOWSHIP_MIGRATIONS,
       migrationsTableName: FELLOWSHIP_MIGRATIONS_TABLE,
       migrationsRun: true,
       synchronize: false,
       logging: false,
-      prepareDatabase: (db: PragmaConnection) => {
-        if (file) {
-          // WAL: readers never block the writer and a commit is one append to the log;
-          // NORMAL: no fsync per commit (the WAL is synced at checkpoints), still safe against a process crash.
-          db.pragma('journal_mode = WAL');
-          db.pragma('synchronous = NORMAL');
-        }
-      },
     });
     this.owned = true;
     this.source = source;
     await source.initialize();
+    if (file) {
+      // NORMAL: no fsync per commit (the WAL is synced at checkpoints), still safe against a process crash.
+      await source.query('PRAGMA synchronous = NORMAL');
+    }
     return source;
   }
 

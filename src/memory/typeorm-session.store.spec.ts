@@ -227,7 +227,7 @@ describe(TypeOrmSessionStore.name, () => {
   });
 
   it('runs its migrations on a host DataSource and leaves it open at shutdown', async () => {
-    const host = new DataSource({ type: 'better-sqlite3', database: join(tempDir(), 'host.sqlite'), entities: [] });
+    const host = new DataSource({ type: 'sqlite', database: join(tempDir(), 'host.sqlite'), entities: [] });
     await host.initialize();
     try {
       const { db, sut } = await open({ dataSource: host });

@@ -22,7 +22,7 @@ export interface WriteQueueStats {
   jobs: number;
   failedJobs: number;
   largestGroup: number;
-  /** Time spent writing groups, ms (the driver is synchronous: the event loop is held that long). */
+  /** Time spent writing groups, ms (wall clock; node-sqlite3 runs the statements on the thread pool). */
   writeMs: number;
   /** The longest group write, ms. */
   longestWriteMs: number;
@@ -31,12 +31,13 @@ export interface WriteQueueStats {
 /**
  * Group commit, the one place where Fellowship writes to SQLite.
  *
- * Why: SQLite has a single writer and better-sqlite3 runs each statement synchronously on the event
- * loop, so the cost that matters is the number of transactions, not of rows. Every session's event
+ * Why: SQLite has a single writer and every transaction costs a commit (and, through node-sqlite3,
+ * a round trip to the thread pool per statement), so the cost that matters is the number of
+ * transactions, not of rows. Every session's event
  * channel flushes in the same `setImmediate` phase; the jobs they enqueue are written on the next
  * one, all together, in one transaction (at most `maxGroup` jobs each), and then every job's promise
  * resolves: the channels broadcast what is durable. Between two groups the queue yields to the event
- * loop, so `maxGroup` bounds how long a write holds it. Each job runs in its own savepoint, so one bad
+ * loop, so `maxGroup` bounds how long a group takes. Each job runs in its own savepoint, so one bad
  * batch fails alone. Jobs run in the order they were enqueued, so the batches of one session
  * commit in call order. A failure of the transaction itself (disk full, I/O error) fails every job
  * of the group.
@@ -105,7 +106,7 @@ export class WriteQueue {
     while (this.queue.length > 0) {
       await this.write(this.queue.splice(0, Math.max(1, this.maxGroup)));
       if (this.queue.length > 0) {
-        // The driver is synchronous: between two groups, let sockets and timers run.
+        // Between two groups, let sockets and timers run.
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
     }
