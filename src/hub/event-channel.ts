@@ -53,6 +53,7 @@ export class EventChannel {
   private visible: number;
   private pending: Pending[] = [];
   private flushScheduled = false;
+  private stateDirty = false;
   private flushing: Promise<void> | null = null;
   /** Retained (replayable) events still in memory, ascending seq. */
   private readonly retained: SerializedEvent[] = [];
@@ -87,7 +88,7 @@ export class EventChannel {
   }
 
   get idle(): boolean {
-    return this.pending.length === 0 && this.flushing === null;
+    return this.pending.length === 0 && this.flushing === null && !this.stateDirty;
   }
 
   publish(body: SessionEventBody, message?: Message): SessionEvent {
@@ -147,10 +148,20 @@ export class EventChannel {
     return this.flushing;
   }
 
+  /**
+   * Persists the session's state (loop state, counters) with the next batch even if no event is
+   * published — e.g. a talker message held behind a generating bot.
+   */
+  touch(): void {
+    this.stateDirty = true;
+    this.scheduleFlush();
+  }
+
   private async flushLoop(): Promise<void> {
-    while (this.pending.length > 0) {
+    while (this.pending.length > 0 || this.stateDirty) {
       const batch = this.pending;
       this.pending = [];
+      this.stateDirty = false;
       const events: StoredEvent[] = [];
       const messages: Message[] = [];
       for (const item of batch) {
@@ -161,13 +172,20 @@ export class EventChannel {
           messages.push(item.message);
         }
       }
+      // seqThrough: live-only events are not stored, but their seqs must never be reused after a restart.
+      const seqThrough = batch.length > 0 ? batch[batch.length - 1].event.seq : undefined;
+      const commit = { events, messages, seqThrough, session: this.deps.sessionState() };
       if (events.length > 0 || messages.length > 0) {
         try {
-          await this.deps.store.commit(this.deps.sessionId, { events, messages, session: this.deps.sessionState() });
+          await this.deps.store.commit(this.deps.sessionId, commit);
         } catch (error) {
           // Availability over durability: a broken disk must not silence a live conversation.
           this.deps.onCommitError(error);
         }
+      } else {
+        // Only live-only events (tokens, debug) or state: nothing a member sees depends on this write,
+        // so it is not awaited (token relay stays fast); the store keeps commits in call order.
+        this.deps.store.commit(this.deps.sessionId, commit).catch((error: unknown) => this.deps.onCommitError(error));
       }
       this.deliver(batch);
     }

@@ -11,6 +11,7 @@ function fakeSession(rectify: boolean): { session: Session; events: SessionEvent
   const session = {
     messages,
     config: { rectify_history: rectify },
+    channel: { touch: (): void => undefined },
     append(m: Omit<Message, 'turn' | 'ts'>, event: (full: Message) => SessionEventBody): Message {
       const full = { ...m, turn: messages.length + 1, ts: '' };
       messages.push(full);

@@ -21,11 +21,15 @@ export interface TalkerInput {
  */
 export class Rectifier {
   private reserved: number | null = null;
-  private readonly held: TalkerInput[] = [];
 
+  /**
+   * @param held the held messages; the loop passes an array that lives in its persisted state, so
+   *   a message acknowledged as queued survives a crash (it is recorded at restore).
+   */
   constructor(
     private readonly session: Session,
     private readonly countTokens: (text: string) => number,
+    private readonly held: TalkerInput[] = [],
   ) {}
 
   /** The reserved turn, or null. */
@@ -50,6 +54,7 @@ export class Rectifier {
   accept(input: TalkerInput): boolean {
     if (this.reserved !== null) {
       this.held.push(input);
+      this.session.channel.touch();
       this.session.debug('rectification', { slot: this.reserved, queued_messages: this.held.length });
       return true;
     }

@@ -36,6 +36,8 @@ interface LoopState {
   holding: boolean;
   /** Rolling context summaries, by `summaryKey()` (one shared, or one per bot when scoped). */
   summaries: Record<string, RollingSummary>;
+  /** Talker messages held behind the generating bot (see Rectifier), persisted until recorded. */
+  held: TalkerInput[];
 }
 
 type Next = 'turn' | 'wait' | { sleepUntil: number };
@@ -62,7 +64,6 @@ export class SessionLoop {
     readonly session: Session,
     private readonly deps: LoopDeps,
   ) {
-    this.rectifier = new Rectifier(session, (t) => deps.tokens.count(t));
     this.state = {
       rrIndex: 0,
       lastSpeaker: null,
@@ -71,13 +72,20 @@ export class SessionLoop {
       repliesLeft: 0,
       holding: false,
       summaries: {},
+      held: [],
       ...(session.loopState as Partial<LoopState>),
     };
     session.loopState = this.state as unknown as Record<string, unknown>;
+    this.rectifier = new Rectifier(session, (t) => deps.tokens.count(t), this.state.held);
   }
 
   /** Starts the coroutine (idempotent). Reactive/collaborative sessions start by waiting. */
   start(): void {
+    if (this.running === null && this.rectifier.heldCount > 0 && this.rectifier.slot === null) {
+      // Restored after a crash during a generation: the bot's turn was lost, so the messages held
+      // behind it take its place (as on any released slot); the turn is dispatched again after them.
+      this.rectifier.release();
+    }
     this.running ??= this.run();
   }
 
