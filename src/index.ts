@@ -18,7 +18,16 @@ export {
 export { FellowshipOpsModule } from './ops/ops.module.js';
 export { FellowshipLogger, fellowshipLogger } from './ops/fellowship-logger.js';
 export { SESSION_STORE } from './memory/session-store.port.js';
-export type { SessionStore, SessionSnapshot, StoredEvent, CommitBatch, MemoryEntry } from './memory/session-store.port.js';
+export type {
+  SessionStore,
+  SessionSnapshot,
+  StoredEvent,
+  CommitBatch,
+  MemoryEntry,
+  MemoryState,
+  RetainedTail,
+  PruneResult,
+} from './memory/session-store.port.js';
 export type * from './hub/events.js';
 export type * from './session/session.types.js';
 export { ErrorCode } from './common/error-code.enum.js';
