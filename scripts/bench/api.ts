@@ -34,7 +34,8 @@ export async function createSession(baseUrl: string, o: SessionOptions): Promise
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(sessionBody(o)),
-    signal: AbortSignal.timeout(30_000),
+    // Generous: under load (hundreds of sessions talking) a create can wait a long time.
+    signal: AbortSignal.timeout(120_000),
   });
   if (res.status !== 201) {
     throw new Error(`create answered ${res.status}: ${await res.text()}`);

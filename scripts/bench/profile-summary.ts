@@ -1,7 +1,9 @@
 /**
- * `npx tsx scripts/bench/profile-summary.ts <file.cpuprofile> [top]` — the functions with the most
- * self time in a V8 CPU profile (written by `npm run bench -- --profile`, one per server), and the
- * project files' share (total time attributed to frames under src/ / dist/).
+ * `npx tsx scripts/bench/profile-summary.ts <file.cpuprofile> [top] [--callers=<text>]` — the
+ * functions with the most self time in a V8 CPU profile (written by `npm run bench -- --profile`,
+ * one per server), and the project files' share (total time attributed to frames under src/ /
+ * dist/). With `--callers`, the heaviest call stacks that lead to frames whose name contains
+ * `<text>` instead.
  */
 import { readFileSync } from 'node:fs';
 
@@ -34,7 +36,9 @@ function where(frame: CallFrame): string {
 }
 
 function main(): void {
-  const [file, topArg] = process.argv.slice(2);
+  const args = process.argv.slice(2);
+  const callers = args.find((a) => a.startsWith('--callers='))?.slice('--callers='.length);
+  const [file, topArg] = args.filter((a) => !a.startsWith('--'));
   if (!file) {
     process.stderr.write('usage: profile-summary.ts <file.cpuprofile> [top]\n');
     process.exit(2);
@@ -73,6 +77,28 @@ function main(): void {
   }
   const pct = (us: number): string => `${((us / total) * 100).toFixed(1).padStart(5)}%`;
   const ms = (us: number): string => `${(us / 1000).toFixed(0).padStart(7)} ms`;
+  if (callers) {
+    // Stacks (innermost matching frame outwards, 8 frames) weighted by the samples under them.
+    const stacks = new Map<string, number>();
+    for (const [id, us] of self) {
+      let cur: number | undefined = id;
+      while (cur !== undefined && !where(byId.get(cur)!.callFrame).includes(callers)) {
+        cur = parent.get(cur);
+      }
+      const frames: string[] = [];
+      for (; cur !== undefined && frames.length < 8; cur = parent.get(cur)) {
+        frames.push(where(byId.get(cur)!.callFrame));
+      }
+      if (frames.length > 0) {
+        const key = frames.join('\n      <- ');
+        stacks.set(key, (stacks.get(key) ?? 0) + us);
+      }
+    }
+    for (const [k, v] of [...stacks.entries()].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+      process.stdout.write(`${ms(v)} ${pct(v)}  ${k}\n\n`);
+    }
+    return;
+  }
   const idle = [...selfByFn.entries()].filter(([k]) => k.startsWith('(idle)')).reduce((s, [, v]) => s + v, 0);
   process.stdout.write(`${file}: ${(total / 1e6).toFixed(1)} s sampled, ${pct(total - idle)} busy\n\nself time:\n`);
   for (const [k, v] of [...selfByFn.entries()].sort((a, b) => b[1] - a[1]).slice(0, top)) {

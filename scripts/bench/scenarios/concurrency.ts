@@ -4,6 +4,7 @@
  * S / L, and fairness: the slowest session's turn count over the fastest's.
  */
 import { createSession } from '../api.js';
+import { gate } from '../../../test/mock-llm/mock-llm.server.js';
 import { replyText } from '../backend.js';
 import type { DbMode } from '../config.js';
 import type { BenchContext } from '../context.js';
@@ -48,19 +49,25 @@ export async function concurrency(ctx: BenchContext, db: DbMode): Promise<Concur
     const counts = new Map<string, number>();
     let windowStart = Infinity;
     let windowEnd = -Infinity;
+    // Every session's first request is held until all are created, so that they start together
+    // and creating the last ones does not compete with hundreds already talking.
+    const start = gate();
+    let holding = true;
     backend.llm.setHandler((req) => {
       const t = performance.now();
       if (t >= windowStart && t < windowEnd) {
         const model = req.body.model ?? '';
         counts.set(model, (counts.get(model) ?? 0) + 1);
       }
-      return { content: replyText(req.index, sizes.replyWords) };
+      return { content: replyText(req.index, sizes.replyWords), ...(holding ? { gate: start.promise } : {}) };
     });
     log(`concurrency (${db}): creating ${sizes.concurrencySessions} sessions`);
     const createStart = performance.now();
     const models = Array.from({ length: sizes.concurrencySessions }, (_, i) => `c${i}`);
     await pool(models, sizes.createConcurrency, (model) => createSession(server.baseUrl, { mode: 'autonomous', model }));
     const createS = (performance.now() - createStart) / 1000;
+    holding = false;
+    start.release();
     await sleep(sizes.concurrencyWarmupS * 1000);
 
     log(`concurrency (${db}): measuring ${sizes.concurrencyWindowS} s`);
