@@ -14,7 +14,7 @@ import type {
   SessionStore,
   StoredEvent,
 } from './session-store.port.js';
-import { StoreClosedError, WriteQueue, type WriteQueueStats } from './write-queue.js';
+import { StoreClosedError, WriteQueue, type WriteQueueStats, type RowWrite } from './write-queue.js';
 import { fellowshipLogger } from '../ops/fellowship-logger.js';
 
 interface SessionRow {
@@ -57,10 +57,9 @@ const UPDATABLE: { [K in keyof SessionUpdate]-?: { column: string; encode: (v: S
   memoryState: { column: 'memory_state', encode: (v) => v ?? null },
 };
 
-const INSERT_MESSAGE =
-  'INSERT INTO "fellowship_messages" ("session_id", "turn", "kind", "name", "bot", "talker_id", "content", "ts", "tokens", "reasoning") ' +
-  'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
-const INSERT_EVENT = 'INSERT INTO "fellowship_events" ("session_id", "seq", "type", "json") VALUES (?, ?, ?, ?)';
+const INSERT_MESSAGES =
+  'INSERT INTO "fellowship_messages" ("session_id", "turn", "kind", "name", "bot", "talker_id", "content", "ts", "tokens", "reasoning")';
+const INSERT_EVENTS = 'INSERT INTO "fellowship_events" ("session_id", "seq", "type", "json")';
 
 /**
  * The default `SessionStore`: SQLite through TypeORM. Every write goes through one `WriteQueue`
@@ -141,17 +140,12 @@ export class TypeOrmSessionStore implements SessionStore, OnApplicationShutdown 
     }
     const update = `UPDATE "fellowship_sessions" SET ${sets.join(', ')} WHERE "id" = ?`;
     values.push(sessionId);
-    return this.write(async (q) => {
-      for (const row of messages) {
-        await q.query(INSERT_MESSAGE, row);
-      }
-      for (const row of events) {
-        await q.query(INSERT_EVENT, row);
-      }
-      const result = await q.query(update, values, true);
-      if (result.affected === 0) {
-        throw new Error(`unknown session ${sessionId}`);
-      }
+    return this.writeRows({
+      inserts: [
+        { prefix: INSERT_MESSAGES, width: 10, rows: messages },
+        { prefix: INSERT_EVENTS, width: 4, rows: events },
+      ],
+      update: { sql: update, values, what: `session ${sessionId}` },
     });
   }
 
@@ -330,7 +324,15 @@ export class TypeOrmSessionStore implements SessionStore, OnApplicationShutdown 
   }
 
   private write(job: (q: QueryRunner) => Promise<void>): Promise<void> {
-    return this.queue.enqueue(job).catch((error: unknown) => {
+    return this.dropAfterClose(this.queue.enqueue(job));
+  }
+
+  private writeRows(rows: RowWrite): Promise<void> {
+    return this.dropAfterClose(this.queue.enqueueRows(rows));
+  }
+
+  private dropAfterClose(write: Promise<void>): Promise<void> {
+    return write.catch((error: unknown) => {
       if (error instanceof StoreClosedError) {
         // Members leaving while the server shuts down: nothing left to persist them for.
         this.droppedAfterClose++;

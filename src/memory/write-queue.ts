@@ -4,11 +4,26 @@ import type { QueryRunner } from 'typeorm';
 /** One unit of writes (e.g. one session's event batch); runs inside the group's transaction. */
 export type WriteJob = (runner: QueryRunner) => Promise<void>;
 
+/**
+ * Rows to insert and one row to update, as data: consecutive row writes of a group are merged into
+ * multi-row INSERT statements (one per table), so a group costs a handful of statements instead of
+ * several per batch — each statement is a round trip to node-sqlite3's thread pool.
+ */
+export interface RowWrite {
+  inserts: { prefix: string; width: number; rows: unknown[][] }[];
+  /** An UPDATE that must change exactly one row (else the write fails). */
+  update: { sql: string; values: unknown[]; what: string };
+}
+
 interface Pending {
-  job: WriteJob;
+  job?: WriteJob;
+  rows?: RowWrite;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
+
+/** Rows per multi-row INSERT: well under SQLite's bound on parameters per statement (32,766). */
+const ROWS_PER_INSERT = 500;
 
 export class StoreClosedError extends Error {
   constructor() {
@@ -33,14 +48,14 @@ export interface WriteQueueStats {
  *
  * Why: SQLite has a single writer and every transaction costs a commit (and, through node-sqlite3,
  * a round trip to the thread pool per statement), so the cost that matters is the number of
- * transactions, not of rows. Every session's event
- * channel flushes in the same `setImmediate` phase; the jobs they enqueue are written on the next
- * one, all together, in one transaction (at most `maxGroup` jobs each), and then every job's promise
- * resolves: the channels broadcast what is durable. Between two groups the queue yields to the event
- * loop, so `maxGroup` bounds how long a group takes. Each job runs in its own savepoint, so one bad
- * batch fails alone. Jobs run in the order they were enqueued, so the batches of one session
- * commit in call order. A failure of the transaction itself (disk full, I/O error) fails every job
- * of the group.
+ * transactions and statements, not of rows. Every session's event channel flushes in the same
+ * `setImmediate` phase; the jobs they enqueue are written on the next one, all together, in one
+ * transaction (at most `maxGroup` jobs each), consecutive row writes merged into multi-row INSERTs,
+ * and then every job's promise resolves: the channels broadcast what is durable. Between two
+ * groups the queue yields to the event loop. If a group's transaction fails, the group is written
+ * again one job per transaction, so one bad batch fails alone (a disk that fails every write
+ * fails every job). Jobs run in the order they were enqueued, so the batches of one session commit
+ * in call order.
  */
 export class WriteQueue {
   private queue: Pending[] = [];
@@ -59,11 +74,20 @@ export class WriteQueue {
   }
 
   enqueue(job: WriteJob): Promise<void> {
+    return this.push({ job });
+  }
+
+  /** Like `enqueue`, for row data that can be merged with other row writes of the group. */
+  enqueueRows(rows: RowWrite): Promise<void> {
+    return this.push({ rows });
+  }
+
+  private push(work: Pick<Pending, 'job' | 'rows'>): Promise<void> {
     if (this.closed) {
       return Promise.reject(new StoreClosedError());
     }
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ job, resolve, reject });
+      this.queue.push({ ...work, resolve, reject });
       this.schedule();
     });
   }
@@ -123,25 +147,28 @@ export class WriteQueue {
     }
   }
 
+  /**
+   * One transaction for the whole group, jobs in order (consecutive row writes merged). If it
+   * fails, the group is written again one job per transaction, so a bad batch fails alone.
+   */
   private async transaction(group: Pending[]): Promise<void> {
     const q = this.runner();
-    const failures = new Map<Pending, unknown>();
     try {
       await q.startTransaction();
+      let run: RowWrite[] = [];
       for (const item of group) {
-        // A savepoint per job (TypeORM nests transactions as savepoints on SQLite).
-        await q.startTransaction();
-        try {
-          await item.job(q);
-          await q.commitTransaction();
-        } catch (error) {
-          await q.rollbackTransaction();
-          failures.set(item, error);
+        if (item.rows) {
+          run.push(item.rows);
+          continue;
         }
+        await writeRows(q, run);
+        run = [];
+        await item.job?.(q);
       }
+      await writeRows(q, run);
       await q.commitTransaction();
     } catch (error) {
-      // Unwind the savepoint (if any) and the transaction; SQLite may have rolled back already.
+      // SQLite may have rolled back already.
       while (q.isTransactionActive) {
         try {
           await q.rollbackTransaction();
@@ -149,20 +176,48 @@ export class WriteQueue {
           break;
         }
       }
-      this.stats.failedJobs += group.length;
-      group.forEach((item) => item.reject(error));
+      if (group.length > 1) {
+        for (const item of group) {
+          await this.transaction([item]);
+        }
+        return;
+      }
+      this.stats.failedJobs++;
+      group[0].reject(error);
       return;
     }
     this.stats.transactions++;
     this.stats.jobs += group.length;
-    this.stats.failedJobs += failures.size;
     this.stats.largestGroup = Math.max(this.stats.largestGroup, group.length);
     for (const item of group) {
-      if (failures.has(item)) {
-        item.reject(failures.get(item));
-      } else {
-        item.resolve();
-      }
+      item.resolve();
+    }
+  }
+}
+
+async function writeRows(q: QueryRunner, run: RowWrite[]): Promise<void> {
+  if (run.length === 0) {
+    return;
+  }
+  const tables = new Map<string, { width: number; rows: unknown[][] }>();
+  for (const write of run) {
+    for (const insert of write.inserts) {
+      const table = tables.get(insert.prefix) ?? { width: insert.width, rows: [] };
+      table.rows.push(...insert.rows);
+      tables.set(insert.prefix, table);
+    }
+  }
+  for (const [prefix, { width, rows }] of tables) {
+    const tuple = `(${new Array<string>(width).fill('?').join(', ')})`;
+    for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
+      const chunk = rows.slice(i, i + ROWS_PER_INSERT);
+      await q.query(`${prefix} VALUES ${new Array<string>(chunk.length).fill(tuple).join(', ')}`, chunk.flat());
+    }
+  }
+  for (const write of run) {
+    const result = (await q.query(write.update.sql, write.update.values, true)) as { affected?: number };
+    if (result.affected === 0) {
+      throw new Error(`unknown ${write.update.what}`);
     }
   }
 }
