@@ -80,7 +80,7 @@ async function run(groupMax: number): Promise<void> {
     `group max ${String(groupMax).padStart(3)}: ${Math.round(events / seconds).toLocaleString('en')} events/s ` +
       `(${Math.round(batches / seconds).toLocaleString('en')} batches/s, ${transactions} transactions, ` +
       `${(batches / transactions).toFixed(1)} batches each); ${Math.round(events / cpuSeconds).toLocaleString('en')} events per CPU-second; ` +
-      `event loop held per transaction: ` +
+      `time per transaction: ` +
       `mean ${((stats.writeMs - before.writeMs) / transactions).toFixed(2)} ms, longest ${stats.longestWriteMs.toFixed(1)} ms`,
   );
   await store.onApplicationShutdown();

@@ -125,27 +125,22 @@ export class TypeOrmSessionStore implements SessionStore, OnApplicationShutdown 
     ]);
     const events = batch.events.map((e) => [sessionId, e.seq, e.type, e.json]);
     const lastSeq = batch.events.reduce((max, e) => Math.max(max, e.seq), batch.seqThrough ?? 0);
-    const sets: string[] = ['"last_seq" = MAX("last_seq", ?)'];
-    const values: unknown[] = [lastSeq];
+    const sets: RowWrite['update']['sets'] = [{ column: 'last_seq', value: lastSeq, max: true }];
     for (const key of Object.keys(batch.session ?? {}) as (keyof SessionUpdate)[]) {
       const spec = UPDATABLE[key] as { column: string; encode: (v: unknown) => unknown } | undefined;
       if (spec && batch.session && batch.session[key] !== undefined) {
-        sets.push(`"${spec.column}" = ?`);
-        values.push(spec.encode(batch.session[key]));
+        sets.push({ column: spec.column, value: spec.encode(batch.session[key]) });
       }
     }
     if (batch.session?.config !== undefined) {
-      sets.push('"memory_id" = ?');
-      values.push(batch.session.config.memory_id);
+      sets.push({ column: 'memory_id', value: batch.session.config.memory_id });
     }
-    const update = `UPDATE "fellowship_sessions" SET ${sets.join(', ')} WHERE "id" = ?`;
-    values.push(sessionId);
     return this.writeRows({
       inserts: [
         { prefix: INSERT_MESSAGES, width: 10, rows: messages },
         { prefix: INSERT_EVENTS, width: 4, rows: events },
       ],
-      update: { sql: update, values, what: `session ${sessionId}` },
+      update: { table: 'fellowship_sessions', id: sessionId, sets },
     });
   }
 

@@ -11,8 +11,12 @@ export type WriteJob = (runner: QueryRunner) => Promise<void>;
  */
 export interface RowWrite {
   inserts: { prefix: string; width: number; rows: unknown[][] }[];
-  /** An UPDATE that must change exactly one row (else the write fails). */
-  update: { sql: string; values: unknown[]; what: string };
+  /**
+   * One row to update by its `id` (the write fails if it does not exist). Updates of a group with
+   * the same columns are merged into one `UPDATE … FROM (VALUES …)`; `max` columns keep the larger
+   * of the stored and the new value.
+   */
+  update: { table: string; id: string; sets: { column: string; value: unknown; max?: boolean }[] };
 }
 
 interface Pending {
@@ -214,10 +218,43 @@ async function writeRows(q: QueryRunner, run: RowWrite[]): Promise<void> {
       await q.query(`${prefix} VALUES ${new Array<string>(chunk.length).fill(tuple).join(', ')}`, chunk.flat());
     }
   }
-  for (const write of run) {
-    const result = (await q.query(write.update.sql, write.update.values, true)) as { affected?: number };
-    if (result.affected === 0) {
-      throw new Error(`unknown ${write.update.what}`);
+  // Updates with the same columns become one statement per "wave" of distinct ids (a second update
+  // of the same row in this run goes in the next wave, so updates apply in order).
+  const waves: Map<string, RowWrite['update'][]>[] = [];
+  const seen = new Map<string, number>();
+  for (const { update } of run) {
+    const key = `${update.table}\u0000${update.id}`;
+    const wave = seen.get(key) ?? 0;
+    seen.set(key, wave + 1);
+    waves[wave] ??= new Map();
+    const signature = `${update.table}|${update.sets.map((s) => `${s.column}${s.max ? '+' : ''}`).join(',')}`;
+    const list = waves[wave].get(signature) ?? [];
+    list.push(update);
+    waves[wave].set(signature, list);
+  }
+  for (const wave of waves) {
+    for (const updates of wave.values()) {
+      for (let i = 0; i < updates.length; i += ROWS_PER_INSERT) {
+        await updateRows(q, updates.slice(i, i + ROWS_PER_INSERT));
+      }
     }
+  }
+}
+
+/** `UPDATE t SET … FROM (VALUES (id, …), …) AS v WHERE t.id = v.column1`; every row must exist. */
+async function updateRows(q: QueryRunner, updates: RowWrite['update'][]): Promise<void> {
+  const { table, sets } = updates[0];
+  const assignments = sets.map((s, i) => {
+    const value = `"v"."column${i + 2}"`;
+    return s.max ? `"${s.column}" = MAX("${s.column}", ${value})` : `"${s.column}" = ${value}`;
+  });
+  const tuple = `(${new Array<string>(sets.length + 1).fill('?').join(', ')})`;
+  const sql =
+    `UPDATE "${table}" SET ${assignments.join(', ')} ` +
+    `FROM (VALUES ${new Array<string>(updates.length).fill(tuple).join(', ')}) AS "v" WHERE "${table}"."id" = "v"."column1"`;
+  const params = updates.flatMap((u) => [u.id, ...u.sets.map((s) => s.value)]);
+  const result = (await q.query(sql, params, true)) as { affected?: number };
+  if (result.affected !== undefined && result.affected !== updates.length) {
+    throw new Error(`unknown ${table} row among ${updates.map((u) => u.id).join(', ')}`);
   }
 }
