@@ -9,29 +9,19 @@
  * Needs `dist/` (built here when missing or older than `src/`; CI builds before testing).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { gate, MockLlmServer } from './mock-llm/mock-llm.server.js';
 import { bots, expectContiguous } from './support/app.js';
 import { SseClient, WsClient, type Received } from './support/clients.js';
+import { launchServer as launch, MAIN, ROOT, startServer, within as withinMs } from './support/server-process.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const MAIN = join(ROOT, 'dist', 'main.js');
-const START_TIMEOUT_MS = 20_000;
 const EXIT_TIMEOUT_MS = 10_000;
 /** `nobody`: a root test run drops to it so that file permissions apply. */
 const UNPRIVILEGED = 65_534;
-
-interface Running {
-  child: ChildProcess;
-  url: string;
-  port: number;
-  lines: string[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
+const within = <T>(promise: Promise<T>, what: string, ms = EXIT_TIMEOUT_MS): Promise<T> => withinMs(promise, what, ms);
 
 function newestMtime(path: string): number {
   const stat = statSync(path);
@@ -48,69 +38,6 @@ function buildIfStale(): void {
   const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
   if (build.status !== 0) {
     throw new Error(`npm run build failed:\n${build.stdout}\n${build.stderr}`);
-  }
-}
-
-function launch(cwd: string, env: Record<string, string>, uid?: number): { child: ChildProcess; lines: string[]; exited: Running['exited'] } {
-  const child = spawn(process.execPath, [MAIN], {
-    cwd,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', ...env },
-    ...(uid !== undefined ? { uid, gid: uid } : {}),
-  });
-  const lines: string[] = [];
-  let buffered = '';
-  const collect = (chunk: Buffer): void => {
-    buffered += chunk.toString('utf8');
-    const parts = buffered.split('\n');
-    buffered = parts.pop() ?? '';
-    lines.push(...parts.filter((l) => l.length > 0));
-  };
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => {
-    child.once('exit', (code, signal) => done({ code, signal }));
-    child.once('error', (error) => {
-      lines.push(`spawn failed: ${error.message}`);
-      done({ code: null, signal: null });
-    });
-  });
-  return { child, lines, exited };
-}
-
-async function startServer(cwd: string, env: Record<string, string>): Promise<Running> {
-  const { child, lines, exited } = launch(cwd, env);
-  const port = await new Promise<number>((done, fail) => {
-    const timer = setTimeout(() => fail(new Error(`server did not start within ${START_TIMEOUT_MS} ms:\n${lines.join('\n')}`)), START_TIMEOUT_MS);
-    const check = (): void => {
-      const line = lines.find((l) => l.includes('Fellowship listening on http://'));
-      const match = line && /Fellowship listening on http:\/\/[^:]+:(\d+)/.exec(line);
-      if (match) {
-        clearTimeout(timer);
-        child.stdout?.off('data', check);
-        done(Number(match[1]));
-      }
-    };
-    child.stdout?.on('data', check);
-    void exited.then(({ code }) => {
-      clearTimeout(timer);
-      fail(new Error(`server exited (${code}) before listening:\n${lines.join('\n')}`));
-    });
-  });
-  return { child, port, url: `http://127.0.0.1:${port}`, lines, exited };
-}
-
-async function within<T>(promise: Promise<T>, what: string, ms = EXIT_TIMEOUT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, fail) => {
-        timer = setTimeout(() => fail(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

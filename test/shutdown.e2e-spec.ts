@@ -6,44 +6,32 @@
  * CI builds before testing).
  */
 import { afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { gate, MockLlmServer } from './mock-llm/mock-llm.server.js';
 import { bots } from './support/app.js';
 import { SseClient, WsClient } from './support/clients.js';
+import { MAIN, ROOT, startServer as startServerProcess, type RunningServer } from './support/server-process.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const MAIN = join(ROOT, 'dist', 'main.js');
 const SHUTDOWN_TIMEOUT_MS = 8000;
 const SHUTDOWN_GRACE_MS = 1500;
 const START_TIMEOUT_MS = 20_000;
 const SERVER_KEY = `server-key-${randomBytes(12).toString('hex')}`;
 const CLIENT_KEY = `client-key-${randomBytes(12).toString('hex')}`;
 
-interface Running {
-  child: ChildProcess;
-  url: string;
-  port: number;
-  lines: string[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+interface Running extends RunningServer {
   dir: string;
 }
 
 async function startServer(llm: MockLlmServer, env: Record<string, string> = {}): Promise<Running> {
   const dir = mkdtempSync(join(tmpdir(), 'fellowship-shutdown-'));
-  const child = spawn(process.execPath, [MAIN], {
-    cwd: dir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      PATH: process.env.PATH ?? '',
-      NODE_ENV: 'production',
-      HOST: '127.0.0.1',
-      PORT: '0',
+  const server = await startServerProcess(
+    dir,
+    {
       LLM_BASE_URL: llm.baseUrl,
       LLM_API_KEY: SERVER_KEY,
       DEFAULT_BOT_MODEL: 'mock-model',
@@ -54,35 +42,9 @@ async function startServer(llm: MockLlmServer, env: Record<string, string> = {})
       SHUTDOWN_GRACE_MS: String(SHUTDOWN_GRACE_MS),
       ...env,
     },
-  });
-  const lines: string[] = [];
-  let buffered = '';
-  const collect = (chunk: Buffer): void => {
-    buffered += chunk.toString('utf8');
-    const parts = buffered.split('\n');
-    buffered = parts.pop() ?? '';
-    lines.push(...parts.filter((l) => l.length > 0));
-  };
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((done) =>
-    child.once('exit', (code, signal) => done({ code, signal, at: Date.now() })),
+    START_TIMEOUT_MS,
   );
-  const port = await new Promise<number>((done, fail) => {
-    const timer = setTimeout(() => fail(new Error(`server did not start within ${START_TIMEOUT_MS} ms:\n${lines.join('\n')}`)), START_TIMEOUT_MS);
-    const check = (): void => {
-      const line = lines.find((l) => l.includes('Fellowship listening on http://'));
-      const match = line && /Fellowship listening on http:\/\/[^:]+:(\d+)/.exec(line);
-      if (match) {
-        clearTimeout(timer);
-        child.stdout?.off('data', check);
-        done(Number(match[1]));
-      }
-    };
-    child.stdout?.on('data', check);
-    void exited.then(({ code }) => fail(new Error(`server exited (${code}) before listening:\n${lines.join('\n')}`)));
-  });
-  return { child, port, url: `http://127.0.0.1:${port}`, lines, exited, dir };
+  return { ...server, dir };
 }
 
 /** Resolves once the server has printed a line containing `text` (bounded). */
