@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { TokenCounter } from '../src/context/token-counter.service.js';
 import type { ChatMessage as LlmChatMessage } from '../src/llm/llm.types.js';
+import type { Message } from '../src/session/session.types.js';
 import { gate, type ChatMessage, type RecordedRequest } from './mock-llm/mock-llm.server.js';
 import type { Received } from './support/clients.js';
 import { bots, startApp, type TestApp } from './support/app.js';
@@ -18,12 +19,6 @@ const system = (name: string): { role: string; content: string } => ({ role: 'sy
 const user = (content: string): { role: string; content: string } => ({ role: 'user', content });
 const assistant = (content: string): { role: string; content: string } => ({ role: 'assistant', content });
 
-interface Msg {
-  turn: number;
-  name: string;
-  content: string;
-  reasoning?: string | null;
-}
 
 describe('bot context (CONTRACT §8)', () => {
   let t: TestApp;
@@ -38,8 +33,6 @@ describe('bot context (CONTRACT §8)', () => {
     t.llm.reset();
   });
 
-  const history = async (token: string): Promise<Msg[]> =>
-    (await t.http.get(`/v1/session/${token}/history`).expect(200)).body.messages as Msg[];
 
   /**
    * Reactive, three bots answering each burst, round-robin, rectified:
@@ -75,7 +68,7 @@ describe('bot context (CONTRACT §8)', () => {
     await ann.next('ack', (e) => e.client_id === 'c2');
     bobHeld.release();
     await observer.next('session_end');
-    expect((await history(token)).map((m) => `${m.turn} ${m.name}: ${m.content}`)).toEqual([
+    expect((await t.history(token)).map((m) => `${m.turn} ${m.name}: ${m.content}`)).toEqual([
       '1 Ann: Hello bots.',
       '2 Alice: a1',
       '3 Bob: b1',
@@ -216,7 +209,7 @@ describe('bot context (CONTRACT §8)', () => {
       expect(JSON.stringify(messagesOf(summaryRequests[1]))).toContain('Earlier summary:\\nSummary 1: they talked.');
       expect(t.llm.requests.some((r) => JSON.stringify(messagesOf(r)).includes('Summary of the conversation so far:\\nSummary'))).toBe(true);
       // History is never changed by summaries: every turn is there, reasoning kept apart.
-      const messages = await (async () => (await app.http.get(`/v1/session/${token}/history`)).body.messages as Msg[])();
+      const messages = await app.history(token);
       expect(messages.map((m) => m.turn)).toEqual(messages.map((_, i) => i + 1));
       expect(messages.filter((m) => m.name !== 'Ann')).toHaveLength(36);
       expect(messages.every((m) => !m.content.includes('SECRET') && !m.content.startsWith(`${m.name}:`))).toBe(true);
@@ -227,12 +220,12 @@ describe('bot context (CONTRACT §8)', () => {
   });
 
   describe('reasoning', () => {
-    const reasoningOf = (messages: unknown): unknown[] => (messages as Msg[]).map((m) => ('reasoning' in m ? m.reasoning : 'absent'));
+    const reasoningOf = (messages: unknown): unknown[] => (messages as Message[]).map((m) => ('reasoning' in m ? m.reasoning : 'absent'));
 
     async function reasoningSession(showReasoning: boolean): Promise<{
       token: string;
       live: Received[];
-      history: Msg[];
+      history: Message[];
       wsHistory: unknown;
       sseHistory: unknown;
     }> {
@@ -259,7 +252,7 @@ describe('bot context (CONTRACT §8)', () => {
       return {
         token,
         live: ws.of('bot_message'),
-        history: await history(token),
+        history: await t.history(token),
         wsHistory: late.events[0].messages,
         sseHistory: lateSse.events[0].messages,
       };
@@ -320,7 +313,7 @@ describe('bot context (CONTRACT §8)', () => {
       await ws.next('member_joined');
       await t.http.post(`/v1/session/${token}/message`).send({ name: 'Ann', content: 'Talk among yourselves.' }).expect(202);
       const end = await ws.next('session_end');
-      expect((await history(token)).length).toBe(1 + t.llm.requests.length);
+      expect((await t.history(token)).length).toBe(1 + t.llm.requests.length);
       return { ws, end };
     }
 

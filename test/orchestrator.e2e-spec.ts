@@ -38,15 +38,13 @@ describe('orchestrated turn order', () => {
     });
   });
 
-  const history = async (token: string): Promise<{ name: string; kind: string }[]> =>
-    (await t.http.get(`/v1/session/${token}/history`)).body.messages as { name: string; kind: string }[];
 
   it('lets the orchestrator pick each speaker, with the roster, roles and system prompts in its prompt', async () => {
     orchestratorReplies = [select('Carol'), select('bob'), { content: 'Alice should go.', ...select('Alice') }];
     const { token } = await t.create({ bots: roster, participation_mode: 'autonomous', turn_order: 'orchestrated', max_turns: 3 });
     const ws = await t.ws(token);
     await ws.next('session_end');
-    expect((await history(token)).map((m) => m.name)).toEqual(['Carol', 'Bob', 'Alice']);
+    expect((await t.history(token)).map((m) => m.name)).toEqual(['Carol', 'Bob', 'Alice']);
     const first = orchestratorRequests()[0];
     expect(first.body.model).toBe('mock-orchestrator');
     const system = (first.body.messages as { role: string; content: string }[])[0].content;
@@ -101,7 +99,7 @@ describe('orchestrated turn order', () => {
     held.release();
     await ws.next('session_end');
     // Two turns, each after 1 + 2 retries = 3 invalid answers: round-robin Alice then Bob.
-    expect((await history(token)).map((m) => m.name)).toEqual(['Alice', 'Bob']);
+    expect((await t.history(token)).map((m) => m.name)).toEqual(['Alice', 'Bob']);
     expect(orchestratorRequests()).toHaveLength(6);
     const debug = ws.of('debug').filter((e) => e.category === 'orchestrator').map((e) => e.data as Record<string, unknown>);
     const problems = debug.filter((d) => d.problem && d.attempt).map((d) => d.problem);
@@ -128,7 +126,7 @@ describe('orchestrated turn order', () => {
     });
     const ws = await t.ws(token);
     await ws.next('session_end');
-    const names = (await history(token)).map((m) => m.name);
+    const names = (await t.history(token)).map((m) => m.name);
     // Turn 1: Alice. Turn 2: Alice is not offered; 3 invalid answers -> fallback Bob (never Alice). Turn 3: Bob not offered, Alice default.
     expect(names).toEqual(['Alice', 'Bob', 'Alice']);
     const second = orchestratorRequests()[1];
@@ -151,7 +149,7 @@ describe('orchestrated turn order', () => {
     expect(botRequests()).toHaveLength(0);
     talker.send({ type: 'user_message', content: 'Carol, go on.', client_id: 'go' });
     await talker.next('session_end');
-    expect((await history(token)).map((m) => m.name)).toEqual(['Ann', 'Ann', 'Carol']);
+    expect((await t.history(token)).map((m) => m.name)).toEqual(['Ann', 'Ann', 'Carol']);
     expect(orchestratorRequests()).toHaveLength(2);
   });
 

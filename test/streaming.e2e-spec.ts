@@ -9,11 +9,6 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/glo
 import type { Received, WsClient } from './support/clients.js';
 import { bots, startApp, type TestApp } from './support/app.js';
 
-interface Msg {
-  turn: number;
-  name: string;
-  content: string;
-}
 
 /** The events of one bot turn attempt sequence, by turn number, in arrival order. */
 function turnEvents(client: { events: Received[] }, turn: number): Received[] {
@@ -44,8 +39,6 @@ describe('token streaming', () => {
     t.llm.reset();
   });
 
-  const history = async (token: string): Promise<Msg[]> =>
-    (await t.http.get(`/v1/session/${token}/history`).expect(200)).body.messages as Msg[];
 
   /** A reactive session whose observers are connected before the first turn. */
   async function session(extra: Record<string, unknown>): Promise<{ token: string; ws: WsClient; sse: Awaited<ReturnType<TestApp['sse']>> }> {
@@ -68,7 +61,7 @@ describe('token streaming', () => {
     const { token, ws, sse } = await session({ stream_tokens: true, max_turns: 3 });
     await ws.next('session_end');
     await sse.next('session_end');
-    const messages = await history(token);
+    const messages = await t.history(token);
     expect(messages.map((m) => m.content)).toEqual(['Go.', 'Hello there, Bob.', 'Hi Alice, how are you today?', 'Fine, thanks.']);
     for (const client of [ws, sse]) {
       for (const m of messages.slice(1)) {
@@ -96,7 +89,7 @@ describe('token streaming', () => {
     expect(ws.of('token')).toHaveLength(0);
     expect(ws.of('bot_message').map((e) => e.content)).toEqual(['Whole reply.', 'Another whole reply.']);
     expect(t.llm.requests.every((r) => r.body.stream !== true)).toBe(true);
-    expect((await history(token)).map((m) => m.content)).toEqual(['Go.', 'Whole reply.', 'Another whole reply.']);
+    expect((await t.history(token)).map((m) => m.content)).toEqual(['Go.', 'Whole reply.', 'Another whole reply.']);
   });
 
   it('retries a stream broken before any token reached members (role chunk only, reasoning only, held-back text only)', async () => {
@@ -114,7 +107,7 @@ describe('token streaming', () => {
     expect(ws.of('error')).toHaveLength(0);
     expect(t.llm.requests).toHaveLength(6);
     expect(ws.of('debug').filter((e) => e.category === 'retry')).toHaveLength(3);
-    const messages = await history(token);
+    const messages = await t.history(token);
     expect(messages.map((m) => m.content)).toEqual(['Go.', 'First answer.', 'Second answer.', 'Third answer.']);
     for (const m of messages.slice(1)) {
       // One attempt's tokens only, exactly once.
@@ -146,7 +139,7 @@ describe('token streaming', () => {
       ]);
       expect(events.find((e) => e.type === 'error')).toMatchObject({ code: 'LLM_ERROR', bot: 'Alice', turn: 2 });
     }
-    expect((await history(token)).map((m) => m.content)).toEqual(['Go.', 'A complete reply.']);
+    expect((await t.history(token)).map((m) => m.content)).toEqual(['Go.', 'A complete reply.']);
   });
 
   it('retries a stream that hangs before its first token, within the timeout', async () => {
@@ -156,7 +149,7 @@ describe('token streaming', () => {
     expect(ws.of('error')).toHaveLength(0);
     await t.llm.waitFor(() => t.llm.requests[0].aborted);
     expect(streamedText(ws, 2)).toBe('Arrived.');
-    expect((await history(token)).map((m) => m.content)).toEqual(['Go.', 'Arrived.']);
+    expect((await t.history(token)).map((m) => m.content)).toEqual(['Go.', 'Arrived.']);
   });
 
   it('fails a turn whose reply has no visible content instead of recording an empty message', async () => {
@@ -168,6 +161,6 @@ describe('token streaming', () => {
       'The backend returned a reply with no visible content.',
     ]);
     expect(ws.of('token').map((e) => e.token).join('')).toBe('Something at last.');
-    expect((await history(token)).map((m) => m.content)).toEqual(['Go.', 'Something at last.']);
+    expect((await t.history(token)).map((m) => m.content)).toEqual(['Go.', 'Something at last.']);
   });
 });

@@ -3,13 +3,6 @@ import { gate } from './mock-llm/mock-llm.server.js';
 import type { Received, WsClient } from './support/clients.js';
 import { bots, expectContiguous, startApp, type TestApp } from './support/app.js';
 
-interface Msg {
-  turn: number;
-  kind: string;
-  name: string;
-  content: string;
-  talker_id: string | null;
-}
 
 describe('talkers, observers and history rectification', () => {
   let t: TestApp;
@@ -24,8 +17,6 @@ describe('talkers, observers and history rectification', () => {
     t.llm.reset();
   });
 
-  const history = async (token: string): Promise<Msg[]> =>
-    (await t.http.get(`/v1/session/${token}/history`).expect(200)).body.messages as Msg[];
 
   async function seedExample(rectify: boolean): Promise<{ token: string; one: WsClient; two: WsClient; observer: WsClient }> {
     const held = gate();
@@ -58,7 +49,7 @@ describe('talkers, observers and history rectification', () => {
 
   it('rectifies the seed example: Talker One, Bot One, Talker Two, Bot Two', async () => {
     const { token, observer } = await seedExample(true);
-    const messages = await history(token);
+    const messages = await t.history(token);
     expect(messages.map((m) => `${m.turn} ${m.name}: ${m.content}`)).toEqual([
       '1 Talker One: Today is a wonderful day.',
       '2 Bot One: I absolutely agree.',
@@ -82,7 +73,7 @@ describe('talkers, observers and history rectification', () => {
 
   it('without rectification appends in arrival order: Talker One, Talker Two, Bot One, Bot Two', async () => {
     const { token, observer } = await seedExample(false);
-    const messages = await history(token);
+    const messages = await t.history(token);
     expect(messages.map((m) => `${m.turn} ${m.name}`)).toEqual([
       '1 Talker One',
       '2 Talker Two',
@@ -115,7 +106,7 @@ describe('talkers, observers and history rectification', () => {
     await Promise.all(talkers.map((c) => c.until((e) => e.filter((x) => x.type === 'ack').length === perTalker)));
     held.release();
     await talkers[0].next('session_end');
-    const messages = await history(token);
+    const messages = await t.history(token);
     expect(messages.map((m) => m.turn)).toEqual(messages.map((_, i) => i + 1));
     const talkerMessages = messages.filter((m) => m.kind === 'talker').map((m) => m.content);
     expect(talkerMessages).toHaveLength(3 * perTalker);
@@ -155,7 +146,7 @@ describe('talkers, observers and history rectification', () => {
     expect(answer.bot).toBe('B');
     expect(talker.of('session_paused')).toHaveLength(1);
     expect(talker.of('session_resumed')).toHaveLength(1);
-    expect((await history(token)).map((m) => m.name)).toEqual(['Ann', 'A', 'Ann', 'B']);
+    expect((await t.history(token)).map((m) => m.name)).toEqual(['Ann', 'A', 'Ann', 'B']);
   });
 
   it('holds a talker message behind a generating bot and gives it the released slot when the session ends', async () => {
@@ -172,7 +163,7 @@ describe('talkers, observers and history rectification', () => {
     await talker.waitClosed();
     expect(talker.closeCode).toBe(1000);
     // The released slot went to the held message, broadcast before session_end.
-    expect((await history(token)).map((m) => `${m.turn} ${m.content}`)).toEqual(['1 one', '2 two']);
+    expect((await t.history(token)).map((m) => `${m.turn} ${m.content}`)).toEqual(['1 one', '2 two']);
     const types = talker.sessionEvents.map((e) => e.type);
     expect(types.indexOf('talker_message', types.indexOf('turn_start'))).toBeLessThan(types.indexOf('session_end'));
     // The in-flight call was aborted.
@@ -198,7 +189,7 @@ describe('talkers, observers and history rectification', () => {
     talker.send({ type: 'user_message', content: 'third', client_id: '3' });
     held.release();
     await talker.until((e) => e.filter((x) => x.type === 'turn_end').length === 5);
-    const names = (await history(token)).map((m) => m.name);
+    const names = (await t.history(token)).map((m) => m.name);
     expect(names).toEqual(['Talker 1', 'A', 'B', 'Talker 1', 'C', 'Talker 1', 'A', 'B']);
     expect((await t.http.get(`/v1/session/${token}`)).body.state).toBe('waiting');
   });
@@ -210,7 +201,7 @@ describe('talkers, observers and history rectification', () => {
     expect(t.llm.requests).toHaveLength(0);
     await t.http.post(`/v1/session/${token}/message`).send({ name: 'Host', content: 'Go ahead, discuss.' }).expect(202);
     await observer.next('session_end');
-    const messages = await history(token);
+    const messages = await t.history(token);
     expect(messages[0]).toMatchObject({ kind: 'talker', name: 'Host', talker_id: null });
     expect(messages.filter((m) => m.kind === 'bot').map((m) => m.name)).toEqual(['A', 'B', 'A', 'B', 'A']);
   });
@@ -280,7 +271,7 @@ describe('talkers, observers and history rectification', () => {
     expect(other.of('error')).toHaveLength(0);
     talker.send({ type: 'user_message', content: 'a real one', client_id: 'ok' });
     await other.next('bot_message');
-    expect((await history(token)).map((m) => m.content)).toEqual(['a real one', 'mock-model says 1']);
+    expect((await t.history(token)).map((m) => m.content)).toEqual(['a real one', 'mock-model says 1']);
     expect(talker.closed).toBe(false);
   });
 

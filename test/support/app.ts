@@ -3,6 +3,7 @@ import request from 'supertest';
 import { createServer } from '../../src/bootstrap.js';
 import type { FellowshipOptions } from '../../src/config/fellowship-options.interface.js';
 import { FellowshipModule } from '../../src/fellowship.module.js';
+import type { Message } from '../../src/session/session.types.js';
 import { MockLlmServer } from '../mock-llm/mock-llm.server.js';
 import { SseClient, WsClient } from './clients.js';
 
@@ -15,6 +16,8 @@ export interface TestApp {
   ws(token: string, query?: Record<string, string | number>): Promise<WsClient>;
   sse(token: string, query?: Record<string, string | number>, headers?: Record<string, string>): Promise<SseClient>;
   create(body: Record<string, unknown>): Promise<{ token: string; observer_token: string; body: Record<string, unknown> }>;
+  /** `GET /v1/session/{token}/history` (must answer 200). */
+  history(token: string): Promise<Message[]>;
   close(): Promise<void>;
 }
 
@@ -66,6 +69,13 @@ export async function startApp(options: FellowshipOptions = {}, llm?: MockLlmSer
       }
       const b = res.body as { token: string; observer_token: string };
       return { token: b.token, observer_token: b.observer_token, body: res.body as Record<string, unknown> };
+    },
+    async history(token) {
+      const res = await request(url).get(`/v1/session/${token}/history`);
+      if (res.status !== 200) {
+        throw new Error(`history failed: ${res.status} ${JSON.stringify(res.body)}`);
+      }
+      return (res.body as { messages: Message[] }).messages;
     },
     async close() {
       await app.close();
