@@ -96,6 +96,9 @@ async function main(): Promise<number> {
   if (!existsSync(entry)) {
     throw new Error(`${config.server} not found: run \`npm run build\` first`);
   }
+  // Interrupted: exit through 'exit', whose handler kills the servers this run started.
+  process.once('SIGINT', () => process.exit(130));
+  process.once('SIGTERM', () => process.exit(143));
   const watchdog = setTimeout(() => {
     log(`the run exceeded its bound of ${config.maxSeconds} s; stopping`);
     process.exit(2);
