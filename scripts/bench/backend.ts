@@ -50,7 +50,10 @@ export class BenchBackend {
     // The mock records when a request arrived and when its answer ended, not when each stream
     // chunk went out; we wrap its sockets' write() to see the exact moment a chunk is handed to
     // the kernel. Private field access on purpose: test code only, read-only use.
-    const server = (llm as unknown as { server: Server }).server;
+    const server = (llm as unknown as { server?: Server }).server;
+    if (typeof server?.on !== 'function') {
+      throw new Error('MockLlmServer no longer has its http server in `server`: update scripts/bench/backend.ts');
+    }
     server.on('connection', (socket: Socket) => {
       const write = socket.write.bind(socket) as (...a: unknown[]) => boolean;
       const wrapped = (...args: unknown[]): boolean => {
