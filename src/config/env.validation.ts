@@ -63,6 +63,7 @@ export class EnvironmentVariables {
   @IsOptional() @IsString() @MinLength(1) KICKOFF_INSTRUCTION = D.kickoffInstruction;
   @IsOptional() @IsString() @MinLength(1) CONTINUE_INSTRUCTION = D.continueInstruction;
   @IsOptional() @Transform(int) @IsInt() @Min(0) MAX_STOP_SEQUENCES = D.maxStopSequences;
+  @IsOptional() @Transform(int) @IsInt() @Min(0) TOKEN_CACHE_ENTRIES = D.tokenCacheEntries;
   @IsOptional() @Transform(int) @IsInt() @Min(1) EVENT_RETENTION = D.eventRetention;
   @IsOptional() @Transform(num) @IsNumber() @Min(0) SESSION_RETENTION_DAYS = D.sessionRetentionDays;
   @IsOptional() @Transform(int) @IsInt() @Min(1000) RETENTION_SWEEP_MS = D.retentionSweepMs;
@@ -144,6 +145,7 @@ export function envToOptions(env: EnvironmentVariables): FellowshipOptions {
     kickoffInstruction: env.KICKOFF_INSTRUCTION,
     continueInstruction: env.CONTINUE_INSTRUCTION,
     maxStopSequences: env.MAX_STOP_SEQUENCES,
+    tokenCacheEntries: env.TOKEN_CACHE_ENTRIES,
     eventRetention: env.EVENT_RETENTION,
     sessionRetentionDays: env.SESSION_RETENTION_DAYS,
     retentionSweepMs: env.RETENTION_SWEEP_MS,

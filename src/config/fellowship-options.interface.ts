@@ -78,6 +78,8 @@ export interface FellowshipOptions {
    * speakers first); backends cap them (OpenAI: 4). 0 = no stop strings.
    */
   maxStopSequences?: number;
+  /** Texts whose token counts are remembered (prompt estimates are mostly the same texts again); 0 = none. */
+  tokenCacheEntries?: number;
   eventRetention?: number;
   sessionRetentionDays?: number;
   /** Interval of the retention sweep (events beyond `eventRetention`, sessions ended too long ago), ms. */
@@ -144,6 +146,7 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   kickoffInstruction: 'Begin the conversation.',
   continueInstruction: 'Continue.',
   maxStopSequences: 4,
+  tokenCacheEntries: 20_000,
   eventRetention: 10_000,
   sessionRetentionDays: 30,
   retentionSweepMs: 3_600_000,

@@ -1,5 +1,7 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { countTokens } from 'gpt-tokenizer';
+import { DEFAULT_FELLOWSHIP_OPTIONS, type ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
+import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
 import type { ChatMessage } from '../llm/llm.types.js';
 
 /**
@@ -14,8 +16,36 @@ const MESSAGE_OVERHEAD = 4;
  */
 @Injectable()
 export class TokenCounter {
+  /**
+   * Counts by text. History is append-only, so a bot's prompt is its previous prompt plus a block or
+   * two: without this every turn would run the whole conversation through the BPE again (it was the
+   * largest part of the per-turn overhead in the benchmark). Bounded; the oldest entries go first.
+   */
+  private readonly cache = new Map<string, number>();
+  private readonly maxEntries: number;
+
+  constructor(
+    @Inject(FELLOWSHIP_OPTIONS)
+    options: Pick<ResolvedFellowshipOptions, 'tokenCacheEntries'> = DEFAULT_FELLOWSHIP_OPTIONS,
+  ) {
+    this.maxEntries = options.tokenCacheEntries;
+  }
+
   count(text: string): number {
-    return text.length === 0 ? 0 : countTokens(text);
+    if (text.length === 0) {
+      return 0;
+    }
+    let n = this.cache.get(text);
+    if (n === undefined) {
+      n = countTokens(text);
+      if (this.maxEntries > 0) {
+        if (this.cache.size >= this.maxEntries) {
+          this.cache.delete(this.cache.keys().next().value as string);
+        }
+        this.cache.set(text, n);
+      }
+    }
+    return n;
   }
 
   /** Estimated prompt tokens of a chat request: every message's text plus its framing. */

@@ -92,14 +92,42 @@ export class LlmService {
     throw lastError ?? new LlmError('transient', 'LLM call failed.');
   }
 
+  /**
+   * One request, bounded by LLM_TIMEOUT_MS as a whole (streams that hang halfway included) and
+   * aborted with the caller's signal. One controller and one timer per attempt: cheaper on the hot
+   * path than `AbortSignal.timeout()` + `AbortSignal.any()`, and the timer never outlives the call.
+   */
   private async attempt(
     request: LlmRequest,
     attempt: number,
     onEmit: () => void,
   ): Promise<Omit<LlmResult, 'latencyMs' | 'attempts'>> {
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () => controller.abort(new DOMException(`no answer within ${this.options.llmTimeoutMs} ms`, 'TimeoutError')),
+      this.options.llmTimeoutMs,
+    );
+    const onCallerAbort = (): void => controller.abort(request.signal?.reason);
+    if (request.signal?.aborted) {
+      controller.abort(request.signal.reason);
+    } else {
+      request.signal?.addEventListener('abort', onCallerAbort, { once: true });
+    }
+    try {
+      return await this.attemptWith(request, attempt, onEmit, controller.signal);
+    } finally {
+      clearTimeout(timer);
+      request.signal?.removeEventListener('abort', onCallerAbort);
+    }
+  }
+
+  private async attemptWith(
+    request: LlmRequest,
+    attempt: number,
+    onEmit: () => void,
+    signal: AbortSignal,
+  ): Promise<Omit<LlmResult, 'latencyMs' | 'attempts'>> {
     const client = this.client(request.target);
-    const timeout = AbortSignal.timeout(this.options.llmTimeoutMs);
-    const signal = request.signal ? AbortSignal.any([request.signal, timeout]) : timeout;
     const body = {
       model: request.target.model,
       messages: request.messages,

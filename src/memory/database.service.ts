@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import sqlite3 from 'sqlite3';
 import { DataSource } from 'typeorm';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
@@ -100,6 +101,9 @@ export class FellowshipDatabase implements OnModuleInit, OnApplicationShutdown {
     const file = path !== IN_MEMORY;
     const source = new DataSource({
       type: 'sqlite',
+      // TypeORM calls `sqlite3.verbose()`, which records a stack trace and inspects every argument
+      // of every statement (event JSON included): hand it the module with `verbose` as a no-op.
+      driver: Object.assign(Object.create(sqlite3) as object, { verbose: () => sqlite3 }),
       // The driver creates the parent directory of a file database.
       database: path,
       // WAL: readers never block the writer and a commit is one append to the log.
