@@ -37,7 +37,7 @@ async function channelWith(store: SessionStore, retention = 100): Promise<{ sut:
   });
   const sut = new EventChannel({ sessionId: 's', store, retention, sessionState: () => ({}), onCommitError: () => undefined });
   const seen: SerializedEvent[] = [];
-  sut.subscribers.add({ deliver: (e) => seen.push(e) });
+  sut.subscribers.add({ deliver: (batch) => seen.push(...batch.events) });
   return { sut, seen };
 }
 
@@ -112,7 +112,7 @@ describe(EventChannel.name, () => {
     store.commit = () => Promise.reject(new Error('disk full'));
     const sut = new EventChannel({ sessionId: 's', store, retention: 10, sessionState: () => ({}), onCommitError: (e) => errors.push(e) });
     const seen: number[] = [];
-    sut.subscribers.add({ deliver: (e) => seen.push(e.seq) });
+    sut.subscribers.add({ deliver: (batch) => seen.push(...batch.events.map((e) => e.seq)) });
     sut.publish({ type: 'session_resumed' });
     await sut.drain();
     expect(seen).toEqual([1]);

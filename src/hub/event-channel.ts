@@ -5,6 +5,7 @@ import { LIVE_ONLY_EVENTS, type SessionEvent, type SessionEventBody } from './ev
 /** An event serialised once and handed, as the same bytes, to every member (WS text / SSE frame). */
 export class SerializedEvent {
   private frame: string | undefined;
+  private bytes: Buffer | undefined;
   constructor(
     readonly seq: number,
     readonly type: string,
@@ -15,10 +16,35 @@ export class SerializedEvent {
     this.frame ??= `id: ${this.seq}\nevent: ${this.type}\ndata: ${this.json}\n\n`;
     return this.frame;
   }
+
+  /** The JSON as UTF-8, encoded once for every WebSocket member. */
+  get jsonBytes(): Buffer {
+    this.bytes ??= Buffer.from(this.json, 'utf8');
+    return this.bytes;
+  }
+}
+
+/**
+ * Events delivered together (one flush of the channel, or one replay). Every subscriber receives
+ * the same batch, so the SSE bytes of the whole batch are built once and written to every SSE
+ * member in one `write`.
+ */
+export class EventBatch {
+  private sse: Buffer | undefined;
+  constructor(readonly events: readonly SerializedEvent[]) {}
+
+  get sseBytes(): Buffer {
+    this.sse ??= Buffer.from(this.events.map((e) => e.sseFrame).join(''), 'utf8');
+    return this.sse;
+  }
+
+  get ends(): boolean {
+    return this.events.some((e) => e.type === 'session_end');
+  }
 }
 
 export interface Subscriber {
-  deliver(event: SerializedEvent): void;
+  deliver(batch: EventBatch): void;
 }
 
 interface Pending {
@@ -119,7 +145,18 @@ export class EventChannel {
     if (!Number.isInteger(after) || after > this.deliveredSeq || after < this.droppedThrough) {
       return null;
     }
-    return this.retained.filter((e) => e.seq > after && e.seq <= this.deliveredSeq);
+    // `retained` is in seq order and holds nothing beyond deliveredSeq: binary search for the start.
+    let lo = 0;
+    let hi = this.retained.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.retained[mid].seq <= after) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return this.retained.slice(lo);
   }
 
   /** The newest retained event (the `session_end` of an ended session). */
@@ -204,9 +241,14 @@ export class EventChannel {
           this.droppedThrough = dropped[dropped.length - 1].seq;
         }
       }
-      for (const subscriber of this.subscribers) {
-        subscriber.deliver(item.serialized);
-      }
+    }
+    if (batch.length === 0 || this.subscribers.size === 0) {
+      return;
+    }
+    const events = new EventBatch(batch.map((item) => item.serialized));
+    for (const subscriber of this.subscribers) {
+      subscriber.deliver(events);
     }
   }
+
 }

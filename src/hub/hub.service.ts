@@ -142,16 +142,16 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
       // CONTRACT §6: an ended session gives history (seq before session_end), session_end, close.
       const end = channel.lastRetained();
       if (replay) {
-        replay.forEach((e) => member.write(e));
+        member.write(replay);
       } else if (end) {
         this.sendHistory(member, session, end.seq - 1);
-        member.write(end);
+        member.write([end]);
       }
       member.close(CLOSE.normal, 'session ended');
       return;
     }
     if (replay) {
-      replay.forEach((e) => member.write(e));
+      member.write(replay);
     } else {
       this.sendHistory(member, session, channel.lastDeliveredSeq);
     }
