@@ -112,7 +112,7 @@ describe('operations routes (CONTRACT §12)', () => {
   });
 
   it('reports an unreachable backend as a non-fatal detail (degraded, still 200)', async () => {
-    const other = await startApp({ llmBaseUrl: `http://127.0.0.1:${await closedPort()}/v1`, healthTimeoutMs: 2000 }, t.llm);
+    const other = await startApp({ llmBaseUrl: `http://127.0.0.1:${await closedPort()}/v1`, healthTimeoutMs: 2000, healthCheckBackend: true }, t.llm);
     try {
       const res = await other.http.get('/health/ready').expect(200);
       expect(res.body.status).toBe('degraded');

@@ -99,7 +99,7 @@ export interface FellowshipOptions {
   shutdownGraceMs?: number;
   /** Bound on each readiness probe (session store ping, backend `GET /models`), ms. */
   healthTimeoutMs?: number;
-  /** Readiness reports the backend (`GET {llmBaseUrl}/models`) as a non-fatal detail. */
+  /** Readiness also probes the backend (`GET {llmBaseUrl}/models`), as a non-fatal detail. Default false. */
   healthCheckBackend?: boolean;
   /** Logger for Fellowship's own lines; `false` silences them. Default: Nest's application logger. */
   logger?: LoggerService | false;
@@ -160,7 +160,7 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   shutdownTimeoutMs: 10_000,
   shutdownGraceMs: 2000,
   healthTimeoutMs: 2000,
-  healthCheckBackend: true,
+  healthCheckBackend: false,
 };
 
 export function resolveOptions(options: FellowshipOptions): ResolvedFellowshipOptions {

@@ -58,7 +58,7 @@ export class HealthController {
     summary: 'Readiness',
     description:
       'Answers 200 when the session store answers (`database`), else 503. The LLM backend (`llm_backend`, ' +
-      '`GET {LLM_BASE_URL}/models`) is a non-fatal detail: when it does not answer, the status is `degraded` and ' +
+      '`GET {LLM_BASE_URL}/models`, only with HEALTH_CHECK_BACKEND=true) is a non-fatal detail: when it does not answer, the status is `degraded` and ' +
       'the answer stays 200. Terminus JSON body: `status`, `info`, `error`, `details`.',
   })
   ready(): Promise<HealthCheckResult> {
