@@ -12,7 +12,7 @@ import type { LookupAddress } from 'node:dns';
 import { performance } from 'node:perf_hooks';
 import type { DnsLookup } from '../src/llm/backend-fetch.js';
 import { MockLlmServer } from './mock-llm/mock-llm.server.js';
-import { bots, startApp, type TestApp } from './support/app.js';
+import { bots, CONTROL_ROUTES, startApp, type TestApp } from './support/app.js';
 import type { WsClient } from './support/clients.js';
 
 const SERVER_KEY = `sk-server-${randomBytes(16).toString('hex')}`;
@@ -84,13 +84,7 @@ describe('access: tokens, observer token, API_KEYS', () => {
 
   it('refuses the observer token for every control operation (REST 403, WS talker 4403)', async () => {
     const { token, observer_token } = await create();
-    for (const [method, path] of [
-      ['delete', ''],
-      ['post', '/pause'],
-      ['post', '/resume'],
-      ['post', '/message'],
-      ['get', '/memory'],
-    ] as const) {
+    for (const [method, path] of CONTROL_ROUTES) {
       const res = await t.http[method](`/v1/session/${observer_token}${path}`).send({ name: 'X', content: 'hi' });
       expect([method, path, res.status, res.body.code]).toEqual([method, path, 403, 'FORBIDDEN']);
     }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { bots, startApp, type TestApp } from './support/app.js';
+import { bots, CONTROL_ROUTES, startApp, type TestApp } from './support/app.js';
 
 const valid = { bots: bots('Alice', 'Bob', 'Carol') };
 
@@ -135,13 +135,7 @@ describe('session routes and validation', () => {
 
   it('refuses control routes to the observer token with 403 and serves it the read routes', async () => {
     const { token, observer_token } = await t.create(valid);
-    for (const [method, path] of [
-      ['delete', ''],
-      ['post', '/pause'],
-      ['post', '/resume'],
-      ['post', '/message'],
-      ['get', '/memory'],
-    ] as const) {
+    for (const [method, path] of CONTROL_ROUTES) {
       const res = await t.http[method](`/v1/session/${observer_token}${path}`).send({ content: 'hi' });
       expect([path, res.status, res.body.code]).toEqual([path, 403, 'FORBIDDEN']);
     }

@@ -32,17 +32,8 @@ interface SessionRow {
   memory_state: string | null;
 }
 
-interface MessageRow {
-  turn: number;
-  kind: Message['kind'];
-  name: string;
-  bot: string | null;
-  talker_id: string | null;
-  content: string;
-  ts: string;
-  tokens: number | null;
-  reasoning: string | null;
-}
+/** A history row: the Message, with `reasoning` always present (NULL when none). */
+type MessageRow = Omit<Message, 'reasoning'> & { reasoning: string | null };
 
 type SessionUpdate = NonNullable<CommitBatch['session']>;
 

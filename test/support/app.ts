@@ -21,6 +21,15 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
+/** The control routes (CONTRACT §2) under `/v1/session/{token}`: refused to the observer token. */
+export const CONTROL_ROUTES = [
+  ['delete', ''],
+  ['post', '/pause'],
+  ['post', '/resume'],
+  ['post', '/message'],
+  ['get', '/memory'],
+] as const;
+
 /** Fast bounds for tests; each test can override. */
 export const TEST_OPTIONS: FellowshipOptions = {
   databasePath: ':memory:',
