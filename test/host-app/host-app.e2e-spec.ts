@@ -71,6 +71,25 @@ describe('the packed package in a host app', () => {
     expect(unwanted).toEqual([]);
   });
 
+  it('declares what the host must share as peers, so the host app gets one copy of each', async () => {
+    const manifest = JSON.parse(await readFile(join(packageDir, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+      peerDependencies: Record<string, string>;
+      peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+    };
+    // Two copies of @nestjs/core break injection; two of class-validator make Nest's
+    // ValidationPipe (the host's copy) blind to our DTOs' decorators (registered in ours).
+    const shared = ['@nestjs/common', '@nestjs/core', '@nestjs/swagger', '@nestjs/terminus', 'class-validator', 'class-transformer', 'reflect-metadata', 'rxjs'];
+    for (const name of shared) {
+      expect(manifest.peerDependencies[name]).toBeDefined();
+      expect(manifest.dependencies[name]).toBeUndefined();
+    }
+    const nestInDependencies = Object.keys(manifest.dependencies).filter((n) => n.startsWith('@nestjs/') && n !== '@nestjs/config');
+    expect(nestInDependencies).toEqual([]);
+    expect(manifest.peerDependenciesMeta?.['@nestjs/websockets']?.optional).toBe(true);
+    expect(manifest.peerDependenciesMeta?.['@nestjs/platform-ws']?.optional).toBe(true);
+  });
+
   it('resolves through its exports from a plain Node process', async () => {
     const script = "const m = await import('fellowship'); process.stdout.write(JSON.stringify(Object.keys(m).sort()));";
     const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
