@@ -447,6 +447,72 @@ describe('MockLlmServer (OpenAI-compatible mock backend)', () => {
       expect(assembleToolCalls(deltas)[0].arguments).toBe('{"x":[1,2]}');
     });
 
+    it('contextWindow: refuses a prompt plus max_tokens over the window in each backend\'s words, consuming no script', async () => {
+      const post = async (content: string, maxTokens?: number): Promise<{ status: number; body: Obj }> => {
+        const res = await fetch(`${server.baseUrl}/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content }], ...(maxTokens ? { max_tokens: maxTokens } : {}) }),
+        });
+        return { status: res.status, body: obj(await res.json()) };
+      };
+      server.script({ content: 'Scripted.' });
+      // 40 characters are 10 tokens in the mock's count; with 5 more for the reply: 15 > 12.
+      server.quirks.contextWindow = { tokens: 12, style: 'llama.cpp' };
+      const llama = await post('x'.repeat(40), 5);
+      expect(llama.status).toBe(400);
+      expect(llama.body).toEqual({
+        error: {
+          code: 400,
+          message: 'the request exceeds the available context size, try increasing it',
+          type: 'exceed_context_size_error',
+          n_prompt_tokens: 10,
+          n_ctx: 12,
+        },
+      });
+      server.quirks.contextWindow = { tokens: 12, style: 'vllm' };
+      const vllm = await post('x'.repeat(40), 5);
+      expect(vllm.status).toBe(400);
+      expect(vllm.body).toMatchObject({ object: 'error', type: 'BadRequestError', code: 400 });
+      expect(vllm.body.message).toMatch(/^This model's maximum context length is 12 tokens\. However, you requested 15 tokens \(10 in the messages, 5 in the completion\)/);
+      server.quirks.contextWindow = { tokens: 12, style: 'openai' };
+      expect((await post('x'.repeat(60))).body).toMatchObject({ error: { code: 'context_length_exceeded', param: 'messages' } });
+      server.quirks.contextWindow = { tokens: 12, style: 'ollama' };
+      expect((await post('x'.repeat(60))).body).toMatchObject({
+        error: { message: 'the prompt is longer than the context length currently available to the model' },
+      });
+      // Within the window: answered from the script, which the refusals left in place.
+      expect(server.pendingScript).toBe(1);
+      expect((await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x'.repeat(48) }] })).choices[0].message.content).toBe('Scripted.');
+      expect(server.requests).toHaveLength(5);
+    });
+
+    it('refuseParameters: refuses a request carrying the field in each backend\'s words, consuming no script', async () => {
+      server.script({ content: 'Scripted.' });
+      const tools = [{ type: 'function' as const, function: { name: 'f', parameters: { type: 'object', properties: {} } } }];
+      const refused = async (style: 'vllm' | 'llama.cpp' | 'openai'): Promise<InstanceType<typeof OpenAI.APIError>> => {
+        server.quirks.refuseParameters = { names: ['tool_choice'], style };
+        const error = await client.chat.completions.create({ model: 'm', messages: [], tools, tool_choice: 'required' }).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        if (!(error instanceof OpenAI.APIError)) {throw new Error(`expected an APIError, got ${String(error)}`);}
+        return error;
+      };
+      const vllm = await refused('vllm');
+      expect(vllm.status).toBe(400);
+      // vLLM's top-level error object is not under `error`: the SDK keeps nothing of it.
+      expect(vllm.message).toBe('400 status code (no body)');
+      const llama = await refused('llama.cpp');
+      expect(llama.status).toBe(500);
+      expect(llama.message).toContain('tool_choice param requires --jinja flag');
+      const openai = await refused('openai');
+      expect(openai.message).toContain('Unrecognized request argument supplied: tool_choice');
+      // Without the field: answered from the script.
+      const ok = await client.chat.completions.create({ model: 'm', messages: [], tools });
+      expect(ok.choices[0].message.content).toBe('Scripted.');
+    });
+
     it('quirks can be given at start and reset() restores them', async () => {
       const quirky = await MockLlmServer.start({ quirks: { noUsage: true } });
       try {

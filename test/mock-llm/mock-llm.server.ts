@@ -8,15 +8,18 @@
  *   await llm.close();
  *
  * Each chat-completions request consumes the next scripted reply (FIFO), else the handler's reply,
- * else the default reply `${model} says ${index + 1}`. Every wait (latency, gate, hang, chunk delay)
+ * else the default reply `${model} says ${index + 1}` — unless the quirks `refuseParameters` or
+ * `contextWindow` make the mock refuse it first, in a real backend's words (mock-llm.backends.ts). Every wait (latency, gate, hang, chunk delay)
  * is abort-aware: when the client goes away the request is marked `aborted` and nothing more is written.
  */
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { contextRefusal, parameterRefusal } from './mock-llm.backends.js';
 import {
   completionBody,
+  computeUsage,
   errorBody,
   guessContentType,
   resolveReply,
@@ -45,6 +48,7 @@ export type {
   RecordedRequest,
 } from './mock-llm.types.js';
 export { messageText } from './mock-llm.protocol.js';
+export { contextRefusal, parameterRefusal, type BackendStyle, type ParameterRefusalStyle } from './mock-llm.backends.js';
 
 /** A promise to put in `MockReply.gate`, and the function that lets the answer go. */
 export function gate(): { promise: Promise<void>; release: () => void } {
@@ -401,8 +405,11 @@ export class MockLlmServer {
     // Consume the script synchronously so replies follow arrival order even with async handlers.
     const quirks: MockQuirks = { ...this.quirks };
     let reply: MockReply;
-    const scripted = this.queue.shift();
-    if (scripted) {reply = scripted;}
+    // A request the backend itself refuses never reaches the model: nothing scripted is consumed.
+    const refusal = refuse(body, quirks);
+    const scripted = refusal ? undefined : this.queue.shift();
+    if (refusal) {reply = refusal;}
+    else if (scripted) {reply = scripted;}
     else if (this.handler) {
       try {
         reply = await this.handler(rec);
@@ -512,6 +519,23 @@ export class MockLlmServer {
     ex.end();
     answered();
   }
+}
+
+/** The refusal a real backend would answer this request with (quirks `refuseParameters`, `contextWindow`), if any. */
+function refuse(body: ChatRequestBody, quirks: MockQuirks): MockReply | undefined {
+  const refused = quirks.refuseParameters?.names.find((name) => body[name] !== undefined);
+  if (refused !== undefined && quirks.refuseParameters) {
+    return parameterRefusal(quirks.refuseParameters.style, refused, body[refused]);
+  }
+  const window = quirks.contextWindow;
+  if (window) {
+    const promptTokens = computeUsage(body, null).prompt_tokens;
+    const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? 0;
+    if (promptTokens + maxTokens > window.tokens) {
+      return contextRefusal(window.style, { window: window.tokens, promptTokens, maxTokens });
+    }
+  }
+  return undefined;
 }
 
 function sendJson(res: ServerResponse, status: number, body: Json): void {

@@ -1,6 +1,7 @@
 /**
  * Public types of the scriptable mock OpenAI-compatible backend (see mock-llm.server.ts).
  */
+import type { BackendStyle, ParameterRefusalStyle } from './mock-llm.backends.js';
 
 /** A tool call the mock assistant should make. `arguments` is the raw JSON string sent to the client. */
 export interface MockToolCall {
@@ -71,6 +72,17 @@ export interface MockQuirks {
   nullContent?: boolean;
   /** Ignore stream_options.include_usage (no usage chunk when streaming). */
   ignoreStreamOptions?: boolean;
+  /**
+   * A context window the mock enforces, as a real backend does: a request whose prompt (the usage
+   * estimate, ceil(chars / 4)) plus its `max_tokens` exceeds `tokens` is refused in `style`'s words
+   * (see mock-llm.backends.ts). The refusal consumes no scripted reply and no handler call.
+   */
+  contextWindow?: { tokens: number; style: BackendStyle };
+  /**
+   * Body fields the mock does not accept: a request carrying one is refused in `style`'s words,
+   * before any scripted reply or handler call.
+   */
+  refuseParameters?: { names: string[]; style: ParameterRefusalStyle };
 }
 
 /** A text part of a multi-part message content. */
