@@ -18,6 +18,11 @@ describe(validateEnv.name, () => {
     expect(envToOptions(env).apiKeys).toEqual(['a', 'b', 'c']);
   });
 
+  it('hands LLM_ERROR_TEXT_MAX_CHARS on (default 500, 0 = never shown)', () => {
+    expect(envToOptions(validateEnv({})).llmErrorTextMaxChars).toBe(500);
+    expect(envToOptions(validateEnv({ LLM_ERROR_TEXT_MAX_CHARS: '0' })).llmErrorTextMaxChars).toBe(0);
+  });
+
   it.each([
     ['PORT', 'abc'],
     ['PORT', '70000'],
@@ -26,6 +31,7 @@ describe(validateEnv.name, () => {
     ['LLM_RETRIES', '-1'],
     ['SUMMARIZE_THRESHOLD', '2'],
     ['SESSION_TTL_DEFAULT', 'soon'],
+    ['LLM_ERROR_TEXT_MAX_CHARS', '-1'],
   ])('names the bad variable %s=%s', (name, value) => {
     expect(() => validateEnv({ [name]: value })).toThrow(ConfigError);
     expect(() => validateEnv({ [name]: value })).toThrow(new RegExp(`${name}=`));

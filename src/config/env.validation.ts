@@ -52,6 +52,7 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(int) @IsInt() @Min(1) LLM_TIMEOUT_MS = D.llmTimeoutMs;
   @IsOptional() @Transform(int) @IsInt() @Min(1) LLM_MAX_CONSECUTIVE_FAILURES = D.llmMaxConsecutiveFailures;
   @IsOptional() @Transform(int) @IsInt() @Min(0) LLM_FAILURE_BACKOFF_MS = D.llmFailureBackoffMs;
+  @IsOptional() @Transform(int) @IsInt() @Min(0) LLM_ERROR_TEXT_MAX_CHARS = D.llmErrorTextMaxChars;
   @IsOptional() @Transform(int) @IsInt() @Min(0) @Max(10) ORCHESTRATOR_RETRIES = D.orchestratorRetries;
   @IsOptional() @Transform(int) @IsInt() @Min(1) ORCHESTRATOR_CONTEXT_MESSAGES = D.orchestratorContextMessages;
   @IsOptional() @Transform(int) @IsInt() @Min(1) DEFAULT_CONTEXT_LIMIT = D.defaultContextLimit;
@@ -134,6 +135,7 @@ export function envToOptions(env: EnvironmentVariables): FellowshipOptions {
     llmTimeoutMs: env.LLM_TIMEOUT_MS,
     llmMaxConsecutiveFailures: env.LLM_MAX_CONSECUTIVE_FAILURES,
     llmFailureBackoffMs: env.LLM_FAILURE_BACKOFF_MS,
+    llmErrorTextMaxChars: env.LLM_ERROR_TEXT_MAX_CHARS,
     orchestratorRetries: env.ORCHESTRATOR_RETRIES,
     orchestratorContextMessages: env.ORCHESTRATOR_CONTEXT_MESSAGES,
     defaultContextLimit: env.DEFAULT_CONTEXT_LIMIT,

@@ -57,6 +57,11 @@ export interface FellowshipOptions {
   llmMaxConsecutiveFailures?: number;
   /** Pause between a failed turn and the next attempt. */
   llmFailureBackoffMs?: number;
+  /**
+   * Most characters of a backend's own error text (redacted) put in the log and in `debug` events;
+   * 0 = never shown. Members never see it.
+   */
+  llmErrorTextMaxChars?: number;
   orchestratorRetries?: number;
   /** Most recent messages shown to the orchestrator (its context stays bounded in long sessions). */
   orchestratorContextMessages?: number;
@@ -130,6 +135,7 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   llmTimeoutMs: 120_000,
   llmMaxConsecutiveFailures: 3,
   llmFailureBackoffMs: 2000,
+  llmErrorTextMaxChars: 500,
   orchestratorRetries: 2,
   orchestratorContextMessages: 50,
   defaultContextLimit: 8192,

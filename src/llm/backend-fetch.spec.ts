@@ -3,7 +3,8 @@ import { Logger } from '@nestjs/common';
 import type { LookupAddress } from 'node:dns';
 import { MockLlmServer } from '../../test/mock-llm/mock-llm.server.js';
 import { resolveOptions, type FellowshipOptions } from '../config/fellowship-options.interface.js';
-import { BackendFetch, BackendRefusal, type DnsLookup } from './backend-fetch.js';
+import OpenAI from 'openai';
+import { BackendFetch, backendErrorBody, BackendRefusal, type DnsLookup } from './backend-fetch.js';
 
 const post = { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', messages: [] }) };
 
@@ -149,5 +150,22 @@ describe(BackendFetch.name, () => {
     const sut = sutWith({ llmDnsLookup: resolver({ 'empty.test': [[]] }) });
     const error = await refusal(sut.fetch('http://empty.test/v1/chat/completions', post));
     expect(error.message).toMatch(/no address/);
+  });
+
+  it("keeps the whole body of an error answer for the SDK's error, whatever its shape", async () => {
+    const sut = sutWith();
+    const client = new OpenAI({ baseURL: operator.baseUrl, apiKey: 'k', maxRetries: 0, fetch: sut.fetch });
+    const failure = (): Promise<unknown> => client.chat.completions.create({ model: 'm', messages: [] }).then(() => null, (e: unknown) => e);
+    // vLLM's top-level error object: the SDK itself keeps nothing of it.
+    const vllm = '{"object":"error","message":"This model\'s maximum context length is 2048 tokens.","type":"BadRequestError","code":400}';
+    operator.script({ status: 400, errorBody: vllm }, { status: 500, errorBody: 'tools param requires --jinja flag' });
+    const first = await failure();
+    expect(first).toBeInstanceOf(OpenAI.APIError);
+    expect((first as Error).message).toBe('400 status code (no body)');
+    expect(backendErrorBody(first)).toBe(vllm);
+    expect(backendErrorBody(await failure())).toBe('tools param requires --jinja flag');
+    // An error event inside a stream carries no answer of its own: the parsed error object stands in.
+    expect(backendErrorBody(new OpenAI.APIError(undefined, { message: 'slot unavailable' }, undefined, undefined))).toBe('{"message":"slot unavailable"}');
+    expect(backendErrorBody(new Error('x'))).toBeNull();
   });
 });

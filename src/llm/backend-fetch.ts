@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+import { APIError } from 'openai';
 import { Agent, fetch as undiciFetch } from 'undici';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
@@ -32,6 +33,14 @@ export class BackendRefusal extends Error {
     this.name = 'BackendRefusal';
   }
 }
+
+/**
+ * The body of each error answer, by its response's headers (the one object the SDK hands on to the
+ * `APIError` it builds). The SDK keeps only the `error` field of a JSON body, so a body shaped
+ * otherwise (vLLM's `{"object":"error","message":…}`) would be lost; read through
+ * {@link backendErrorBody}. Entries die with their error.
+ */
+const errorBodies = new WeakMap<object, string>();
 
 type ConnectLookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
 
@@ -98,6 +107,10 @@ export class BackendFetch implements OnApplicationShutdown {
         `redirect to ${location}`,
         response.status,
       );
+    }
+    if (response.status >= 400) {
+      // A copy, read now: the SDK reads the original itself when it builds its error.
+      errorBodies.set(response.headers, await response.clone().text().catch(() => ''));
     }
     return response;
   };
@@ -182,6 +195,27 @@ function originOf(raw: string): string | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * The whole body of the backend's error answer behind an SDK error: as read by BackendFetch, else
+ * (an error event inside a stream) the `error` object the SDK parsed. Raw: for classification, and
+ * shown only through `showableBackendText`.
+ */
+export function backendErrorBody(error: unknown): string | null {
+  if (!(error instanceof APIError)) {
+    return null;
+  }
+  const headers: unknown = error.headers;
+  const body = typeof headers === 'object' && headers !== null ? errorBodies.get(headers) : undefined;
+  if (body !== undefined) {
+    return body;
+  }
+  const parsed: unknown = error.error;
+  if (parsed === undefined || parsed === null) {
+    return null;
+  }
+  return typeof parsed === 'string' ? parsed : JSON.stringify(parsed);
 }
 
 /** The BackendRefusal somewhere in an error's cause chain (undici wraps connect errors). */

@@ -11,7 +11,8 @@ import {
   type LlmToolCall,
   type TokenUsage,
 } from './llm.types.js';
-import { BackendFetch, findRefusal } from './backend-fetch.js';
+import { BackendFetch, backendErrorBody, findRefusal } from './backend-fetch.js';
+import { showableBackendText } from './backend-error.js';
 import { FellowshipMetrics, llmCallKind } from '../ops/metrics/fellowship-metrics.service.js';
 import { fellowshipLogger } from '../ops/fellowship-logger.js';
 
@@ -72,7 +73,8 @@ export class LlmService {
         return { ...result, latencyMs, attempts: attempt };
       } catch (error) {
         const latencyMs = performance.now() - started;
-        lastError = this.classify(error, request.signal);
+        lastError = this.classify(error, request);
+        const backendText = lastError.detail.backendText;
         report({
           attempt,
           ok: false,
@@ -80,12 +82,17 @@ export class LlmService {
           latencyMs,
           error: lastError.message,
           status: lastError.status,
+          ...(backendText ? { backendError: backendText } : {}),
         });
+        const said = backendText ? `; the backend said: ${backendText}` : '';
         // A stream that already reached members is not retried: members would see its tokens twice.
         if (lastError.kind !== 'transient' || emittedTokens || attempt === maxAttempts) {
+          if (said) {
+            this.logger.warn(`LLM call to ${request.target.model} failed (${lastError.message})${said}`);
+          }
           throw lastError;
         }
-        this.logger.warn(`LLM call failed (${lastError.message}); retry ${attempt}/${maxAttempts - 1}`);
+        this.logger.warn(`LLM call to ${request.target.model} failed (${lastError.message}); retry ${attempt}/${maxAttempts - 1}${said}`);
         await delay(this.options.llmRetryDelayMs, request.signal);
       }
     }
@@ -214,11 +221,11 @@ export class LlmService {
     };
   }
 
-  private classify(error: unknown, callerSignal: AbortSignal | undefined): LlmError {
+  private classify(error: unknown, request: LlmRequest): LlmError {
     if (error instanceof LlmError) {
       return error;
     }
-    if (callerSignal?.aborted) {
+    if (request.signal?.aborted) {
       return new LlmError('aborted', 'The call was aborted.');
     }
     // A policy refusal (forbidden address, redirect) will not pass on a retry: unrecoverable.
@@ -230,14 +237,27 @@ export class LlmService {
       return this.timeoutError();
     }
     if (error instanceof APIError && typeof error.status === 'number') {
-      // Never relay the backend's body: it may echo keys or internal addresses.
-      const kind = UNRECOVERABLE.has(error.status) ? 'unrecoverable' : 'transient';
-      return new LlmError(kind, `The backend answered HTTP ${error.status}.`, error.status);
+      return this.classifyAnswer(error.status, backendErrorBody(error), request);
     }
     if (error instanceof Error && error.name === 'TimeoutError') {
       return this.timeoutError();
     }
     return new LlmError('transient', 'The backend could not be reached or sent an invalid answer.');
+  }
+
+  /**
+   * An error answer (CONTRACT §7). Members only ever see Fellowship's own sentence: the backend's
+   * body may echo keys or internal addresses, so its text goes, redacted and cut, to the log and to
+   * `debug` events only.
+   */
+  private classifyAnswer(status: number, body: string | null, request: LlmRequest): LlmError {
+    const secrets = [this.options.llmApiKey, ...this.options.apiKeys, request.target.apiKey ?? ''];
+    const shown = body ? showableBackendText(body, this.options.llmErrorTextMaxChars, secrets) : '';
+    const detail = shown ? { backendText: shown } : {};
+    if (UNRECOVERABLE.has(status)) {
+      return new LlmError('unrecoverable', `The backend answered HTTP ${status}.`, status, detail);
+    }
+    return new LlmError('transient', `The backend answered HTTP ${status}.`, status, detail);
   }
 
   private timeoutError(): LlmError {

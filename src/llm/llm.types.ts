@@ -29,6 +29,8 @@ export interface LlmAttempt {
   latencyMs: number;
   error?: string;
   status?: number;
+  /** The backend's own error text, redacted and cut (CONTRACT §7): for logs and `debug` events only. */
+  backendError?: string;
 }
 
 export interface LlmRequest {
@@ -68,11 +70,18 @@ export interface LlmResult {
  */
 export type LlmErrorKind = 'unrecoverable' | 'aborted' | 'transient';
 
+/** What the backend's answer told, beyond the kind. */
+export interface LlmErrorDetail {
+  /** The backend's error text, redacted and cut: never for members (CONTRACT §7). */
+  backendText?: string;
+}
+
 export class LlmError extends Error {
   constructor(
     readonly kind: LlmErrorKind,
     message: string,
     readonly status?: number,
+    readonly detail: LlmErrorDetail = {},
   ) {
     super(message);
     this.name = 'LlmError';

@@ -537,6 +537,7 @@ export class SessionLoop {
       completion_tokens: attempt.usage?.completion_tokens ?? null,
       latency_ms: Math.round(attempt.latencyMs * 100) / 100,
       ...(attempt.error ? { error: attempt.error } : {}),
+      ...(attempt.backendError ? { backend_error: attempt.backendError } : {}),
     });
     if (!attempt.ok && attempt.attempt <= this.deps.options.llmRetries) {
       this.session.debug('retry', { attempt: attempt.attempt, error: attempt.error ?? null });
