@@ -6,10 +6,12 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import type { LoggerService } from '@nestjs/common';
+import type { BackendStyle } from './mock-llm/mock-llm.server.js';
 import { bots, startApp, type TestApp } from './support/app.js';
 import type { WsClient } from './support/clients.js';
 
 const LIMIT = 8192;
+const WINDOW = 60;
 const SERVER_KEY = 'server-key-0a1b2c3d';
 const SESSION_KEY = 'session-key-4e5f6a7b';
 
@@ -49,6 +51,48 @@ describe('what backends answer', () => {
       },
     };
   }
+
+  describe("a prompt over the backend's context window", () => {
+    it.each<[BackendStyle, number | null]>([
+      ['llama.cpp', WINDOW],
+      ['vllm', WINDOW],
+      ['openai', WINDOW],
+      ['ollama', null],
+    ])('ends the session max_context at the first refusal (%s wording), naming the window when told', async (style, window) => {
+      t.llm.quirks.contextWindow = { tokens: WINDOW, style };
+      const { token, ws, say } = await session({ debug: true });
+      // Over 240 characters: over 60 tokens in the mock's count (chars / 4).
+      await say('Tell me everything about the history of tea, from the first leaves to the last cup poured today. '.repeat(3));
+      const end = await ws.next('session_end');
+      const detail =
+        window === null
+          ? `the backend refused the prompt as longer than its context window (max_context_tokens is ${LIMIT})`
+          : `the backend refused the prompt as longer than its context window of ${window} tokens (max_context_tokens is ${LIMIT})`;
+      expect(end).toMatchObject({ reason: 'max_context', detail });
+      // Not retried, and no turn error: the end says it all.
+      expect(t.llm.requests).toHaveLength(1);
+      expect(ws.of('error')).toEqual([]);
+      const call = ws.of('debug').find((e) => e.category === 'llm_call')!.data as Record<string, unknown>;
+      expect(call).toMatchObject({ call: 'bot', bot: 'Alice', ok: false });
+      expect(String(call.backend_error)).toMatch(/context/);
+      const status = (await t.http.get(`/v1/session/${token}`)).body;
+      expect(status).toMatchObject({ state: 'ended', end_reason: 'max_context', end_detail: detail, bot_turns: 0 });
+      expect(status.usage.llm_calls).toBe(1);
+    });
+
+    it('ends the session the same way when the orchestrator call is refused', async () => {
+      t.llm.quirks.contextWindow = { tokens: WINDOW, style: 'vllm' };
+      const { ws, say } = await session({
+        bots: ['Alice', 'Bob', 'Carol'].map((name) => ({ name, system_prompt: `You are ${name}, who argues at length about everything.` })),
+        turn_order: 'orchestrated',
+      });
+      await say('Hello.');
+      const end = await ws.next('session_end');
+      expect(end).toMatchObject({ reason: 'max_context', detail: expect.stringContaining(`context window of ${WINDOW} tokens`) });
+      expect(t.llm.requests).toHaveLength(1);
+      expect(Array.isArray(t.llm.requests[0].body.tools)).toBe(true);
+    });
+  });
 
   describe("the backend's error text", () => {
     /** A llama-server without --jinja, and a body echoing what no member or log line may show. */

@@ -1,5 +1,70 @@
 import { describe, expect, it } from '@jest/globals';
-import { showableBackendText } from './backend-error.js';
+import { contextLengthRefusal, contextRefusalDetail, showableBackendText } from './backend-error.js';
+
+describe(contextLengthRefusal.name, () => {
+  it.each([
+    [
+      'llama.cpp (the window only in n_ctx)',
+      '{"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error","n_prompt_tokens":5000,"n_ctx":4096}}',
+      4096,
+    ],
+    [
+      'llama.cpp, later wording',
+      '{"error":{"code":400,"message":"request (4476 tokens) exceeds the available context size (4096 tokens), try increasing it","type":"exceed_context_size_error"}}',
+      4096,
+    ],
+    [
+      'vLLM',
+      `{"object":"error","message":"This model's maximum context length is 2048 tokens. However, you requested 2100 tokens (2000 in the messages, 100 in the completion). Please reduce the length of the messages or completion.","type":"BadRequestError","param":null,"code":400}`,
+      2048,
+    ],
+    [
+      'vLLM, max_tokens too large',
+      `{"error":{"message":"'max_tokens' or 'max_completion_tokens' is too large: 8000. This model's maximum context length is 4096 tokens and your request has 2778 input tokens (8000 > 4096 - 2778).","type":"BadRequestError","param":null,"code":400}}`,
+      4096,
+    ],
+    [
+      'OpenAI',
+      `{"error":{"message":"This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens. Please reduce the length of the messages.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}`,
+      8192,
+    ],
+    [
+      'OpenAI, later wording (code only)',
+      '{"error":{"message":"Your input exceeds the context window of this model. Please adjust your input and try again.","type":"invalid_request_error","param":"input","code":"context_length_exceeded"}}',
+      null,
+    ],
+    [
+      'Ollama',
+      '{"error":{"message":"the prompt is longer than the context length currently available to the model","type":"invalid_request_error"}}',
+      null,
+    ],
+    ['Ollama, input length', '{"error":"the input length exceeds the context length"}', null],
+    [
+      "Ollama relaying llama.cpp's answer as a string",
+      '{"error":"{\\"error\\":{\\"code\\":400,\\"message\\":\\"request (8889 tokens) exceeds the available context size (4096 tokens), try increasing it\\",\\"type\\":\\"exceed_context_size_error\\",\\"n_prompt_tokens\\":8889,\\"n_ctx\\":4096}}"}',
+      4096,
+    ],
+  ])('recognises %s', (_name, body, window) => {
+    expect(contextLengthRefusal(400, body)).toEqual({ window });
+  });
+
+  it('also on a 5xx, never on 401/403/404/429 or a success', () => {
+    const body = 'the request exceeds the available context size, try increasing it';
+    expect(contextLengthRefusal(500, body)).toEqual({ window: null });
+    for (const status of [200, 401, 403, 404, 429]) {
+      expect(contextLengthRefusal(status, body)).toBeNull();
+    }
+  });
+
+  it.each([
+    'tools param requires --jinja flag',
+    '{"error":{"message":"failed to initialize the context","type":"server_error"}}',
+    'Rate limit reached for tokens per min',
+    'context shift is disabled',
+  ])('leaves other failures alone: %s', (body) => {
+    expect(contextLengthRefusal(400, body)).toBeNull();
+  });
+});
 
 describe(showableBackendText.name, () => {
   const secrets = ['session-key-7e1f', 'server-key-93ab'];
@@ -34,5 +99,14 @@ describe(showableBackendText.name, () => {
     expect(shown.endsWith('…')).toBe(true);
     expect(shown).not.toMatch(/sk-|abcdefgh/);
     expect(showableBackendText(text, 0, [])).toBe('');
+  });
+});
+
+describe(contextRefusalDetail.name, () => {
+  it("names the backend's window when known, and the session's limit", () => {
+    expect(contextRefusalDetail(4096, 8192)).toBe(
+      'the backend refused the prompt as longer than its context window of 4096 tokens (max_context_tokens is 8192)',
+    );
+    expect(contextRefusalDetail(null, 8192)).toBe('the backend refused the prompt as longer than its context window (max_context_tokens is 8192)');
   });
 });

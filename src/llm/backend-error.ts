@@ -1,9 +1,57 @@
 import { redact } from '../common/redact.js';
 
 /**
- * Reading a backend's error answer (CONTRACT §7): the raw text is never shown as it is (see
- * {@link showableBackendText}).
+ * Reading a backend's error answer (CONTRACT §7). Backends word the same refusal their own way, so
+ * each rule below lists whose wording it covers; the raw text is used for these decisions only and
+ * is never shown as it is (see {@link showableBackendText}).
  */
+
+/** Statuses that say nothing about the prompt: a bad key, an unknown model or route, a rate limit. */
+const NOT_ABOUT_THE_REQUEST = new Set([401, 403, 404, 429]);
+
+/** A prompt over the backend's context window, in each backend's words. */
+const CONTEXT_LENGTH = [
+  // OpenAI's error code; llama.cpp's error type.
+  /context_length_exceeded/i,
+  /exceed_context_size_error/i,
+  // llama.cpp "the request exceeds the available context size", "request (N tokens) exceeds the
+  // available context size (M tokens)"; Ollama "the input length exceeds the context length";
+  // OpenAI "Your input exceeds the context window of this model".
+  /exceeds? (?:the )?(?:available |maximum )?context (?:size|length|window)/i,
+  // vLLM and OpenAI "This model's maximum context length is N tokens".
+  /maximum context length is \d+/i,
+  // Ollama "the prompt is longer than the context length currently available to the model".
+  /longer than the context (?:length|size|window)/i,
+];
+
+/** Where each wording states the window, first match wins. */
+const WINDOW = [
+  // llama.cpp's `n_ctx` field (also inside Ollama's string-wrapped copy of it, quotes escaped).
+  /\bn_ctx\\?"?\s*[:=]\s*(\d+)/i,
+  /available context size \((\d+) tokens?\)/i,
+  /maximum context length is (\d+)/i,
+  /context (?:window|length|size) of (\d+)/i,
+];
+
+/**
+ * Whether an error answer refuses the prompt as longer than the backend's context window (llama.cpp,
+ * vLLM, Ollama, OpenAI), and the window when the answer states it. Retrying cannot help such a call.
+ */
+export function contextLengthRefusal(status: number, text: string): { window: number | null } | null {
+  if (status < 400 || NOT_ABOUT_THE_REQUEST.has(status) || !CONTEXT_LENGTH.some((re) => re.test(text))) {
+    return null;
+  }
+  for (const re of WINDOW) {
+    const match = re.exec(text);
+    if (match) {
+      const window = Number(match[1]);
+      if (Number.isSafeInteger(window) && window > 0) {
+        return { window };
+      }
+    }
+  }
+  return { window: null };
+}
 
 /** `api_key=…`, `"token": "…"`, `password: …`: a secret-looking name given a value. */
 const ASSIGNED_SECRET =
@@ -34,4 +82,11 @@ export function showableBackendText(text: string, maxChars: number, secrets: rea
     return '';
   }
   return redacted.length > maxChars ? `${redacted.slice(0, Math.max(0, maxChars - 1))}…` : redacted;
+}
+
+/** The `max_context` detail for a backend's context-length refusal, naming its window when known. */
+export function contextRefusalDetail(window: number | null, limit: number): string {
+  return window !== null
+    ? `the backend refused the prompt as longer than its context window of ${window} tokens (max_context_tokens is ${limit})`
+    : `the backend refused the prompt as longer than its context window (max_context_tokens is ${limit})`;
 }

@@ -12,7 +12,7 @@ import {
   type TokenUsage,
 } from './llm.types.js';
 import { BackendFetch, backendErrorBody, findRefusal } from './backend-fetch.js';
-import { showableBackendText } from './backend-error.js';
+import { contextLengthRefusal, showableBackendText } from './backend-error.js';
 import { FellowshipMetrics, llmCallKind } from '../ops/metrics/fellowship-metrics.service.js';
 import { fellowshipLogger } from '../ops/fellowship-logger.js';
 
@@ -248,7 +248,7 @@ export class LlmService {
   /**
    * An error answer (CONTRACT §7). Members only ever see Fellowship's own sentence: the backend's
    * body may echo keys or internal addresses, so its text goes, redacted and cut, to the log and to
-   * `debug` events only.
+   * `debug` events only. It still decides the kind: a context-length refusal is not retried.
    */
   private classifyAnswer(status: number, body: string | null, request: LlmRequest): LlmError {
     const secrets = [this.options.llmApiKey, ...this.options.apiKeys, request.target.apiKey ?? ''];
@@ -256,6 +256,14 @@ export class LlmService {
     const detail = shown ? { backendText: shown } : {};
     if (UNRECOVERABLE.has(status)) {
       return new LlmError('unrecoverable', `The backend answered HTTP ${status}.`, status, detail);
+    }
+    const context = body ? contextLengthRefusal(status, body) : null;
+    if (context) {
+      const window = context.window !== null ? ` of ${context.window} tokens` : '';
+      return new LlmError('context_length', `The backend refused the prompt as longer than its context window${window}.`, status, {
+        ...detail,
+        contextWindow: context.window,
+      });
     }
     return new LlmError('transient', `The backend answered HTTP ${status}.`, status, detail);
   }

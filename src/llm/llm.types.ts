@@ -66,14 +66,17 @@ export interface LlmResult {
 
 /**
  * `unrecoverable`: the backend refuses the request itself (401/403/404: bad key, unknown model);
- * `aborted`: the caller aborted (session ended, max_time); `transient`: anything worth retrying.
+ * `context_length`: it refuses the prompt as longer than its context window; `aborted`: the caller
+ * aborted (session ended, max_time); `transient`: anything worth retrying. Only `transient` is retried.
  */
-export type LlmErrorKind = 'unrecoverable' | 'aborted' | 'transient';
+export type LlmErrorKind = 'unrecoverable' | 'context_length' | 'aborted' | 'transient';
 
 /** What the backend's answer told, beyond the kind. */
 export interface LlmErrorDetail {
   /** The backend's error text, redacted and cut: never for members (CONTRACT §7). */
   backendText?: string;
+  /** `context_length`: the backend's window in tokens, when its answer states it. */
+  contextWindow?: number | null;
 }
 
 export class LlmError extends Error {

@@ -5,6 +5,7 @@ import { cleanReply, ReplyFilter } from '../context/reasoning.js';
 import type { SummarizerService } from '../context/summarizer.service.js';
 import { UsageCorrection, type TokenCounter } from '../context/token-counter.service.js';
 import { ErrorCode } from '../common/error-code.enum.js';
+import { contextRefusalDetail } from '../llm/backend-error.js';
 import type { LlmService } from '../llm/llm.service.js';
 import { LlmError, type ChatMessage, type LlmAttempt, type LlmTarget } from '../llm/llm.types.js';
 import type { OrchestratorService } from '../orchestrator/orchestrator.service.js';
@@ -497,6 +498,11 @@ export class SessionLoop {
       session.logger.error(`turn failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
     }
     if (llmError.kind === 'aborted') {
+      return;
+    }
+    if (llmError.kind === 'context_length') {
+      // The backend's window is smaller than this prompt: no retry or later turn can change that.
+      this.end('max_context', contextRefusalDetail(llmError.detail.contextWindow ?? null, session.config.max_context_tokens));
       return;
     }
     this.undoReply();
