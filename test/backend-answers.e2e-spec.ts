@@ -6,7 +6,8 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import type { LoggerService } from '@nestjs/common';
-import type { BackendStyle } from './mock-llm/mock-llm.server.js';
+import type { LookupAddress } from 'node:dns';
+import { MockLlmServer, type BackendStyle } from './mock-llm/mock-llm.server.js';
 import { bots, startApp, type TestApp } from './support/app.js';
 import type { WsClient } from './support/clients.js';
 
@@ -161,5 +162,47 @@ describe('what backends answer', () => {
       const failed = second.ws.of('debug').find((e) => e.category === 'llm_call')!.data as Record<string, unknown>;
       expect(failed.backend_error).toBe('Bad gateway: upstream llama-server is not running');
     });
+  });
+});
+
+describe('usage counts only requests that reached the backend (CONTRACT §4)', () => {
+  let internal: MockLlmServer;
+  let t: TestApp;
+
+  beforeAll(async () => {
+    internal = await MockLlmServer.start();
+    const lookup = (hostname: string): Promise<LookupAddress[]> =>
+      hostname === 'internal.test' ? Promise.resolve([{ address: '10.0.0.5', family: 4 }]) : Promise.reject(new Error(`ENOTFOUND ${hostname}`));
+    t = await startApp({ llmBaseUrlAllowlist: [`http://internal.test:${internal.port}/v1`, internal.baseUrl], llmDnsLookup: lookup, llmAllowPrivateAddresses: false });
+  });
+  afterAll(async () => {
+    await t.close();
+    await internal.close();
+  });
+
+  it('does not count a call the address policy refused', async () => {
+    const { token } = await t.create({
+      bots: bots('Alice'),
+      participation_mode: 'autonomous',
+      llm: { base_url: `http://internal.test:${internal.port}/v1` },
+    });
+    const end = await (await t.ws(token)).next('session_end');
+    expect(end).toMatchObject({ reason: 'error', detail: expect.stringMatching(/private or loopback/) });
+    const status = (await t.http.get(`/v1/session/${token}`)).body;
+    expect(status.usage).toMatchObject({ llm_calls: 0, bots: { Alice: { llm_calls: 0 } } });
+    expect(internal.requests).toHaveLength(0);
+  });
+
+  it('still counts a request the backend answered with a redirect', async () => {
+    const elsewhere = await MockLlmServer.start();
+    try {
+      t.llm.script({ redirectTo: `${elsewhere.baseUrl}/chat/completions` });
+      const { token } = await t.create({ bots: bots('Alice'), participation_mode: 'autonomous' });
+      const end = await (await t.ws(token)).next('session_end');
+      expect(end.reason).toBe('error');
+      expect((await t.http.get(`/v1/session/${token}`)).body.usage.llm_calls).toBe(1);
+    } finally {
+      await elsewhere.close();
+    }
   });
 });

@@ -4,7 +4,7 @@ import type { LookupAddress } from 'node:dns';
 import { MockLlmServer } from '../../test/mock-llm/mock-llm.server.js';
 import { resolveOptions, type FellowshipOptions } from '../config/fellowship-options.interface.js';
 import OpenAI from 'openai';
-import { BackendFetch, backendErrorBody, BackendRefusal, type DnsLookup } from './backend-fetch.js';
+import { BackendFetch, backendErrorBody, BackendRefusal, neverSent, type DnsLookup } from './backend-fetch.js';
 
 const post = { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', messages: [] }) };
 
@@ -167,5 +167,15 @@ describe(BackendFetch.name, () => {
     // An error event inside a stream carries no answer of its own: the parsed error object stands in.
     expect(backendErrorBody(new OpenAI.APIError(undefined, { message: 'slot unavailable' }, undefined, undefined))).toBe('{"message":"slot unavailable"}');
     expect(backendErrorBody(new Error('x'))).toBeNull();
+  });
+
+  it('tells a request stopped here from one the backend received', async () => {
+    const sut = sutWith();
+    const stopped = await refusal(sut.fetch(`${other.baseUrl}/chat/completions`, post));
+    expect(neverSent(stopped)).toBe(true);
+    expect(neverSent(new Error('outer', { cause: stopped }))).toBe(true);
+    operator.script({ redirectTo: `${other.baseUrl}/chat/completions` });
+    expect(neverSent(await refusal(sut.fetch(`${operator.baseUrl}/chat/completions`, post)))).toBe(false);
+    expect(neverSent(new Error('connection reset'))).toBe(false);
   });
 });

@@ -218,6 +218,12 @@ export function backendErrorBody(error: unknown): string | null {
   return typeof parsed === 'string' ? parsed : JSON.stringify(parsed);
 }
 
+/** Whether the request never left Fellowship: refused by the address policy or the URL check. */
+export function neverSent(error: unknown): boolean {
+  const refusal = findRefusal(error);
+  return refusal !== null && refusal.reason !== 'redirect';
+}
+
 /** The BackendRefusal somewhere in an error's cause chain (undici wraps connect errors). */
 export function findRefusal(error: unknown): BackendRefusal | null {
   let current: unknown = error;

@@ -11,7 +11,7 @@ import {
   type LlmToolCall,
   type TokenUsage,
 } from './llm.types.js';
-import { BackendFetch, backendErrorBody, findRefusal } from './backend-fetch.js';
+import { BackendFetch, backendErrorBody, findRefusal, neverSent } from './backend-fetch.js';
 import { contextLengthRefusal, showableBackendText } from './backend-error.js';
 import { FellowshipMetrics, llmCallKind } from '../ops/metrics/fellowship-metrics.service.js';
 import { fellowshipLogger } from '../ops/fellowship-logger.js';
@@ -75,15 +75,18 @@ export class LlmService {
         const latencyMs = performance.now() - started;
         lastError = this.classify(error, request);
         const backendText = lastError.detail.backendText;
-        report({
-          attempt,
-          ok: false,
-          usage: null,
-          latencyMs,
-          error: lastError.message,
-          status: lastError.status,
-          ...(backendText ? { backendError: backendText } : {}),
-        });
+        // A request the address policy stopped never reached a backend: it is no call (CONTRACT §4).
+        if (!neverSent(error)) {
+          report({
+            attempt,
+            ok: false,
+            usage: null,
+            latencyMs,
+            error: lastError.message,
+            status: lastError.status,
+            ...(backendText ? { backendError: backendText } : {}),
+          });
+        }
         const said = backendText ? `; the backend said: ${backendText}` : '';
         // A stream that already reached members is not retried: members would see its tokens twice.
         if (lastError.kind !== 'transient' || emittedTokens || attempt === maxAttempts) {
