@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { gate, type MockReply, type RecordedRequest } from './mock-llm/mock-llm.server.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gate, MockLlmServer, type MockReply, type ParameterRefusalStyle, type RecordedRequest } from './mock-llm/mock-llm.server.js';
 import { startApp, type TestApp } from './support/app.js';
 
 const roster = [
@@ -63,6 +66,71 @@ describe('orchestrated turn order', () => {
     expect(status.usage.orchestrator.llm_calls).toBe(3);
     expect(status.usage.llm_calls).toBe(6);
     expect(status.usage.bots.Carol.llm_calls).toBe(1);
+  });
+
+  it('sends tool_choice "required", and the global system prompt in its system message', async () => {
+    orchestratorReplies = [select('Bob')];
+    const { token } = await t.create({
+      bots: roster,
+      global_system_prompt: 'GLOBAL-PROMPT: everyone answers in French.',
+      participation_mode: 'autonomous',
+      turn_order: 'orchestrated',
+      max_turns: 1,
+    });
+    await (await t.ws(token)).next('session_end');
+    const [request] = orchestratorRequests();
+    expect(request.body.tool_choice).toBe('required');
+    const system = (request.body.messages as { role: string; content: string }[])[0];
+    expect(system.role).toBe('system');
+    expect(system.content).toContain('GLOBAL-PROMPT: everyone answers in French.');
+    // Bots get tool_choice never: they are offered no tools.
+    for (const req of botRequests()) {
+      expect(req.body).not.toHaveProperty('tool_choice');
+    }
+    // Without a global system prompt there is no such section.
+    t.llm.requests.length = 0;
+    const { token: plain } = await t.create({ bots: roster, participation_mode: 'autonomous', turn_order: 'orchestrated', max_turns: 1 });
+    await (await t.ws(plain)).next('session_end');
+    expect(JSON.stringify(orchestratorRequests()[0].body.messages)).not.toContain('global system prompt');
+  });
+
+  it.each<[ParameterRefusalStyle, number]>([
+    ['vllm', 400],
+    ['llama.cpp', 500],
+    ['openai', 400],
+  ])('repeats a call once without tool_choice when the backend refuses it (%s wording, HTTP %i), and remembers for the session', async (style, status) => {
+    t.llm.quirks.refuseParameters = { names: ['tool_choice'], style };
+    orchestratorReplies = [select('Carol'), select('Bob'), select('Alice')];
+    // Reactive, so that the observer is attached before the first call (debug events are live-only).
+    const { token } = await t.create({ bots: roster, turn_order: 'orchestrated', replies_per_message: 3, max_turns: 3, debug: true });
+    const ws = await t.ws(token);
+    await ws.next('member_joined');
+    await t.http.post(`/v1/session/${token}/message`).send({ name: 'Ann', content: 'Go on, all three.' }).expect(202);
+    await ws.next('session_end');
+    // The refusal consumed no answer: the three choices were made in order.
+    expect((await t.history(token)).map((m) => m.name)).toEqual(['Ann', 'Carol', 'Bob', 'Alice']);
+    const calls = orchestratorRequests();
+    // One refused request, repeated at once without the parameter; every later call goes without it.
+    expect(calls.map((r) => r.body.tool_choice ?? null)).toEqual(['required', null, null, null]);
+    // Not retried like a failure (LLM_RETRIES), not counted as an invalid answer (ORCHESTRATOR_RETRIES).
+    const debug = ws.of('debug').map((e) => e.data as Record<string, unknown>);
+    expect(debug.filter((d) => d.attempt !== undefined && d.problem !== undefined)).toEqual([]);
+    expect(debug.filter((d) => d.problem === 'tool_choice refused')).toHaveLength(1);
+    expect(debug.filter((d) => d.fallback === true)).toEqual([]);
+    const refused = ws.of('debug').find((e) => e.category === 'llm_call' && (e.data as { ok: boolean }).ok === false)!.data as Record<string, unknown>;
+    expect(refused).toMatchObject({ call: 'orchestrator', ok: false });
+    expect(String(refused.backend_error)).toContain('tool_choice');
+    expect(ws.of('error')).toEqual([]);
+    // Both requests reached the backend: both are counted.
+    expect((await t.http.get(`/v1/session/${token}`)).body.usage.orchestrator.llm_calls).toBe(4);
+    expect(refused.error).toBe(`The backend refused the tool_choice parameter (HTTP ${status}).`);
+
+    // Another session has its own memory of it: it tries tool_choice again.
+    t.llm.requests.length = 0;
+    t.llm.quirks.refuseParameters = undefined;
+    const { token: other } = await t.create({ bots: roster, participation_mode: 'autonomous', turn_order: 'orchestrated', max_turns: 1 });
+    await (await t.ws(other)).next('session_end');
+    expect(orchestratorRequests().map((r) => r.body.tool_choice)).toEqual(['required']);
   });
 
   it('offers hold only where talkers take part and end_session only with a goal; tells it to watch for silence requests', async () => {
@@ -161,6 +229,45 @@ describe('orchestrated turn order', () => {
     expect(end).toMatchObject({ reason: 'orchestrator', detail: 'They agreed on Fellowship.' });
     const status = (await t.http.get(`/v1/session/${token}`)).body;
     expect(status).toMatchObject({ state: 'ended', end_reason: 'orchestrator', end_detail: 'They agreed on Fellowship.', bot_turns: 1 });
+  });
+});
+
+describe('orchestrator tool_choice across a restart', () => {
+  let dir: string;
+  let llm: MockLlmServer;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'fellowship-tool-choice-'));
+    llm = await MockLlmServer.start({ quirks: { refuseParameters: { names: ['tool_choice'], style: 'vllm' } } });
+    llm.setHandler((req) => (Array.isArray(req.body.tools) ? select('Bob') : { content: 'reply' }));
+  });
+  afterAll(async () => {
+    await llm.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a session that learnt its backend refuses tool_choice does not send it after a restart', async () => {
+    const databasePath = join(dir, 'restart.sqlite');
+    const say = async (t: TestApp, token: string, content: string): Promise<void> => {
+      const ws = await t.ws(token);
+      await t.http.post(`/v1/session/${token}/message`).send({ name: 'Ann', content }).expect(202);
+      await ws.next('turn_end');
+      ws.close();
+    };
+    let t = await startApp({ databasePath }, llm);
+    const { token } = await t.create({ bots: roster, participation_mode: 'reactive', turn_order: 'orchestrated' });
+    await say(t, token, 'First question');
+    expect(llm.requests.filter((r) => Array.isArray(r.body.tools)).map((r) => r.body.tool_choice ?? null)).toEqual(['required', null]);
+    await t.close();
+
+    llm.requests.length = 0;
+    t = await startApp({ databasePath }, llm);
+    try {
+      await say(t, token, 'Second question');
+      expect(llm.requests.filter((r) => Array.isArray(r.body.tools)).map((r) => r.body.tool_choice ?? null)).toEqual([null]);
+    } finally {
+      await t.close();
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { contextLengthRefusal, contextRefusalDetail, showableBackendText } from './backend-error.js';
+import { contextLengthRefusal, contextRefusalDetail, refusesParameter, showableBackendText } from './backend-error.js';
 
 describe(contextLengthRefusal.name, () => {
   it.each([
@@ -63,6 +63,24 @@ describe(contextLengthRefusal.name, () => {
     'context shift is disabled',
   ])('leaves other failures alone: %s', (body) => {
     expect(contextLengthRefusal(400, body)).toBeNull();
+  });
+});
+
+describe(refusesParameter.name, () => {
+  it.each([
+    ['vLLM validation', 400, `[{'type': 'extra_forbidden', 'loc': ('body', 'tool_choice'), 'msg': 'Extra inputs are not permitted', 'input': 'required'}]`],
+    ['vLLM, not implemented', 501, 'Invalid value for `tool_choice`: required! Only named tools, "none" or "auto" are supported.'],
+    ['llama.cpp without --jinja', 500, '{"error":{"code":500,"message":"tool_choice param requires --jinja flag","type":"server_error"}}'],
+    ['an OpenAI-style proxy', 400, 'Unrecognized request argument supplied: tool_choice'],
+  ])('recognises %s', (_name, status, body) => {
+    expect(refusesParameter(status, body, 'tool_choice')).toBe(true);
+  });
+
+  it('needs the name as a word of its own, and an answer about the request', () => {
+    expect(refusesParameter(500, 'tools param requires --jinja flag', 'tool_choice')).toBe(false);
+    expect(refusesParameter(400, 'unknown field tool_choices_extra', 'tool_choice')).toBe(false);
+    expect(refusesParameter(401, 'tool_choice: invalid key', 'tool_choice')).toBe(false);
+    expect(refusesParameter(200, 'tool_choice', 'tool_choice')).toBe(false);
   });
 });
 

@@ -53,6 +53,21 @@ export function contextLengthRefusal(status: number, text: string): { window: nu
   return { window: null };
 }
 
+/**
+ * Whether an error answer refuses a request parameter by name: vLLM `('body', 'tool_choice') …
+ * Extra inputs are not permitted` (400) or `Invalid value for \`tool_choice\`` (500/501), llama.cpp
+ * `tool_choice param requires --jinja flag` (500), OpenAI-style proxies `Unrecognized request
+ * argument supplied: tool_choice` (400). Ollama accepts the parameter and ignores it.
+ */
+export function refusesParameter(status: number, text: string, name: string): boolean {
+  if (status < 400 || NOT_ABOUT_THE_REQUEST.has(status)) {
+    return false;
+  }
+  // The name as a word of its own: `tool_choice` names it, `tool_choices_x` does not.
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`(^|[^A-Za-z0-9_])${escaped}($|[^A-Za-z0-9_])`, 'i').test(text);
+}
+
 /** `api_key=…`, `"token": "…"`, `password: …`: a secret-looking name given a value. */
 const ASSIGNED_SECRET =
   /((?:api[_-]?key|apikey|access[_-]?token|auth[_-]?token|token|secret|password|passwd|authorization)["']?\s*[:=]\s*["']?)(?:Bearer\s+)?[^\s"',;}]{4,}/gi;

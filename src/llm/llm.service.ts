@@ -12,7 +12,7 @@ import {
   type TokenUsage,
 } from './llm.types.js';
 import { BackendFetch, backendErrorBody, findRefusal, neverSent } from './backend-fetch.js';
-import { contextLengthRefusal, showableBackendText } from './backend-error.js';
+import { contextLengthRefusal, refusesParameter, showableBackendText } from './backend-error.js';
 import { FellowshipMetrics, llmCallKind } from '../ops/metrics/fellowship-metrics.service.js';
 import { fellowshipLogger } from '../ops/fellowship-logger.js';
 
@@ -144,7 +144,9 @@ export class LlmService {
       ...(request.temperature != null ? { temperature: request.temperature } : {}),
       ...(request.maxTokens != null ? { max_tokens: request.maxTokens } : {}),
       ...(request.stop && request.stop.length > 0 ? { stop: request.stop } : {}),
-      ...(request.tools && request.tools.length > 0 ? { tools: request.tools } : {}),
+      ...(request.tools && request.tools.length > 0
+        ? { tools: request.tools, ...(request.toolChoice ? { tool_choice: request.toolChoice } : {}) }
+        : {}),
     };
     const acc: Accumulated = { content: '', reasoning: '', toolCalls: new Map(), usage: null, finishReason: null };
 
@@ -251,7 +253,8 @@ export class LlmService {
   /**
    * An error answer (CONTRACT §7). Members only ever see Fellowship's own sentence: the backend's
    * body may echo keys or internal addresses, so its text goes, redacted and cut, to the log and to
-   * `debug` events only. It still decides the kind: a context-length refusal is not retried.
+   * `debug` events only. It still decides the kind: a context-length refusal is not retried, nor is
+   * a refused `tool_choice` (the orchestrator goes without it).
    */
   private classifyAnswer(status: number, body: string | null, request: LlmRequest): LlmError {
     const secrets = [this.options.llmApiKey, ...this.options.apiKeys, request.target.apiKey ?? ''];
@@ -267,6 +270,9 @@ export class LlmService {
         ...detail,
         contextWindow: context.window,
       });
+    }
+    if (request.toolChoice && body && refusesParameter(status, body, 'tool_choice')) {
+      return new LlmError('parameter_refused', `The backend refused the tool_choice parameter (HTTP ${status}).`, status, detail);
     }
     return new LlmError('transient', `The backend answered HTTP ${status}.`, status, detail);
   }

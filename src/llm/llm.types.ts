@@ -40,6 +40,11 @@ export interface LlmRequest {
   maxTokens?: number | null;
   stop?: string[];
   tools?: ChatTool[];
+  /**
+   * Sent as `tool_choice` with `tools`. A backend refusing the parameter by name fails the call with
+   * an `LlmError` of kind `parameter_refused`, not retried: the caller decides whether to go without.
+   */
+  toolChoice?: 'required';
   /** Stream from the backend; `onToken` receives each content piece. */
   stream?: boolean;
   /**
@@ -66,10 +71,11 @@ export interface LlmResult {
 
 /**
  * `unrecoverable`: the backend refuses the request itself (401/403/404: bad key, unknown model);
- * `context_length`: it refuses the prompt as longer than its context window; `aborted`: the caller
- * aborted (session ended, max_time); `transient`: anything worth retrying. Only `transient` is retried.
+ * `context_length`: it refuses the prompt as longer than its context window; `parameter_refused`:
+ * it refuses a parameter the request named (`toolChoice`); `aborted`: the caller aborted (session
+ * ended, max_time); `transient`: anything worth retrying. Only `transient` is retried.
  */
-export type LlmErrorKind = 'unrecoverable' | 'context_length' | 'aborted' | 'transient';
+export type LlmErrorKind = 'unrecoverable' | 'context_length' | 'parameter_refused' | 'aborted' | 'transient';
 
 /** What the backend's answer told, beyond the kind. */
 export interface LlmErrorDetail {

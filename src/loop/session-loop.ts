@@ -39,6 +39,8 @@ interface LoopState {
   summaries: Record<string, RollingSummary>;
   /** Talker messages held behind the generating bot (see Rectifier), persisted until recorded. */
   held: TalkerInput[];
+  /** The backend refused the orchestrator's `tool_choice`: later calls go without it (CONTRACT §7). */
+  toolChoiceRefused: boolean;
 }
 
 type Next = 'turn' | 'wait' | { sleepUntil: number };
@@ -74,6 +76,7 @@ export class SessionLoop {
       holding: false,
       summaries: {},
       held: [],
+      toolChoiceRefused: false,
       ...(session.loopState as Partial<LoopState>),
     };
     session.loopState = this.state as unknown as Record<string, unknown>;
@@ -347,14 +350,21 @@ export class SessionLoop {
       const decision = await this.deps.orchestrator.decide({
         target: this.deps.target(session, config.llm.orchestrator_model),
         bots,
+        globalSystemPrompt: config.global_system_prompt,
         goal: config.goal,
         talkersTakePart: config.participation_mode !== 'autonomous',
         messages: session.messages,
         candidates,
         fallback,
+        toolChoice: !state.toolChoiceRefused,
         signal: controller.signal,
         onAttempt: (a) => this.onAttempt('orchestrator', a),
         onProblem: (problem, attempt) => session.debug('orchestrator', { problem, attempt }),
+        onToolChoiceRefused: (refusal) => {
+          state.toolChoiceRefused = true;
+          session.logger.log(`the backend refused tool_choice (${refusal.message}); orchestrator calls go without it from now on`);
+          session.debug('orchestrator', { problem: 'tool_choice refused', tool_choice: null });
+        },
       });
       this.inFlight = null;
       if (session.ended) {

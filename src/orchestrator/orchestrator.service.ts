@@ -4,7 +4,15 @@ import type { ResolvedFellowshipOptions } from '../config/fellowship-options.int
 import { ContextService } from '../context/context.service.js';
 import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
 import { LlmService } from '../llm/llm.service.js';
-import { LlmError, type ChatMessage, type LlmAttempt, type LlmTarget, type LlmToolCall } from '../llm/llm.types.js';
+import {
+  LlmError,
+  type ChatMessage,
+  type ChatTool,
+  type LlmAttempt,
+  type LlmResult,
+  type LlmTarget,
+  type LlmToolCall,
+} from '../llm/llm.types.js';
 import type { BotConfig, Message } from '../session/session.types.js';
 import { END_SESSION, HOLD, orchestratorTools, SELECT_SPEAKER } from './orchestrator.tools.js';
 import { fellowshipLogger } from '../ops/fellowship-logger.js';
@@ -17,6 +25,8 @@ export type OrchestratorDecision =
 export interface OrchestratorRequest {
   target: LlmTarget;
   bots: readonly BotConfig[];
+  /** The session's global system prompt: the orchestrator knows what every bot was told. */
+  globalSystemPrompt: string | null;
   goal: string | null;
   talkersTakePart: boolean;
   messages: readonly Message[];
@@ -24,9 +34,13 @@ export interface OrchestratorRequest {
   candidates: readonly BotConfig[];
   /** The round-robin choice used when the orchestrator keeps failing. */
   fallback: BotConfig;
+  /** Send `tool_choice: "required"`: false once the session's backend has refused it. */
+  toolChoice: boolean;
   signal: AbortSignal;
   onAttempt: (attempt: LlmAttempt) => void;
   onProblem: (problem: string, attempt: number) => void;
+  /** The backend refused `tool_choice`: the call was repeated without it; the session remembers. */
+  onToolChoiceRefused: (error: LlmError) => void;
 }
 
 /** Outcome of parsing one orchestrator answer. */
@@ -57,16 +71,11 @@ export class OrchestratorService {
     );
     const messages = this.prompt(req, offerEnd);
     const attempts = 1 + Math.max(0, this.options.orchestratorRetries);
+    const call = { toolChoice: req.toolChoice };
     let problem = 'no answer';
     for (let attempt = 1; attempt <= attempts; attempt++) {
       try {
-        const result = await this.llm.complete({
-          target: req.target,
-          messages,
-          tools,
-          signal: req.signal,
-          onAttempt: req.onAttempt,
-        });
+        const result = await this.call(req, messages, tools, call);
         const parsed = parseAnswer(result.toolCalls, req.candidates, req.talkersTakePart, offerEnd);
         if (parsed.kind !== 'invalid') {
           return parsed;
@@ -84,6 +93,28 @@ export class OrchestratorService {
     return { kind: 'select', bot: req.fallback, fallback: true, problem };
   }
 
+  /**
+   * One orchestrator call, with `tool_choice: "required"` (llama.cpp answers in plain text about one
+   * call in twenty without it) unless the backend refused it. A refusal is not a bad answer: the
+   * call is repeated at once without the parameter, and neither counts as an orchestrator retry.
+   */
+  private async call(req: OrchestratorRequest, messages: ChatMessage[], tools: ChatTool[], state: { toolChoice: boolean }): Promise<LlmResult> {
+    const request = { target: req.target, messages, tools, signal: req.signal, onAttempt: req.onAttempt };
+    if (!state.toolChoice) {
+      return this.llm.complete(request);
+    }
+    try {
+      return await this.llm.complete({ ...request, toolChoice: 'required' });
+    } catch (error) {
+      if (!(error instanceof LlmError) || error.kind !== 'parameter_refused') {
+        throw error;
+      }
+      state.toolChoice = false;
+      req.onToolChoiceRefused(error);
+      return this.llm.complete(request);
+    }
+  }
+
   private prompt(req: OrchestratorRequest, offerEnd: boolean): ChatMessage[] {
     const roster = req.bots
       .map((b) => `- ${b.name}${b.role ? ` (role: ${b.role})` : ''}\n  System prompt: ${b.system_prompt}`)
@@ -93,11 +124,16 @@ export class OrchestratorService {
       'You are the hidden orchestrator of Fellowship, a multi-bot conversation. You never speak in the',
       'conversation. Before each bot turn you decide who speaks next by calling exactly one tool.',
       '',
+    ];
+    if (req.globalSystemPrompt?.trim()) {
+      lines.push('Every bot is also given this global system prompt:', req.globalSystemPrompt, '');
+    }
+    lines.push(
       'Bots in this session:',
       roster,
       '',
       `Choose the next speaker among: ${candidates}. Call ${SELECT_SPEAKER} with the bot's exact name.`,
-    ];
+    );
     if (req.talkersTakePart) {
       lines.push(
         'Humans take part. Watch their messages: if a human asks the bots to stay silent, wait, or stop',
