@@ -101,6 +101,78 @@ describe('context summarization (CONTRACT §8)', () => {
       `${summaries} summaries, max prompt ${maxPrompt} + max_tokens ${MAX_TOKENS} of ${LIMIT}`);
   }, 60_000);
 
+  describe('summaries sized to fit small limits (CONTRACT §8 v1.1)', () => {
+    const MAX_TOKENS = 40;
+    const TURNS = 40;
+    const prompts = (): RecordedRequest[] => t.llm.requests.filter((r) => !isSummary(r));
+    /** A verbose model: every summary fills its `max_tokens` (" talk" is one token); replies of about 30 tokens. */
+    const verboseBackend = (summaryLength: (req: RecordedRequest, n: number) => number = (req) => req.body.max_tokens ?? 1000): void => {
+      let summaries = 0;
+      t.llm.setHandler((req) => {
+        if (isSummary(req)) {
+          return { content: 'talk '.repeat(summaryLength(req, ++summaries)).trim(), usage: null };
+        }
+        const name = /You are (\w+)\./.exec(systemOf(req))?.[1] ?? 'nobody';
+        return { content: `${name} says ${req.index}: ${'and so the argument goes on '.repeat(4).trim()}.`, usage: null };
+      });
+    };
+    const run = async (limit: number, extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> => {
+      const { token } = await t.create({
+        bots: bots('Alice', 'Bob').map((b) => ({ ...b, max_tokens: MAX_TOKENS })),
+        participation_mode: 'autonomous',
+        summarize_context: true,
+        max_context_tokens: limit,
+        max_turns: TURNS,
+        ...extra,
+      });
+      const ws = await t.ws(token, { role: 'observer' });
+      return ws.next('session_end', undefined, 20_000);
+    };
+
+    it.each([512, 256])('keeps a session at max_context_tokens %i going: summaries of a quarter of the limit, every prompt within it', async (limit) => {
+      verboseBackend();
+      const end = await run(limit);
+      expect(end.reason).toBe('max_turns');
+      const summaries = t.llm.requests.filter(isSummary);
+      expect(summaries.length).toBeGreaterThan(2);
+      for (const r of summaries) {
+        expect(r.body.max_tokens).toBe(limit / 4);
+      }
+      expect(prompts()).toHaveLength(TURNS);
+      for (const r of prompts()) {
+        expect(tokens.countPrompt((r.body.messages ?? []) as LlmChatMessage[]) + MAX_TOKENS).toBeLessThanOrEqual(limit);
+      }
+    });
+
+    it('compacts once more, keeping only the last message, when a summary comes back longer than its budget', async () => {
+      // The first summary ignores max_tokens (150 tokens of 64 allowed); later ones obey it.
+      verboseBackend((req, n) => (n === 1 ? 150 : (req.body.max_tokens ?? 0)));
+      const end = await run(256, { max_turns: 12 });
+      expect(end.reason).toBe('max_turns');
+      const kinds = t.llm.requests.map((r) => (isSummary(r) ? 'summary' : 'bot'));
+      const first = kinds.indexOf('summary');
+      expect(kinds.slice(first, first + 3)).toEqual(['summary', 'summary', 'bot']);
+      const [long, refold] = t.llm.requests.filter(isSummary);
+      // The second folds the long summary and all but the last message after it.
+      expect(messageText(refold.body.messages?.[1])).toMatch(/^Earlier summary:\ntalk talk/);
+      expect(transcriptTurns(refold)[0]).toBe(transcriptTurns(long).pop()! + 1);
+      for (const r of prompts()) {
+        expect(tokens.countPrompt((r.body.messages ?? []) as LlmChatMessage[]) + MAX_TOKENS).toBeLessThanOrEqual(256);
+      }
+    });
+
+    it('ends max_context only when even the system prompts, a summary and the last message cannot fit, and says so', async () => {
+      verboseBackend();
+      // About 190 tokens of global prompt: Alice's first turn fits 256, Bob's next prompt cannot.
+      const end = await run(256, { global_system_prompt: 'Be courteous. '.repeat(63).trim() });
+      expect(end.reason).toBe('max_context');
+      expect(end.detail).toMatch(/^even the system prompts, a summary of at most 64 tokens and the last message need (\d+) tokens; the limit is 256$/);
+      const needed = Number(/need (\d+) tokens/.exec(String(end.detail))![1]);
+      expect(needed).toBeGreaterThan(256);
+      expect(t.llm.requests).toHaveLength(1);
+    });
+  });
+
   it('keeps one summary per bot in scoped mode, each made only of what that bot may see', async () => {
     let summaries = 0;
     t.llm.setHandler((req) => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { resolveOptions } from '../config/fellowship-options.interface.js';
 import type { BotConfig, Message } from '../session/session.types.js';
-import { ContextService, scope, summaryKey, type PromptParts } from './context.service.js';
+import { chooseCompaction, ContextService, scope, summaryKey, type CompactionPlan, type PromptParts } from './context.service.js';
 
 const bot = (name: string, system_prompt = `You are ${name}.`): BotConfig => ({
   name,
@@ -126,33 +126,79 @@ describe(ContextService.name, () => {
     });
   });
 
-  describe('compaction', () => {
+  describe('compactions', () => {
     const messages = history('~Ann:q', 'Alice:a1', 'Bob:b1', 'Carol:c1', 'Alice:a2', 'Bob:b2', 'Carol:c2');
+    const args = { messages, botName: 'Alice', contextMode: 'shared' as const, summary: null };
 
-    it('folds everything but the last `keep` visible messages', () => {
-      expect(sut.compaction({ messages, botName: 'Alice', contextMode: 'shared', summary: null, keep: 3 })).toEqual({
-        previous: null,
-        messages: messages.slice(0, 4),
-        through: 4,
-      });
+    it('folds everything but the last `keep` visible messages, then keeps one fewer each, down to the last one', () => {
+      const plans = sut.compactions({ ...args, keep: 3 });
+      expect(plans[0]).toEqual({ previous: null, messages: messages.slice(0, 4), through: 4, kept: 3 });
+      expect(plans.map((p) => [p.kept, p.through])).toEqual([
+        [3, 4],
+        [2, 5],
+        [1, 6],
+      ]);
+    });
+
+    it('never offers to keep more than there is to keep', () => {
+      expect(sut.compactions({ ...args, messages: messages.slice(0, 3), keep: 6 }).map((p) => p.kept)).toEqual([2, 1]);
     });
 
     it('rolls an earlier summary forward and folds only what came after it', () => {
-      expect(
-        sut.compaction({ messages, botName: 'Alice', contextMode: 'shared', summary: { text: 'old', through: 4 }, keep: 1 }),
-      ).toEqual({ previous: 'old', messages: messages.slice(4, 6), through: 6 });
+      expect(sut.compactions({ ...args, summary: { text: 'old', through: 4 }, keep: 1 })).toEqual([
+        { previous: 'old', messages: messages.slice(4, 6), through: 6, kept: 1 },
+      ]);
     });
 
-    it('returns null when nothing older than the kept tail is left', () => {
-      expect(sut.compaction({ messages, botName: 'Alice', contextMode: 'shared', summary: { text: 'old', through: 4 }, keep: 3 })).toBeNull();
-      expect(sut.compaction({ messages: [], botName: 'Alice', contextMode: 'shared', summary: null, keep: 0 })).toBeNull();
+    it('offers nothing when no more than the last message is left', () => {
+      expect(sut.compactions({ ...args, summary: { text: 'old', through: 6 }, keep: 3 })).toEqual([]);
+      expect(sut.compactions({ ...args, messages: [], keep: 0 })).toEqual([]);
+    });
+
+    it('with keep 0 folds everything', () => {
+      expect(sut.compactions({ ...args, keep: 0 })).toEqual([{ previous: null, messages, through: 7, kept: 0 }]);
     });
 
     it('in scoped mode folds only what the bot may see', () => {
       // Carol sees: q (talker), b1 (before c1), c1, a2 (after c1), b2 (before c2), c2 (own, last).
-      const plan = sut.compaction({ messages, botName: 'Carol', contextMode: 'scoped', summary: null, keep: 2 });
-      expect(plan?.messages.map((m) => m.content)).toEqual(['q', 'b1', 'c1', 'a2']);
-      expect(plan?.through).toBe(5);
+      const [plan] = sut.compactions({ ...args, botName: 'Carol', contextMode: 'scoped', keep: 2 });
+      expect(plan.messages.map((m) => m.content)).toEqual(['q', 'b1', 'c1', 'a2']);
+      expect(plan.through).toBe(5);
+    });
+  });
+
+  describe('summaryBudget', () => {
+    it('is a quarter of the limit, at most SUMMARIZE_MAX_TOKENS', () => {
+      const budget = (summarizeMaxTokens: number, limit: number): number =>
+        new ContextService(resolveOptions({ summarizeMaxTokens })).summaryBudget(limit);
+      expect(budget(512, 512)).toBe(128);
+      expect(budget(512, 256)).toBe(64);
+      expect(budget(512, 8192)).toBe(512);
+      expect(budget(100, 8192)).toBe(100);
+      // 0 = no bound of its own: the quarter still holds.
+      expect(budget(0, 8192)).toBe(2048);
+      expect(budget(512, 3)).toBe(1);
+    });
+  });
+
+  describe(chooseCompaction.name, () => {
+    const plan = (kept: number): CompactionPlan => ({ previous: null, messages: [], through: 10 - kept, kept });
+    const plans = [plan(4), plan(3), plan(2), plan(1)];
+    /** Each message kept costs 50 tokens on top of 100 for system prompts and the summary's budget. */
+    const project = (p: CompactionPlan): number => 100 + 50 * p.kept;
+
+    it('keeps the most messages that leave the prompt under the threshold', () => {
+      expect(chooseCompaction(plans, project, 220, 400)).toEqual({ plan: plans[2], projected: 200 });
+    });
+
+    it('else the most that fit the limit', () => {
+      expect(chooseCompaction(plans, project, 120, 260)).toEqual({ plan: plans[1], projected: 250 });
+      expect(chooseCompaction(plans, project, 120, 150)).toEqual({ plan: plans[3], projected: 150 });
+    });
+
+    it('else none, with the least any would need', () => {
+      expect(chooseCompaction(plans, project, 100, 149)).toEqual({ plan: null, smallest: 150 });
+      expect(chooseCompaction([], project, 100, 149)).toEqual({ plan: null, smallest: null });
     });
   });
 

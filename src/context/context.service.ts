@@ -28,7 +28,12 @@ export interface CompactionPlan {
   messages: Message[];
   /** The last turn the new summary covers. */
   through: number;
+  /** Visible messages left verbatim after it. */
+  kept: number;
 }
+
+/** The compaction chosen, or why none: the smallest prompt any of them would leave. */
+export type CompactionChoice = { plan: CompactionPlan; projected: number } | { plan: null; smallest: number | null };
 
 /**
  * Assembles what each bot is shown (CONTRACT §8): one system message (global prompt, own prompt,
@@ -85,23 +90,37 @@ export class ContextService {
   }
 
   /**
-   * What to summarise so that only the last `keep` messages of the bot's visible context stay
-   * verbatim; null when there is nothing older than those to fold in.
+   * A context summary's `max_tokens` (CONTRACT §8 v1.1): at most a quarter of the limit, so that
+   * the summary leaves room for the prompt it is part of, and at most `SUMMARIZE_MAX_TOKENS` (when
+   * that is not 0).
    */
-  compaction(args: {
+  summaryBudget(limit: number): number {
+    const quarter = Math.max(1, Math.floor(limit / 4));
+    const bound = this.options.summarizeMaxTokens;
+    return bound > 0 ? Math.min(quarter, bound) : quarter;
+  }
+
+  /**
+   * The compactions that can be made of a bot's visible context, most messages kept first: the last
+   * `keep` messages verbatim and everything older folded into the summary, then one fewer kept, and
+   * so on down to the last message alone (CONTRACT §8 v1.1: when the kept messages would not fit,
+   * fewer are kept). Empty when nothing older than the last message is left to fold in.
+   */
+  compactions(args: {
     messages: readonly Message[];
     botName: string;
     contextMode: ContextMode;
     summary: RollingSummary | null;
     keep: number;
-  }): CompactionPlan | null {
+  }): CompactionPlan[] {
     const after = args.summary?.through ?? 0;
     const tail = this.visible(args.messages, args.botName, args.contextMode).filter((m) => m.turn > after);
-    const fold = tail.slice(0, Math.max(0, tail.length - args.keep));
-    if (fold.length === 0) {
-      return null;
+    const plans: CompactionPlan[] = [];
+    for (let kept = Math.min(args.keep, tail.length - 1); kept >= Math.min(1, args.keep); kept--) {
+      const fold = tail.slice(0, tail.length - kept);
+      plans.push({ previous: args.summary?.text ?? null, messages: fold, through: fold[fold.length - 1].turn, kept });
     }
-    return { previous: args.summary?.text ?? null, messages: fold, through: fold[fold.length - 1].turn };
+    return plans;
   }
 
   /**
@@ -133,6 +152,27 @@ export class ContextService {
   transcript(messages: readonly Message[]): string {
     return messages.map((m) => `[${m.turn}] ${m.name}${m.kind === 'talker' ? ' (human)' : ''}: ${m.content}`).join('\n');
   }
+}
+
+/**
+ * Which compaction to make (CONTRACT §8 v1.1). `project(plan)` is the prompt the bot would then
+ * send (plus its `max_tokens`), counting the new summary at its full budget. The plan keeping the
+ * most messages whose projection stays under `comfortable` (the summarisation threshold) wins, so
+ * that the next turns do not compact again at once; else the one keeping the most that fits the
+ * `limit`; else none fits, and `smallest` is the least any plan would need.
+ */
+export function chooseCompaction(
+  plans: readonly CompactionPlan[],
+  project: (plan: CompactionPlan) => number,
+  comfortable: number,
+  limit: number,
+): CompactionChoice {
+  const projected = plans.map((plan) => ({ plan, projected: project(plan) }));
+  const choice = projected.find((p) => p.projected <= comfortable) ?? projected.find((p) => p.projected <= limit);
+  if (choice) {
+    return choice;
+  }
+  return { plan: null, smallest: projected.length > 0 ? Math.min(...projected.map((p) => p.projected)) : null };
 }
 
 /** Key of the rolling summary a bot's prompt uses: one for all bots (`shared`), one per bot (`scoped`). */

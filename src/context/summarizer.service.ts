@@ -21,6 +21,8 @@ export class SummarizerService {
     previous: string | null;
     messages: readonly Message[];
     prompt?: string;
+    /** The summary's bound in tokens; default `SUMMARIZE_MAX_TOKENS` (0 = none). */
+    maxTokens?: number;
     signal?: AbortSignal;
     onAttempt: (attempt: LlmAttempt) => void;
   }): Promise<string> {
@@ -36,7 +38,7 @@ export class SummarizerService {
         { role: 'user', content: parts.join('\n\n') },
       ],
       // A bound on the summary keeps a verbose model from filling the context it is meant to free.
-      maxTokens: this.options.summarizeMaxTokens > 0 ? this.options.summarizeMaxTokens : null,
+      maxTokens: args.maxTokens ?? (this.options.summarizeMaxTokens > 0 ? this.options.summarizeMaxTokens : null),
       signal: args.signal,
       onAttempt: args.onAttempt,
     });

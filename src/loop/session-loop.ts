@@ -1,6 +1,12 @@
 import type { Logger } from '@nestjs/common';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
-import { summaryKey, type CompactionPlan, type ContextService, type RollingSummary } from '../context/context.service.js';
+import {
+  chooseCompaction,
+  summaryKey,
+  type CompactionPlan,
+  type ContextService,
+  type RollingSummary,
+} from '../context/context.service.js';
 import { cleanReply, ReplyFilter } from '../context/reasoning.js';
 import type { SummarizerService } from '../context/summarizer.service.js';
 import { UsageCorrection, type TokenCounter } from '../context/token-counter.service.js';
@@ -42,6 +48,12 @@ interface LoopState {
   /** The backend refused the orchestrator's `tool_choice`: later calls go without it (CONTRACT §7). */
   toolChoiceRefused: boolean;
 }
+
+/**
+ * Stands for a summary not written yet when measuring a prompt that will hold one; the summary's
+ * budget is added to the count instead of its text.
+ */
+const SUMMARY_PLACEHOLDER = '…';
 
 type Next = 'turn' | 'wait' | { sleepUntil: number };
 
@@ -418,8 +430,9 @@ export class SessionLoop {
   /**
    * The bot's prompt, fitted to the context limit (CONTRACT §8): the prompt as the backend will
    * count it (our estimate corrected by its `usage`) plus the bot's `max_tokens`. Over the
-   * summarisation threshold the older part is folded into the rolling summary; over the limit the
-   * session ends with `max_context` before anything is sent. Null = no turn.
+   * summarisation threshold the older part is folded into the rolling summary, sized to fit (§8
+   * v1.1: a summary of at most a quarter of the limit, fewer messages kept verbatim when they would
+   * not fit); over the limit the session ends with `max_context` before anything is sent. Null = no turn.
    */
   private async fitContext(bot: BotConfig): Promise<ChatMessage[] | null> {
     const { session, state } = this;
@@ -427,12 +440,12 @@ export class SessionLoop {
     const limit = config.max_context_tokens;
     const key = summaryKey(config.context_mode, bot.name);
     const model = bot.model ?? config.llm.bot_model;
-    const build = (): { prompt: ChatMessage[]; total: number } => {
+    const build = (summary: RollingSummary | null = state.summaries[key] ?? null): { prompt: ChatMessage[]; total: number } => {
       const prompt = this.deps.context.botPrompt({
         globalSystemPrompt: config.global_system_prompt,
         bot,
         memory: this.deps.memory(session),
-        summary: state.summaries[key] ?? null,
+        summary,
         messages: session.messages,
         contextMode: config.context_mode,
       });
@@ -441,31 +454,60 @@ export class SessionLoop {
 
     let fitted = build();
     session.debug('context_tokens', { bot: bot.name, total: fitted.total, limit });
-    if (config.summarize_context && fitted.total > this.deps.options.summarizeThreshold * limit) {
-      const plan = this.deps.context.compaction({
+    if (!config.summarize_context) {
+      if (fitted.total > limit) {
+        this.end('max_context', `the next prompt needs ${fitted.total} tokens; the limit is ${limit}`);
+        return null;
+      }
+      return fitted.prompt;
+    }
+
+    const comfortable = this.deps.options.summarizeThreshold * limit;
+    const budget = this.deps.context.summaryBudget(limit);
+    const plans = (keep: number): CompactionPlan[] =>
+      this.deps.context.compactions({
         messages: session.messages,
         botName: bot.name,
         contextMode: config.context_mode,
         summary: state.summaries[key] ?? null,
-        keep: this.deps.options.summarizeKeepMessages,
+        keep,
       });
-      if (plan) {
-        if (!(await this.compact(key, bot, plan)) || session.ended) {
+    let least = fitted.total;
+    if (fitted.total > comfortable) {
+      const keep = this.deps.options.summarizeKeepMessages;
+      const choice = chooseCompaction(plans(keep), (p) => build({ text: SUMMARY_PLACEHOLDER, through: p.through }).total + budget, comfortable, limit);
+      if (choice.plan) {
+        if (!(await this.compact(key, bot, choice.plan, budget)) || session.ended) {
           return null;
         }
         fitted = build();
         session.debug('context_tokens', { bot: bot.name, total: fitted.total, limit, summarized: true });
+        // Longer than its budget (a backend ignoring max_tokens, or counting otherwise): fold all but the last message.
+        const last = fitted.total > limit ? plans(Math.min(1, keep))[0] : undefined;
+        if (last) {
+          if (!(await this.compact(key, bot, last, budget)) || session.ended) {
+            return null;
+          }
+          fitted = build();
+          session.debug('context_tokens', { bot: bot.name, total: fitted.total, limit, summarized: true });
+        }
+        least = fitted.total;
+      } else {
+        least = Math.min(fitted.total, choice.smallest ?? fitted.total);
       }
     }
     if (fitted.total > limit) {
-      this.end('max_context', `the next prompt needs ${fitted.total} tokens; the limit is ${limit}`);
+      this.end(
+        'max_context',
+        `even the system prompts, a summary of at most ${budget} tokens and the last message need ${least} tokens; the limit is ${limit}`,
+      );
       return null;
     }
     return fitted.prompt;
   }
 
   /** One summary call: folds `plan` into the rolling summary `key`. History is never changed. */
-  private async compact(key: string, bot: BotConfig, plan: CompactionPlan): Promise<boolean> {
+  private async compact(key: string, bot: BotConfig, plan: CompactionPlan, maxTokens: number): Promise<boolean> {
     const { session, state } = this;
     const controller = new AbortController();
     this.inFlight = controller;
@@ -474,6 +516,7 @@ export class SessionLoop {
         target: this.deps.target(session, session.config.llm.bot_model),
         previous: plan.previous,
         messages: plan.messages,
+        maxTokens,
         signal: controller.signal,
         onAttempt: (a) => this.onAttempt('other', a),
       });
@@ -487,7 +530,9 @@ export class SessionLoop {
         from_turn: plan.messages[0].turn,
         through_turn: plan.through,
         messages: plan.messages.length,
+        kept: plan.kept,
         rolled_forward: plan.previous !== null,
+        max_tokens: maxTokens,
         summary_tokens: this.deps.tokens.count(text),
       });
       return true;
