@@ -165,7 +165,7 @@ export class CreateSessionDto {
   @Max(LIMITS.seconds)
   max_time?: number;
 
-  @ApiPropertyOptional({ description: 'Context limit in tokens (prompt + max_tokens); default DEFAULT_CONTEXT_LIMIT.', minimum: 1 })
+  @ApiPropertyOptional({ description: "Context limit in tokens (prompt + max_tokens); default DEFAULT_CONTEXT_LIMIT. Keep it within the backend's own context window: a backend refusing a prompt as too long ends the session with max_context.", minimum: 1 })
   @IsOptional()
   @IsInt()
   @Min(1)
@@ -196,7 +196,7 @@ export class CreateSessionDto {
   @IsIn(['shared', 'scoped'])
   context_mode?: 'shared' | 'scoped';
 
-  @ApiPropertyOptional({ description: 'Summarise older messages instead of ending with max_context.', default: false })
+  @ApiPropertyOptional({ description: 'Summarise older messages instead of ending with max_context: a summary of at most a quarter of the limit, the last messages kept verbatim (fewer when they would not fit).', default: false })
   @IsOptional()
   @IsBoolean()
   summarize_context?: boolean;
