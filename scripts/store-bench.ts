@@ -39,7 +39,6 @@ async function run(groupMax: number): Promise<void> {
         id,
         controlHash: `c${i}-`.padEnd(64, '0'),
         observerHash: `o${i}-`.padEnd(64, '0'),
-        token8: `t${i}`.padEnd(8, '0'),
         config: { memory_id: null } as SessionConfig,
         apiKeyCipher: null,
         createdAt: new Date().toISOString(),

@@ -4,8 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_FELLOWSHIP_OPTIONS } from '../src/config/fellowship-options.interface.js';
 import { MemoryService } from '../src/memory/memory.service.js';
+import { SESSION_STORE } from '../src/memory/session-store.port.js';
+import type { TypeOrmSessionStore } from '../src/memory/typeorm-session.store.js';
 import { gate, MockLlmServer, type RecordedRequest } from './mock-llm/mock-llm.server.js';
 import { bots, startApp, type TestApp } from './support/app.js';
+import { captureLogger, databaseBytes, leakedParts } from './support/secrets.js';
 
 const SUMMARY_PROMPT = DEFAULT_FELLOWSHIP_OPTIONS.memorySummaryPrompt;
 
@@ -67,11 +70,14 @@ describe('cross-session memory (CONTRACT §9)', () => {
     await t.app.get(MemoryService).settled();
     const listed = await t.http.get(`/v1/session/${third.token}/memory`).expect(200);
     expect(listed.body.memory_id).toEqual(expect.any(String));
+    // Each entry names its writer by public id (CONTRACT §2), never by any part of a token.
+    const ids = await Promise.all([first, second, third].map(async (s) => (await t.http.get(`/v1/session/${s.token}`)).body.id as string));
     expect(listed.body.entries).toEqual([
-      { session: first.token.slice(0, 8), content: 'summary 1', ts: expect.any(String) },
-      { session: second.token.slice(0, 8), content: 'summary 2', ts: expect.any(String) },
-      { session: third.token.slice(0, 8), content: 'summary 3', ts: expect.any(String) },
+      { session: ids[0], content: 'summary 1', ts: expect.any(String) },
+      { session: ids[1], content: 'summary 2', ts: expect.any(String) },
+      { session: ids[2], content: 'summary 3', ts: expect.any(String) },
     ]);
+    expect(ids.every((id) => id.startsWith('ses_'))).toBe(true);
     // One store: the first session lists the same entries.
     expect((await t.http.get(`/v1/session/${first.token}/memory`)).body).toEqual(listed.body);
     // The summary call is counted as `other` usage of the session it summarises.
@@ -163,9 +169,10 @@ describe('memory across restarts', () => {
       await t.app.get(MemoryService).settled();
       expect(llm.requests.filter(isSummary)).toHaveLength(1);
       const entries = (await t.http.get(`/v1/session/${first}/memory`)).body.entries as { session: string; content: string }[];
+      const idOf = async (token: string): Promise<string> => (await t.http.get(`/v1/session/${token}`)).body.id as string;
       expect(entries.map((e) => [e.session, e.content])).toEqual([
-        [first.slice(0, 8), 'summary 1'],
-        [interrupted.slice(0, 8), 'summary 1'],
+        [await idOf(first), 'summary 1'],
+        [await idOf(interrupted), 'summary 1'],
       ]);
       // A restored session is a valid inherit target, and its bots get the entries.
       const from = llm.requests.length;
@@ -185,5 +192,53 @@ describe('memory across restarts', () => {
     } finally {
       await t.close();
     }
+  });
+});
+
+describe('memory "inherit:<token>" never shows, stores or logs the token (CONTRACT §3)', () => {
+  let dir: string;
+  let t: TestApp;
+  const log = captureLogger();
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'fellowship-inherit-'));
+    t = await startApp({ databasePath: join(dir, 'inherit.sqlite'), logger: log });
+  });
+  afterAll(async () => {
+    await t.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("shows B's memory as inherit and the memory_id through both of B's tokens; A's token is nowhere", async () => {
+    summaries(t.llm);
+    const a = await t.create({ bots: bots('Alice'), participation_mode: 'autonomous', max_turns: 1, memory: 'new' });
+    const ws = await t.ws(a.token);
+    await ws.next('session_end');
+    const memoryId = (await t.http.get(`/v1/session/${a.token}`)).body.config.memory_id as string;
+
+    const b = await t.create({ bots: bots('Bob'), memory: `inherit:${a.token}` });
+    const seen: unknown[] = [b.body];
+    for (const token of [b.token, b.observer_token]) {
+      const status = (await t.http.get(`/v1/session/${token}`).expect(200)).body as { config: Record<string, unknown> };
+      expect(status.config).toMatchObject({ memory: 'inherit', memory_id: memoryId });
+      seen.push(status);
+    }
+    const observer = await t.ws(b.observer_token);
+    await observer.next('member_joined');
+    seen.push(observer.events, (await t.http.get('/metrics').expect(200)).text);
+    expect(leakedParts(JSON.stringify(seen), a.token, a.observer_token)).toEqual([]);
+    // B's own status, events and metrics show no part of B's tokens either (the create answer does).
+    expect(leakedParts(JSON.stringify(seen.slice(1)), b.token, b.observer_token)).toEqual([]);
+
+    await t.app.get(MemoryService).settled();
+    await t.app.get<symbol, TypeOrmSessionStore>(SESSION_STORE).flush();
+    // The file and its WAL while the server runs, then after it closed (checkpointed).
+    expect(leakedParts(databaseBytes(join(dir, 'inherit.sqlite')), a.token, a.observer_token)).toEqual([]);
+    // Log lines name sessions by their public id.
+    const bId = (b.body.session as { id: string }).id;
+    expect(log.lines.some((line) => line.includes(`session ${bId}`))).toBe(true);
+    expect(leakedParts(log.lines.join('\n'), a.token, a.observer_token, b.token, b.observer_token)).toEqual([]);
+    await t.close();
+    expect(leakedParts(databaseBytes(join(dir, 'inherit.sqlite')), a.token, a.observer_token)).toEqual([]);
   });
 });

@@ -23,6 +23,9 @@ describe('session routes and validation', () => {
     expect(token).not.toBe(observer_token);
     expect(ignored_options).toEqual([]);
     expect(session).toMatchObject({ state: 'waiting', turn: 0, bot_turns: 0, ended_at: null, end_reason: null });
+    // The public id (CONTRACT §2) shares nothing with either token.
+    expect(session.id).toMatch(/^ses_[A-Za-z0-9_-]{22}$/);
+    expect((await t.http.get(`/v1/session/${observer_token as string}`).expect(200)).body.id).toBe(session.id);
     expect(session.members).toEqual({ talkers: 0, observers: 0 });
     expect(session.config).toMatchObject({
       participation_mode: 'reactive',

@@ -26,7 +26,6 @@ async function channelWith(store: SessionStore, retention = 100): Promise<{ sut:
     id: 's',
     controlHash: 'c',
     observerHash: 'o',
-    token8: 't',
     config: {} as never,
     apiKeyCipher: null,
     createdAt: '',

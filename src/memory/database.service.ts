@@ -121,6 +121,9 @@ export class FellowshipDatabase implements OnModuleInit, OnApplicationShutdown {
     if (file) {
       // NORMAL: no fsync per commit (the WAL is synced at checkpoints), still safe against a process crash.
       await source.query('PRAGMA synchronous = NORMAL');
+      // What a migration rewrote (v1 token prefixes, PublicSessionId) reaches the file now and the
+      // log is emptied: the old pages do not wait for some later checkpoint.
+      await source.query('PRAGMA wal_checkpoint(TRUNCATE)');
     }
     return source;
   }

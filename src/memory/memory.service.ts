@@ -107,7 +107,7 @@ export class MemoryService implements OnModuleInit, OnApplicationShutdown {
     try {
       // The session_end batch first: the summary's own write then never overtakes it.
       await session.channel.drain();
-      if (resumed && (await this.store.memoryEntries(memoryId)).some((e) => e.session === session.token8)) {
+      if (resumed && (await this.store.memoryEntries(memoryId)).some((e) => e.session === session.id)) {
         // Written before the crash, not yet marked: mark it, do not write it twice.
         await this.mark(session, 'written');
         return;
@@ -120,7 +120,7 @@ export class MemoryService implements OnModuleInit, OnApplicationShutdown {
         signal: controller.signal,
         onAttempt: (attempt) => session.recordUsage('other', attempt.usage),
       });
-      await this.store.addMemoryEntry(memoryId, { session: session.token8, content, ts: new Date().toISOString() });
+      await this.store.addMemoryEntry(memoryId, { session: session.id, content, ts: new Date().toISOString() });
       await this.mark(session, 'written');
       session.logger.log('memory summary written');
     } catch (error) {

@@ -10,7 +10,6 @@ function snapshot(id: string, endedAt: string | null): SessionSnapshot {
     id,
     controlHash: `c${id}`,
     observerHash: `o${id}`,
-    token8: id,
     config: { memory_id: null } as SessionConfig,
     apiKeyCipher: null,
     createdAt: '2026-01-01T00:00:00.000Z',

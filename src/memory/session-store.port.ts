@@ -5,8 +5,11 @@ export const SESSION_STORE = Symbol('FELLOWSHIP_SESSION_STORE');
 
 /** One cross-session memory entry (CONTRACT §9). */
 export interface MemoryEntry {
-  /** First 8 characters of the writing session's control token. */
-  session: string;
+  /**
+   * The public id of the session that wrote it; null for an entry written before v1.1 by a session
+   * the database no longer holds (v1 stored a token prefix, which the upgrade removed).
+   */
+  session: string | null;
   content: string;
   ts: string;
 }
@@ -20,13 +23,18 @@ export interface StoredEvent {
 
 /** What is needed to rebuild a session after a restart. Secrets only as hashes / ciphertext. */
 export interface SessionSnapshot {
+  /** The public session id (`ses_…`), also the row key. */
   id: string;
   controlHash: string;
   observerHash: string;
-  token8: string;
   config: SessionConfig;
   /** This session's own LLM key as `SecretBox` ciphertext (null = none): stores never see the plaintext. */
   apiKeyCipher: string | null;
+  /**
+   * What `apiKeyCipher` is bound to when it is not `id`: the v1 row key (a UUID) of a session
+   * created before public ids, whose ciphertext was sealed with it. Null or absent for every other.
+   */
+  legacyId?: string | null;
   createdAt: string;
   endedAt: string | null;
   status: Pick<SessionStatus, 'end_reason' | 'end_detail' | 'pause_reason' | 'bot_turns'>;
@@ -67,7 +75,7 @@ export interface CommitBatch {
    * stored, but a restart must not number new events with seqs members have already seen.
    */
   seqThrough?: number;
-  session?: Partial<Omit<SessionSnapshot, 'id' | 'controlHash' | 'observerHash' | 'token8' | 'createdAt'>>;
+  session?: Partial<Omit<SessionSnapshot, 'id' | 'controlHash' | 'observerHash' | 'legacyId' | 'createdAt'>>;
 }
 
 /**

@@ -6,9 +6,11 @@ import { DataSource } from 'typeorm';
 import { resolveOptions, type FellowshipOptions } from '../config/fellowship-options.interface.js';
 import type { Message, SessionConfig, Usage } from '../session/session.types.js';
 import { FellowshipDatabase } from './database.service.js';
+import { FELLOWSHIP_MIGRATIONS } from './migrations/index.js';
 import type { SessionSnapshot, StoredEvent } from './session-store.port.js';
 import { TypeOrmSessionStore } from './typeorm-session.store.js';
 
+const MIGRATION_NAMES = FELLOWSHIP_MIGRATIONS.map((M) => new M().name);
 const dirs: string[] = [];
 const opened: { db: FellowshipDatabase; store: TypeOrmSessionStore }[] = [];
 
@@ -48,7 +50,6 @@ function snapshot(id: string, extra: Partial<SessionSnapshot> = {}): SessionSnap
     id,
     controlHash: `c-${id}-`.padEnd(64, '0'),
     observerHash: `o-${id}-`.padEnd(64, '0'),
-    token8: id.slice(0, 8).padEnd(8, 'x'),
     config: { memory_id: null, bots: [{ name: 'Alice' }] } as unknown as SessionConfig,
     apiKeyCipher: null,
     createdAt: '2026-01-01T00:00:00.000Z',
@@ -215,7 +216,7 @@ describe(TypeOrmSessionStore.name, () => {
     await shut(first.db, first.sut);
 
     const second = await open({ databasePath: file });
-    expect(await second.db.dataSource.query('SELECT "name" FROM "fellowship_migrations"')).toEqual([{ name: 'InitialSchema1796083200000' }]);
+    expect(await second.db.dataSource.query('SELECT "name" FROM "fellowship_migrations" ORDER BY "id"')).toEqual(MIGRATION_NAMES.map((name) => ({ name })));
     expect((await second.sut.loadSessions()).map((s) => s.id)).toEqual(['kept']);
     expect(await second.sut.loadMessages('kept')).toHaveLength(1);
   });
@@ -238,7 +239,7 @@ describe(TypeOrmSessionStore.name, () => {
       expect(await host.query('SELECT "id" FROM "fellowship_sessions"')).toEqual([{ id: 'h' }]);
       // A second start on the same database finds the migrations done.
       const again = await open({ dataSource: host });
-      expect(await host.query('SELECT COUNT(*) AS "n" FROM "fellowship_migrations"')).toEqual([{ n: 1 }]);
+      expect(await host.query('SELECT COUNT(*) AS "n" FROM "fellowship_migrations"')).toEqual([{ n: MIGRATION_NAMES.length }]);
       await shut(again.db, again.sut);
     } finally {
       await host.destroy();

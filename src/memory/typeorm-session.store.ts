@@ -21,7 +21,7 @@ interface SessionRow {
   id: string;
   control_hash: string;
   observer_hash: string;
-  token8: string;
+  legacy_id: string | null;
   config: string;
   api_key_cipher: string | null;
   created_at: string;
@@ -80,7 +80,7 @@ export class TypeOrmSessionStore implements SessionStore, OnApplicationShutdown 
       s.id,
       s.controlHash,
       s.observerHash,
-      s.token8,
+      s.legacyId ?? null,
       JSON.stringify(s.config),
       s.apiKeyCipher,
       s.createdAt,
@@ -93,7 +93,7 @@ export class TypeOrmSessionStore implements SessionStore, OnApplicationShutdown 
     ];
     return this.write(async (q) => {
       await q.query(
-        'INSERT INTO "fellowship_sessions" ("id", "control_hash", "observer_hash", "token8", "config", "api_key_cipher", ' +
+        'INSERT INTO "fellowship_sessions" ("id", "control_hash", "observer_hash", "legacy_id", "config", "api_key_cipher", ' +
           '"created_at", "ended_at", "status", "usage", "loop_state", "memory_id", "memory_state") ' +
           'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
         params,
@@ -137,14 +137,14 @@ export class TypeOrmSessionStore implements SessionStore, OnApplicationShutdown 
 
   async loadSessions(): Promise<SessionSnapshot[]> {
     const rows = await this.db.dataSource.query<SessionRow[]>(
-      'SELECT "id", "control_hash", "observer_hash", "token8", "config", "api_key_cipher", "created_at", "ended_at", ' +
+      'SELECT "id", "control_hash", "observer_hash", "legacy_id", "config", "api_key_cipher", "created_at", "ended_at", ' +
         '"status", "usage", "loop_state", "memory_state" FROM "fellowship_sessions" ORDER BY "created_at", "id"',
     );
     return rows.map((r) => ({
       id: r.id,
       controlHash: r.control_hash,
       observerHash: r.observer_hash,
-      token8: r.token8,
+      legacyId: r.legacy_id,
       config: JSON.parse(r.config) as SessionSnapshot['config'],
       apiKeyCipher: r.api_key_cipher,
       createdAt: r.created_at,

@@ -7,7 +7,7 @@ import { MemoryService } from '../memory/memory.service.js';
 import { RetentionService } from '../memory/retention.service.js';
 import { SecretBox } from '../memory/secret-box.js';
 import { SESSION_STORE, type SessionSnapshot, type SessionStore, type StoredEvent } from '../memory/session-store.port.js';
-import { Session } from './session.js';
+import { Session, sessionLogger } from './session.js';
 import { SessionRegistry } from './session.registry.js';
 import { SessionService } from './session.service.js';
 import type { Message } from './session.types.js';
@@ -68,7 +68,7 @@ export class SessionRecoveryService implements OnApplicationBootstrap {
         }
       } catch (error) {
         failed++;
-        this.logger.error(`session ${snapshot.token8} could not be restored: ${error instanceof Error ? error.message : String(error)}`);
+        this.logger.error(`session ${snapshot.id} could not be restored: ${error instanceof Error ? error.message : String(error)}`);
       }
     }
     if (snapshots.length > 0) {
@@ -85,7 +85,8 @@ export class SessionRecoveryService implements OnApplicationBootstrap {
     let keyError: string | null = null;
     if (snapshot.apiKeyCipher) {
       try {
-        apiKey = this.secrets.decrypt(snapshot.apiKeyCipher, snapshot.id);
+        // v1 sessions' keys were sealed for their v1 row key (see the PublicSessionId migration).
+        apiKey = this.secrets.decrypt(snapshot.apiKeyCipher, snapshot.legacyId ?? snapshot.id);
       } catch (error) {
         keyError = error instanceof Error ? error.message : String(error);
       }
@@ -95,12 +96,11 @@ export class SessionRecoveryService implements OnApplicationBootstrap {
         id: snapshot.id,
         controlHash: snapshot.controlHash,
         observerHash: snapshot.observerHash,
-        token8: snapshot.token8,
         config: snapshot.config,
         apiKey,
         createdAt: new Date(snapshot.createdAt),
       },
-      fellowshipLogger(this.options, `session ${snapshot.token8}`),
+      sessionLogger(this.options, snapshot.id),
     );
     session.botTurns = snapshot.status.bot_turns;
     session.usage = snapshot.usage;

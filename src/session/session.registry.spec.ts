@@ -3,15 +3,14 @@ import { describe, expect, it } from '@jest/globals';
 import { Session } from './session.js';
 import { SessionRegistry } from './session.registry.js';
 import type { SessionConfig } from './session.types.js';
-import { newToken, sameToken, token8, tokenHash } from './tokens.js';
+import { newSessionId, newToken, sameToken, SESSION_ID_PREFIX, tokenHash } from './tokens.js';
 
 function session(control: string, observer: string): Session {
   return new Session(
     {
-      id: control.slice(0, 6),
+      id: newSessionId(),
       controlHash: tokenHash(control),
       observerHash: tokenHash(observer),
-      token8: token8(control),
       config: { bots: [] } as unknown as SessionConfig,
       apiKey: null,
       createdAt: new Date(),
@@ -26,6 +25,15 @@ describe('tokens', () => {
     expect(seen.size).toBe(1000);
     for (const t of seen) {
       expect(Buffer.from(t, 'base64url')).toHaveLength(32);
+    }
+  });
+
+  it('public session ids are ses_ + 128 random bits, base64url, and distinct', () => {
+    const seen = new Set(Array.from({ length: 1000 }, newSessionId));
+    expect(seen.size).toBe(1000);
+    for (const id of seen) {
+      expect(id).toMatch(/^ses_[A-Za-z0-9_-]{22}$/);
+      expect(Buffer.from(id.slice(SESSION_ID_PREFIX.length), 'base64url')).toHaveLength(16);
     }
   });
 

@@ -13,10 +13,10 @@ import { MemoryService } from '../memory/memory.service.js';
 import { SecretBox } from '../memory/secret-box.js';
 import { SESSION_STORE, type MemoryEntry, type SessionStore } from '../memory/session-store.port.js';
 import { BotDto, CreateSessionDto, LlmOptionsDto, PostMessageDto } from './dto/create-session.dto.js';
-import { Session } from './session.js';
+import { Session, sessionLogger } from './session.js';
 import { SessionRegistry, type Resolved } from './session.registry.js';
-import type { Message, SessionConfig, SessionStatus } from './session.types.js';
-import { newToken, token8, tokenHash } from './tokens.js';
+import type { MemoryMode, Message, SessionConfig, SessionStatus } from './session.types.js';
+import { newSessionId, newToken, tokenHash } from './tokens.js';
 import { fellowshipLogger } from '../ops/fellowship-logger.js';
 
 export interface CreateSessionResult {
@@ -63,24 +63,16 @@ export class SessionService implements OnApplicationBootstrap {
     const observer = newToken();
     const apiKey = this.apiKeyFor(config.llm.base_url, dto.llm);
     config.llm.api_key_set = apiKey !== null;
+    const id = newSessionId();
     const session = new Session(
-      {
-        id: randomUUID(),
-        controlHash: tokenHash(control),
-        observerHash: tokenHash(observer),
-        token8: token8(control),
-        config,
-        apiKey,
-        createdAt: new Date(),
-      },
-      fellowshipLogger(this.options, `session ${token8(control)}`),
+      { id, controlHash: tokenHash(control), observerHash: tokenHash(observer), config, apiKey, createdAt: new Date() },
+      sessionLogger(this.options, id),
     );
     this.attachChannel(session);
     await this.store.insertSession({
       id: session.id,
       controlHash: session.controlHash,
       observerHash: session.observerHash,
-      token8: session.token8,
       config,
       // Encrypted at rest, bound to this session (the store never sees the key).
       apiKeyCipher: apiKey === null ? null : this.secrets.encrypt(apiKey, session.id),
@@ -252,12 +244,15 @@ export class SessionService implements OnApplicationBootstrap {
       }
       baseUrl = dto.llm.base_url;
     }
-    const memory = dto.memory ?? 'none';
+    const requested = dto.memory ?? 'none';
+    // The status, the store and the logs say only "inherit": the earlier session's token is a
+    // credential (it ends that session), so it is used for this lookup and then forgotten.
+    const memory: MemoryMode = requested.startsWith('inherit:') ? 'inherit' : requested === 'new' ? 'new' : 'none';
     let memoryId: string | null = null;
     if (memory === 'new') {
       memoryId = randomUUID();
-    } else if (memory.startsWith('inherit:')) {
-      const earlier = this.registry.resolve(memory.slice('inherit:'.length));
+    } else if (memory === 'inherit') {
+      const earlier = this.registry.resolve(requested.slice('inherit:'.length));
       if (!earlier || earlier.role !== 'control') {
         throw FellowshipError.validation('memory: no session has this control token.', [
           { field: 'memory', message: 'unknown session' },

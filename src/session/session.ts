@@ -1,4 +1,6 @@
 import type { Logger } from '@nestjs/common';
+import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
+import { fellowshipLogger } from '../ops/fellowship-logger.js';
 import { EventChannel } from '../hub/event-channel.js';
 import type { DebugCategory, SessionEventBody } from '../hub/events.js';
 import type { SessionSnapshot } from '../memory/session-store.port.js';
@@ -14,14 +16,19 @@ import {
   type UsageCounters,
 } from './session.types.js';
 
+/** The logger of one session: every line names it by its public id, never by a token. */
+export function sessionLogger(options: Pick<ResolvedFellowshipOptions, 'logger'>, id: string): Logger {
+  return fellowshipLogger(options, `session ${id}`);
+}
+
 /** Who an LLM call was made for, in the usage ledger. */
 export type UsageAccount = { bot: string } | 'orchestrator' | 'other';
 
 export interface SessionInit {
+  /** The public id (`ses_…`, CONTRACT §2), also the row key. Never derived from a token. */
   id: string;
   controlHash: string;
   observerHash: string;
-  token8: string;
   config: SessionConfig;
   apiKey: string | null;
   createdAt: Date;
@@ -36,7 +43,6 @@ export class Session {
   readonly id: string;
   readonly controlHash: string;
   readonly observerHash: string;
-  readonly token8: string;
   readonly config: SessionConfig;
   /** Key for this session's backend; held in memory only (encrypted in the store). */
   readonly apiKey: string | null;
@@ -68,7 +74,6 @@ export class Session {
     this.id = init.id;
     this.controlHash = init.controlHash;
     this.observerHash = init.observerHash;
-    this.token8 = init.token8;
     this.config = init.config;
     this.apiKey = init.apiKey;
     this.createdAt = init.createdAt;
@@ -161,6 +166,7 @@ export class Session {
 
   status(): SessionStatus {
     return {
+      id: this.id,
       state: this.state,
       turn: this.messages.length,
       bot_turns: this.botTurns,

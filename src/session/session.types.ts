@@ -15,6 +15,8 @@ export type EndReason =
 export type PauseReason = 'client_request' | 'llm_unavailable';
 export type MemberRole = 'talker' | 'observer';
 export type AccessRole = 'control' | 'observer';
+/** `config.memory` as shown: `inherit` never carries the earlier session's token (CONTRACT §3). */
+export type MemoryMode = 'none' | 'new' | 'inherit';
 
 /** One turn of history (CONTRACT §5). */
 export interface Message {
@@ -64,7 +66,7 @@ export interface SessionConfig {
   stream_tokens: boolean;
   context_mode: ContextMode;
   summarize_context: boolean;
-  memory: string;
+  memory: MemoryMode;
   memory_id: string | null;
   debug: boolean;
   allow_repeat_speaker: boolean;
@@ -85,6 +87,8 @@ export interface Usage extends UsageCounters {
 }
 
 export interface SessionStatus {
+  /** The public session id (CONTRACT §2): names the session, grants nothing. */
+  id: string;
   state: SessionState;
   turn: number;
   bot_turns: number;

@@ -10,9 +10,9 @@ export class MemoryEntryEntity {
   @Column({ name: 'memory_id', type: 'varchar', length: 36 })
   memoryId!: string;
 
-  /** First 8 characters of the writing session's control token. */
-  @Column({ type: 'varchar', length: 8 })
-  session!: string;
+  /** The public id of the session that wrote it; null for a v1 entry whose writer is no longer held. */
+  @Column({ type: 'varchar', length: 36, nullable: true })
+  session!: string | null;
 
   @Column({ type: 'text' })
   content!: string;

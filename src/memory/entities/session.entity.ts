@@ -7,6 +7,7 @@ import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
  */
 @Entity({ name: 'fellowship_sessions' })
 export class SessionEntity {
+  /** The public session id (`ses_…`, CONTRACT §2); v1 rows got one when the schema was upgraded. */
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;
 
@@ -18,8 +19,6 @@ export class SessionEntity {
   @Column({ name: 'observer_hash', type: 'varchar', length: 64 })
   observerHash!: string;
 
-  @Column({ name: 'token8', type: 'varchar', length: 8 })
-  token8!: string;
 
   /** SessionConfig as JSON (no secrets). */
   @Column({ type: 'text' })
@@ -61,4 +60,11 @@ export class SessionEntity {
   /** Highest seq of a retained event deleted by the retention sweep. */
   @Column({ name: 'dropped_through', type: 'integer', default: 0 })
   droppedThrough!: number;
+
+  /**
+   * The v1 row key (a UUID) of a session created before public ids, kept only where its API key
+   * ciphertext is bound to it (`SecretBox` associated data); null everywhere else.
+   */
+  @Column({ name: 'legacy_id', type: 'varchar', length: 36, nullable: true })
+  legacyId!: string | null;
 }

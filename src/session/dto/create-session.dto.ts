@@ -201,7 +201,7 @@ export class CreateSessionDto {
   @IsBoolean()
   summarize_context?: boolean;
 
-  @ApiPropertyOptional({ description: '"none", "new", or "inherit:<session token>".', default: 'none', example: 'none' })
+  @ApiPropertyOptional({ description: '"none", "new", or "inherit:<control token of an earlier session>" (continues its store; the status then shows "inherit" and the token is never stored or shown).', default: 'none', example: 'none' })
   @IsOptional()
   @IsString()
   @Matches(/^(none|new|inherit:\S+)$/, { message: 'memory must be "none", "new" or "inherit:<token>"' })

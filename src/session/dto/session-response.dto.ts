@@ -60,7 +60,7 @@ export class SessionConfigDto {
   @ApiProperty({ description: 'Token streaming.' }) stream_tokens!: boolean;
   @ApiProperty({ description: 'Context mode.', enum: ['shared', 'scoped'] }) context_mode!: string;
   @ApiProperty({ description: 'Context summarization.' }) summarize_context!: boolean;
-  @ApiProperty({ description: 'Memory option as given.' }) memory!: string;
+  @ApiProperty({ description: 'Memory option: "none", "new", or "inherit" (the earlier session\'s token is never shown).', enum: ['none', 'new', 'inherit'] }) memory!: string;
   @ApiProperty({ description: 'Memory store id, or null.', nullable: true, type: String }) memory_id!: string | null;
   @ApiProperty({ description: 'Debug events.' }) debug!: boolean;
   @ApiProperty({ description: 'Orchestrated: previous speaker may repeat.' }) allow_repeat_speaker!: boolean;
@@ -69,6 +69,11 @@ export class SessionConfigDto {
 }
 
 export class SessionStatusDto {
+  @ApiProperty({
+    description: 'Public session id (`ses_` + 128 random bits, base64url). It names the session in logs and memory entries; it is not a credential.',
+    example: 'ses_3q2-7wYBcV0Xz9kR1mTn4A',
+  })
+  id!: string;
   @ApiProperty({ description: 'waiting: nothing to do until a talker speaks.', enum: ['waiting', 'running', 'paused', 'ended'] })
   state!: string;
   @ApiProperty({ description: 'Messages in history (the last turn number).' }) turn!: number;
@@ -114,7 +119,8 @@ export class AcceptedMessageDto {
 }
 
 export class MemoryEntryDto {
-  @ApiProperty({ description: 'First 8 characters of the control token of the session that wrote it.' }) session!: string;
+  @ApiProperty({ description: 'Public id of the session that wrote it; null for an entry written before v1.1 by a session no longer held.', nullable: true, type: String })
+  session!: string | null;
   @ApiProperty({ description: 'Summary text.' }) content!: string;
   @ApiProperty({ description: 'When it was written, ISO-8601.' }) ts!: string;
 }
