@@ -1,7 +1,8 @@
 /**
  * Resource limits from config, each with a clear error (CONTRACT §1–3, §6; issue 7): body size,
  * bots, prompt and message length at the boundary, MAX_SESSIONS, WebSocket maxPayload, talker
- * rate, connections per session, and allowed origins for WebSocket upgrades and CORS.
+ * rate (per name, WebSocket and REST together), connections per session, and allowed origins for
+ * WebSocket upgrades and CORS.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
@@ -78,6 +79,15 @@ describe('limits', () => {
       expect(talker.closed).toBe(false);
       const history = (await t.http.get(`/v1/session/${token}/history`)).body.messages as { content: string }[];
       expect(history.map((m) => m.content.length)).toEqual([100, 100]);
+
+      // Counted in code points, as names are: 100 emoji (200 UTF-16 units) fit, 101 do not.
+      const emoji = (n: number): string => '\u{1F600}'.repeat(n);
+      await t.http.post(`/v1/session/${token}/message`).send({ name: 'Api', content: emoji(100) }).expect(202);
+      await t.http.post(`/v1/session/${token}/message`).send({ name: 'Api', content: emoji(101) }).expect(413);
+      talker.send({ type: 'user_message', content: emoji(100), client_id: 'emoji' });
+      await talker.next('ack', (e) => e.client_id === 'emoji');
+      talker.send({ type: 'user_message', content: emoji(101), client_id: 'emoji-big' });
+      expect(await talker.next('error', (e) => e.client_id === 'emoji-big')).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
     } finally {
       held.release();
     }
@@ -147,14 +157,83 @@ describe('limits', () => {
       expect(talker.closed).toBe(false);
       const history = (await t.http.get(`/v1/session/${token}/history`)).body.messages as { content: string }[];
       expect(history.map((m) => m.content)).toEqual(['message 1', 'message 2', 'message 3']);
-      // The limit is per connection: another talker socket has its own budget.
+      // The limit is per name: another talker (default name "Talker 2") has its own budget.
       const other = await t.ws(token, { role: 'talker' });
       await other.next('member_joined');
-      other.send({ type: 'user_message', content: 'from the other socket', client_id: 'o1' });
+      other.send({ type: 'user_message', content: 'from the other talker', client_id: 'o1' });
       await other.next('ack', (e) => e.client_id === 'o1');
     } finally {
       held.release();
     }
+  });
+
+  it('rate-limits per talker name over WebSocket and REST together: reconnecting or switching to REST does not reset it', async () => {
+    const t = await app({ talkerRateLimit: 3 });
+    const held = gate();
+    t.llm.setHandler(() => ({ gate: held.promise }));
+    try {
+      const { token } = await t.create({ bots: bots('A'), rectify_history: false });
+      const first = await t.ws(token, { role: 'talker', name: 'Ann' });
+      await first.next('member_joined');
+      first.send({ type: 'user_message', content: 'one', client_id: 'w1' });
+      first.send({ type: 'user_message', content: 'two', client_id: 'w2' });
+      await first.next('ack', (e) => e.client_id === 'w2');
+      first.close();
+      await first.waitClosed();
+
+      // A new connection under the same name: one message left, then refused.
+      const again = await t.ws(token, { role: 'talker', name: 'Ann' });
+      await again.next('member_joined');
+      again.send({ type: 'user_message', content: 'three', client_id: 'w3' });
+      again.send({ type: 'user_message', content: 'four', client_id: 'w4' });
+      await again.next('ack', (e) => e.client_id === 'w3');
+      expect(await again.next('error', (e) => e.client_id === 'w4')).toMatchObject({ code: 'RATE_LIMITED' });
+
+      // REST under that name (names compare case-insensitively): 429 with Retry-After, not recorded.
+      const refused = await t.http.post(`/v1/session/${token}/message`).send({ name: 'ANN', content: 'five' }).expect(429);
+      expect(refused.body).toEqual({ code: 'RATE_LIMITED', error: expect.stringMatching(/More than 3 messages a minute/) });
+      const retryAfter = Number(refused.headers['retry-after']);
+      expect(retryAfter).toBeGreaterThanOrEqual(1);
+      expect(retryAfter).toBeLessThanOrEqual(60);
+      // Another name has its own budget, over REST too.
+      await t.http.post(`/v1/session/${token}/message`).send({ name: 'Bea', content: 'six' }).expect(202);
+      const history = (await t.http.get(`/v1/session/${token}/history`)).body.messages as { name: string; content: string }[];
+      expect(history.map((m) => `${m.name}: ${m.content}`)).toEqual(['Ann: one', 'Ann: two', 'Ann: three', 'Bea: six']);
+    } finally {
+      held.release();
+    }
+  });
+
+  it(`limits REST posts too: 60 back to back under the default name, ${DEFAULT_FELLOWSHIP_OPTIONS.talkerRateLimit} accepted (TALKER_RATE_LIMIT default)`, async () => {
+    const t = await app({});
+    const held = gate();
+    t.llm.setHandler(() => ({ gate: held.promise }));
+    try {
+      const { token } = await t.create({ bots: bots('A'), rectify_history: false });
+      const statuses: number[] = [];
+      for (let i = 0; i < 60; i++) {
+        statuses.push((await t.http.post(`/v1/session/${token}/message`).send({ content: `post ${i}` })).status);
+      }
+      const limit = DEFAULT_FELLOWSHIP_OPTIONS.talkerRateLimit;
+      expect(statuses).toEqual([...Array<number>(limit).fill(202), ...Array<number>(60 - limit).fill(429)]);
+      expect((await t.history(token)).filter((m) => m.kind === 'talker')).toHaveLength(limit);
+    } finally {
+      held.release();
+    }
+  });
+
+  it('bounds the names one session tracks (TALKER_RATE_LIMIT_NAMES): a new name waits while that many are active', async () => {
+    const t = await app({ talkerRateLimit: 5, talkerRateLimitNames: 2 });
+    const { token } = await t.create({ bots: bots('A'), rectify_history: false });
+    const post = (name: string): request.Test => t.http.post(`/v1/session/${token}/message`).send({ name, content: `from ${name}` });
+    expect((await post('One')).status).toBe(202);
+    expect((await post('Two')).status).toBe(202);
+    const third = await post('Three');
+    expect(third.status).toBe(429);
+    expect(third.body).toMatchObject({ code: 'RATE_LIMITED', error: expect.stringMatching(/More than 2 talker names/) });
+    expect(Number(third.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    // The names already tracked keep their budgets.
+    expect((await post('One')).status).toBe(202);
   });
 
   it('refuses connections beyond MAX_CONNECTIONS_PER_SESSION (WS 4409, SSE 429) and takes one again when a place frees', async () => {

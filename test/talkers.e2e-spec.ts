@@ -333,6 +333,89 @@ describe('talker names', () => {
     expect(ws.closeCode).toBe(4400);
     const res = await t.http.post(`/v1/session/${token}/message`).send({ name: 'BOB', content: 'I am Bob' }).expect(400);
     expect(res.body.code).toBe('VALIDATION_ERROR');
+    // Full-width letters fold to the plain ones: not a way around it.
+    await t.http.post(`/v1/session/${token}/message`).send({ name: '\uff22\uff4f\uff42', content: 'I am Bob' }).expect(400);
     expect((await t.http.get(`/v1/session/${token}/history`)).body.messages).toEqual([]);
+  });
+
+  it.each([
+    ['empty', '', 'name must not be empty.'],
+    ['invisible only (zero-width space)', '\u200b', 'name must not contain invisible formatting characters such as bidi or zero-width ones (U+200B).'],
+    ['a bidi override', 'Ann\u202e', 'U+202E'],
+    ['a line separator', 'Ann\u2028Bea', 'name must not contain line or paragraph separators (U+2028).'],
+    ['a tab', 'Ann\tBea', 'name must not contain control characters (U+0009).'],
+    ['NUL', 'Ann\u0000', 'U+0000'],
+    ['Hangul fillers only', '\u3164\u3164', 'name must contain at least one visible character.'],
+    ['a colon', 'Ann: hi', 'name must not contain ":".'],
+    ['65 code points', '\u{1F600}'.repeat(65), 'name must be at most 64 characters long.'],
+  ])('refuses a talker name that is %s, with a sentence saying so: REST 400, WS 4400', async (_case, name, message) => {
+    const { token } = await t.create({ bots: bots('Alice'), participation_mode: 'reactive' });
+    const res = await t.http.post(`/v1/session/${token}/message`).send({ name, content: 'hello' }).expect(400);
+    expect(res.body).toMatchObject({ code: 'VALIDATION_ERROR', details: [{ field: 'name' }] });
+    expect(res.body.error).toContain(message);
+    const ws = await t.ws(token, { role: 'talker', name });
+    await ws.waitClosed();
+    expect(ws.closeCode).toBe(4400);
+    expect(await t.history(token)).toEqual([]);
+  });
+
+  it('refuses such bot names at creation, naming the field and the problem', async () => {
+    const empty = await t.http.post('/v1/session/create').send({ bots: [{ name: '' }] }).expect(400);
+    expect(empty.body.error).toBe('Invalid request: bots[0].name must not be empty.');
+    const hidden = await t.http.post('/v1/session/create').send({ bots: [{ name: 'Ann' }, { name: '\u2066Bob\u2069' }] }).expect(400);
+    expect(hidden.body.error).toContain('bots[1].name must not contain invisible formatting characters');
+    const blank = await t.http.post('/v1/session/create').send({ bots: [{ name: '\u2800' }] }).expect(400);
+    expect(blank.body.error).toContain('bots[0].name must contain at least one visible character');
+    const twins = await t.http.post('/v1/session/create').send({ bots: [{ name: 'Ann' }, { name: '\uff21nn' }] }).expect(400);
+    expect(twins.body.error).toContain('bots[1].name');
+    // Accepted: accents, scripts, emoji, 64 code points.
+    await t.http.post('/v1/session/create').send({ bots: [{ name: 'Jos\u00e9' }, { name: '\u674e\u5c0f\u9f8d' }, { name: '\u{1F642}'.repeat(64) }] }).expect(201);
+  });
+
+  it('never gives a default name a bot or a connected talker has: Talker 2, Talker 3, API 2, API 3', async () => {
+    const { token } = await t.create({ bots: bots('Talker 1', 'API'), participation_mode: 'reactive', max_talkers: 3, rectify_history: false });
+    const observer = await t.ws(token);
+    const first = await t.ws(token, { role: 'talker' });
+    const named = await t.ws(token, { role: 'talker', name: 'API 2' });
+    const second = await t.ws(token, { role: 'talker' });
+    await observer.until((e) => e.filter((x) => x.type === 'member_joined').length === 4);
+    expect(observer.of('member_joined').slice(1).map((e) => e.name)).toEqual(['Talker 2', 'API 2', 'Talker 3']);
+    // REST without a name: "API" is a bot, "API 2" a connected talker.
+    await t.http.post(`/v1/session/${token}/message`).send({ content: 'from the API' }).expect(202);
+    first.send({ type: 'user_message', content: 'from the first talker', client_id: 'f' });
+    await first.next('ack');
+    named.close();
+    await observer.next('member_left');
+    // "API 2" left: the REST default takes it again.
+    await t.http.post(`/v1/session/${token}/message`).send({ content: 'from the API again' }).expect(202);
+    const talkers = (await t.history(token)).filter((m) => m.kind === 'talker');
+    expect(talkers.map((m) => `${m.name}: ${m.content}`)).toEqual([
+      'API 3: from the API',
+      'Talker 2: from the first talker',
+      'API 2: from the API again',
+    ]);
+    second.close();
+  });
+
+  it('takes a message by the same path over REST and WS: the same checks, the same sentences', async () => {
+    const { token } = await t.create({ bots: bots('Alice'), participation_mode: 'reactive', rectify_history: false });
+    const talker = await t.ws(token, { role: 'talker', name: 'Ann' });
+    await talker.next('member_joined');
+    const cases: { content?: unknown }[] = [{}, { content: '' }, { content: '  \n ' }, { content: 5 }, { content: ['x'] }, { content: 'x'.repeat(8001) }];
+    for (const [i, body] of cases.entries()) {
+      const rest = await t.http.post(`/v1/session/${token}/message`).send({ name: 'Ann', ...body });
+      talker.send({ type: 'user_message', ...body, client_id: `c${i}` });
+      const ws = await talker.next('error', (e) => e.client_id === `c${i}`);
+      // A socket says BAD_MESSAGE where REST says 400 VALIDATION_ERROR (as in v1); the rest is the same.
+      const expected = rest.body.code === 'VALIDATION_ERROR' ? 'BAD_MESSAGE' : rest.body.code;
+      expect([i, ws.code, ws.message]).toEqual([i, expected, rest.body.error]);
+      expect([400, 413]).toContain(rest.status);
+    }
+    // Paused: both are accepted and queued.
+    await t.http.post(`/v1/session/${token}/pause`).expect(200);
+    expect((await t.http.post(`/v1/session/${token}/message`).send({ name: 'Ann', content: 'over REST' }).expect(202)).body).toEqual({ queued: true });
+    talker.send({ type: 'user_message', content: 'over WS', client_id: 'p' });
+    expect(await talker.next('ack', (e) => e.client_id === 'p')).toMatchObject({ queued: true });
+    expect((await t.history(token)).map((m) => `${m.name}: ${m.content}`)).toEqual(['Ann: over REST', 'Ann: over WS']);
   });
 });

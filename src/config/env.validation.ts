@@ -73,6 +73,7 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(int) @IsInt() @Min(1) MAX_MESSAGE_CHARS = D.maxMessageChars;
   @IsOptional() @Transform(int) @IsInt() @Min(1) MAX_SYSTEM_PROMPT_CHARS = D.maxSystemPromptChars;
   @IsOptional() @Transform(int) @IsInt() @Min(1) TALKER_RATE_LIMIT = D.talkerRateLimit;
+  @IsOptional() @Transform(int) @IsInt() @Min(1) TALKER_RATE_LIMIT_NAMES = D.talkerRateLimitNames;
   @IsOptional() @Transform(int) @IsInt() @Min(0) MAX_CONNECTIONS_PER_SESSION = D.maxConnectionsPerSession;
   @IsOptional() @Transform(int) @IsInt() @Min(1024) MAX_BODY_BYTES = 1_048_576;
   @IsOptional() @IsString() TRUST_PROXY = '';
@@ -156,6 +157,7 @@ export function envToOptions(env: EnvironmentVariables): FellowshipOptions {
     maxMessageChars: env.MAX_MESSAGE_CHARS,
     maxSystemPromptChars: env.MAX_SYSTEM_PROMPT_CHARS,
     talkerRateLimit: env.TALKER_RATE_LIMIT,
+    talkerRateLimitNames: env.TALKER_RATE_LIMIT_NAMES,
     maxConnectionsPerSession: env.MAX_CONNECTIONS_PER_SESSION,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,

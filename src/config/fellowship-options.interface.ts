@@ -93,8 +93,13 @@ export interface FellowshipOptions {
   wsMaxPayloadBytes?: number;
   maxMessageChars?: number;
   maxSystemPromptChars?: number;
-  /** Talker messages per minute per connection. */
+  /** Talker messages a minute per talker name per session, WebSocket and REST together. */
   talkerRateLimit?: number;
+  /**
+   * Most talker names one session tracks for `talkerRateLimit` at once (names that spoke within the
+   * last minute); while that many are active, a new name is refused RATE_LIMITED. Bounds the state.
+   */
+  talkerRateLimitNames?: number;
   /** Live connections (WS + SSE) per session; 0 = unlimited. */
   maxConnectionsPerSession?: number;
   /** Bytes a member may have queued before it is dropped as too slow. */
@@ -161,6 +166,7 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   maxMessageChars: 8000,
   maxSystemPromptChars: 20_000,
   talkerRateLimit: 30,
+  talkerRateLimitNames: 100,
   maxConnectionsPerSession: 0,
   memberBufferBytes: 4 * 1024 * 1024,
   shutdownTimeoutMs: 10_000,

@@ -1,6 +1,7 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
+import { nameProblem } from '../common/display-name.js';
 import { ErrorCode } from '../common/error-code.enum.js';
 import { FellowshipError } from '../common/fellowship.error.js';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
@@ -72,14 +73,9 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
       }
       after = Number(params.after);
     }
-    if (
-      params.name !== undefined &&
-      (params.name.trim().length === 0 || params.name.length > LIMITS.nameChars || /[:\r\n]/.test(params.name))
-    ) {
-      return new Refusal(
-        CLOSE.badRequest,
-        FellowshipError.validation(`name must be 1..${LIMITS.nameChars} characters, without ":" or line breaks.`),
-      );
+    const nameError = params.name === undefined ? null : nameProblem(params.name, LIMITS.nameChars);
+    if (nameError) {
+      return new Refusal(CLOSE.badRequest, FellowshipError.validation(`name ${nameError}.`));
     }
     const found = this.sessionsResolve(params.token);
     if (!found) {
@@ -169,7 +165,9 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
       session.talkers++;
       session.talkerSerial++;
       member.talkerId = randomUUID();
-      member.name ??= `Talker ${session.talkerSerial}`;
+      // `Talker <n>` in join order, never a name a bot or a connected talker has.
+      member.name ??= session.freeName('Talker', session.talkerSerial);
+      session.talkerJoined(member.name);
     } else {
       session.observers++;
     }
@@ -191,6 +189,7 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
     }
     if (member.role === 'talker') {
       session.talkers--;
+      session.talkerLeft(member.name ?? '');
     } else {
       session.observers--;
     }
@@ -228,48 +227,26 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
     }
   }
 
+  /** A WS `user_message`: the transport checks (role), then the one talker path (SessionService.speak). */
   private userMessage(member: Member, content: unknown, clientId: string | null): void {
     const session = member.session;
-    const fail = (code: ErrorCode, message: string): void =>
-      member.reply({ type: 'error', code, message, client_id: clientId });
     if (!session) {
       return;
     }
     if (member.role !== 'talker') {
-      fail(ErrorCode.FORBIDDEN, 'Observers cannot send messages.');
-      return;
-    }
-    if (typeof content !== 'string') {
-      fail(ErrorCode.BAD_MESSAGE, 'content must be a string.');
+      member.reply({ type: 'error', code: ErrorCode.FORBIDDEN, message: 'Observers cannot send messages.', client_id: clientId });
       return;
     }
     try {
-      this.sessions.checkContent(content);
+      const { queued } = this.sessions.speak(session, member.talkerId, { name: member.name ?? undefined, content });
+      member.reply({ type: 'ack', client_id: clientId, queued });
     } catch (error) {
-      const e = error as FellowshipError;
-      fail(e.code === ErrorCode.PAYLOAD_TOO_LARGE ? ErrorCode.PAYLOAD_TOO_LARGE : ErrorCode.BAD_MESSAGE, e.message);
-      return;
+      if (!(error instanceof FellowshipError)) {
+        this.logger.error(`talker message failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      const { code, message } = wsError(error);
+      member.reply({ type: 'error', code, message, client_id: clientId });
     }
-    if (session.ended) {
-      fail(ErrorCode.SESSION_ENDED, 'The session has ended.');
-      return;
-    }
-    const now = Date.now();
-    while (member.recent.length > 0 && now - member.recent[0] >= 60_000) {
-      member.recent.shift();
-    }
-    if (member.recent.length >= this.options.talkerRateLimit) {
-      fail(ErrorCode.RATE_LIMITED, `More than ${this.options.talkerRateLimit} messages a minute; this one was not recorded.`);
-      return;
-    }
-    member.recent.push(now);
-    const loop = this.loops.get(session);
-    if (!loop) {
-      fail(ErrorCode.SESSION_ENDED, 'The session has ended.');
-      return;
-    }
-    const { queued } = loop.acceptTalker({ talker_id: member.talkerId, name: member.name ?? 'Talker', content });
-    member.reply({ type: 'ack', client_id: clientId, queued });
   }
 
   private sendHistory(member: Member, session: Session, seq: number): void {
@@ -371,4 +348,15 @@ async function within(work: Promise<unknown>, deadline: number): Promise<boolean
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * A FellowshipError as a WS `error` reply: what REST answers 400 is `BAD_MESSAGE` on a socket (as
+ * in v1); every other code is the same; anything else is an internal error, without detail.
+ */
+function wsError(error: unknown): { code: ErrorCode; message: string } {
+  if (!(error instanceof FellowshipError)) {
+    return { code: ErrorCode.INTERNAL_ERROR, message: 'Internal error; the message was not recorded.' };
+  }
+  return { code: error.code === ErrorCode.VALIDATION_ERROR ? ErrorCode.BAD_MESSAGE : error.code, message: error.message };
 }

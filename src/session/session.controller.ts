@@ -98,13 +98,18 @@ export class SessionController {
   @HttpCode(202)
   @ApiParam(TOKEN_PARAM)
   @ApiBody({ type: PostMessageDto })
-  @ApiOperation({ summary: 'Post a talker message', description: 'A talker message without a socket (`talker_id` null). Control token; refused in autonomous mode.' })
+  @ApiOperation({
+    summary: 'Post a talker message',
+    description:
+      'A talker message without a socket (`talker_id` null): the same checks and the same rate limit as a WebSocket `user_message` (TALKER_RATE_LIMIT per talker name, both transports together). Without `name` it speaks as "API" ("API 2"… when a bot or a connected talker has that name). Control token; refused in autonomous mode.',
+  })
   @ApiResponse({ status: 202, type: AcceptedMessageDto, description: 'Accepted.' })
   @ApiResponse({ status: 400, type: ErrorDto, description: 'VALIDATION_ERROR.' })
   @ApiResponse({ status: 403, type: ErrorDto, description: 'FORBIDDEN (observer token or autonomous mode).' })
   @ApiResponse({ status: 404, type: ErrorDto, description: 'SESSION_NOT_FOUND.' })
   @ApiResponse({ status: 409, type: ErrorDto, description: 'SESSION_ENDED.' })
   @ApiResponse({ status: 413, type: ErrorDto, description: 'PAYLOAD_TOO_LARGE (content over MAX_MESSAGE_CHARS).' })
+  @ApiResponse({ status: 429, type: ErrorDto, description: 'RATE_LIMITED: over TALKER_RATE_LIMIT for this name (with Retry-After); not recorded.' })
   message(@Param('token') token: string, @Body() body: unknown): { queued: boolean } {
     // Validated in the service, after access: 403/404/409 come before 400 (CONTRACT §4).
     return this.sessions.postMessage(token, body);

@@ -1,8 +1,9 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
+import { codePointLength, nameKey, nameProblem } from '../common/display-name.js';
 import { ErrorCode } from '../common/error-code.enum.js';
 import { FellowshipError } from '../common/fellowship.error.js';
-import { knownProperties, validateBody } from '../common/validation.js';
+import { knownProperties } from '../common/validation.js';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
 import { EventChannel } from '../hub/event-channel.js';
@@ -12,10 +13,11 @@ import { LoopService } from '../loop/loop.service.js';
 import { MemoryService } from '../memory/memory.service.js';
 import { SecretBox } from '../memory/secret-box.js';
 import { SESSION_STORE, type MemoryEntry, type SessionStore } from '../memory/session-store.port.js';
-import { BotDto, CreateSessionDto, LlmOptionsDto, PostMessageDto } from './dto/create-session.dto.js';
+import { BotDto, CreateSessionDto, LIMITS, LlmOptionsDto } from './dto/create-session.dto.js';
 import { Session, sessionLogger } from './session.js';
 import { SessionRegistry, type Resolved } from './session.registry.js';
 import type { MemoryMode, Message, SessionConfig, SessionStatus } from './session.types.js';
+import { TalkerRateLimiter } from './talker-rate-limiter.js';
 import { newSessionId, newToken, tokenHash } from './tokens.js';
 import { fellowshipLogger } from '../ops/fellowship-logger.js';
 
@@ -26,6 +28,9 @@ export interface CreateSessionResult {
   ignored_options: string[];
 }
 
+/** The name of a REST talker message without one (CONTRACT §4). */
+const REST_TALKER_NAME = 'API';
+
 const TOP_LEVEL = knownProperties(CreateSessionDto);
 const BOT_FIELDS = knownProperties(BotDto);
 const LLM_FIELDS = knownProperties(LlmOptionsDto);
@@ -34,6 +39,8 @@ const LLM_FIELDS = knownProperties(LlmOptionsDto);
 @Injectable()
 export class SessionService implements OnApplicationBootstrap {
   private readonly logger: Logger;
+  /** Per session (weakly held: a session dropped without its end listener leaves nothing behind). */
+  private readonly rateLimiters = new WeakMap<Session, TalkerRateLimiter>();
 
   constructor(
     @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
@@ -47,7 +54,10 @@ export class SessionService implements OnApplicationBootstrap {
   }
 
   onApplicationBootstrap(): void {
-    this.loops.onSessionEnd(() => this.registry.markEnded());
+    this.loops.onSessionEnd((session) => {
+      this.registry.markEnded();
+      this.rateLimiters.delete(session);
+    });
   }
 
   async create(dto: CreateSessionDto): Promise<CreateSessionResult> {
@@ -138,21 +148,9 @@ export class SessionService implements OnApplicationBootstrap {
     return session.status();
   }
 
+  /** `POST …/message` (control token): a talker message without a socket. */
   postMessage(token: string, body: unknown): { queued: boolean } {
-    const session = this.liveControl(token);
-    if (session.config.participation_mode === 'autonomous') {
-      throw FellowshipError.forbidden('Talker messages are not accepted in autonomous mode.');
-    }
-    const dto = validateBody(PostMessageDto, body);
-    if (dto.name !== undefined && session.isBotName(dto.name)) {
-      throw FellowshipError.validation("name is one of the bots' names.", [{ field: 'name', message: 'bot name' }]);
-    }
-    this.checkContent(dto.content);
-    const loop = this.loops.get(session);
-    if (!loop) {
-      throw FellowshipError.ended();
-    }
-    return loop.acceptTalker({ talker_id: null, name: dto.name ?? 'API', content: dto.content });
+    return this.speak(this.control(token), null, body);
   }
 
   async memory(token: string): Promise<{ memory_id: string | null; entries: MemoryEntry[] }> {
@@ -161,16 +159,80 @@ export class SessionService implements OnApplicationBootstrap {
     return { memory_id: id, entries: id ? await this.store.memoryEntries(id) : [] };
   }
 
-  checkContent(content: string): void {
-    if (content.trim().length === 0) {
-      throw FellowshipError.validation('content must not be empty.');
+  /**
+   * A talker message, whichever way it came (WS `user_message`, REST `POST …/message`): the one
+   * path, so both get the same checks in the same order and share one rate limit (CONTRACT §6,
+   * §11). `message` is `{ name?, content }` as the client sent it; `talkerId` is the socket's talker
+   * id (null for REST). A message without a name is a REST one: it speaks as `API` (`API 2`… when
+   * a bot or a connected talker has that name). Throws the FellowshipError each transport turns
+   * into its answer (REST: the status; WS: an `error` reply with the `client_id`).
+   */
+  speak(session: Session, talkerId: string | null, message: unknown): { queued: boolean } {
+    if (session.ended) {
+      throw FellowshipError.ended();
     }
-    if (content.length > this.options.maxMessageChars) {
+    if (session.config.participation_mode === 'autonomous') {
+      throw FellowshipError.forbidden('Talker messages are not accepted in autonomous mode.');
+    }
+    if (typeof message !== 'object' || message === null || Array.isArray(message)) {
+      throw FellowshipError.validation('Invalid request: the body must be a JSON object.');
+    }
+    const { name: given, content } = message as { name?: unknown; content?: unknown };
+    const name = given === undefined ? session.freeName(REST_TALKER_NAME) : this.checkName(session, given);
+    this.checkContent(content);
+    const decision = this.rateLimiter(session).take(nameKey(name), performance.now());
+    if (!decision.ok) {
+      throw new FellowshipError(
+        ErrorCode.RATE_LIMITED,
+        decision.reason === 'name'
+          ? `More than ${this.options.talkerRateLimit} messages a minute under this name; this one was not recorded.`
+          : `More than ${this.options.talkerRateLimitNames} talker names spoke in this session within a minute; this one was not recorded.`,
+        undefined,
+        Math.max(1, Math.ceil(decision.retryAfterMs / 1000)),
+      );
+    }
+    const loop = this.loops.get(session);
+    if (!loop) {
+      throw FellowshipError.ended();
+    }
+    return loop.acceptTalker({ talker_id: talkerId, name, content: content as string });
+  }
+
+  private checkName(session: Session, name: unknown): string {
+    const problem = nameProblem(name, LIMITS.nameChars);
+    if (problem !== null) {
+      throw FellowshipError.validation(`name ${problem}.`, [{ field: 'name', message: `name ${problem}` }]);
+    }
+    const trimmed = (name as string).trim();
+    if (session.isBotName(trimmed)) {
+      throw FellowshipError.validation("name is one of the bots' names.", [{ field: 'name', message: 'bot name' }]);
+    }
+    return trimmed;
+  }
+
+  private checkContent(content: unknown): void {
+    if (typeof content !== 'string') {
+      throw FellowshipError.validation('content must be a string.', [{ field: 'content', message: 'not a string' }]);
+    }
+    if (content.trim().length === 0) {
+      throw FellowshipError.validation('content must not be empty.', [{ field: 'content', message: 'empty' }]);
+    }
+    if (codePointLength(content) > this.options.maxMessageChars) {
       throw new FellowshipError(
         ErrorCode.PAYLOAD_TOO_LARGE,
         `content is longer than ${this.options.maxMessageChars} characters.`,
       );
     }
+  }
+
+  /** The session's talker rate limit, made at its first talker message and dropped at its end. */
+  private rateLimiter(session: Session): TalkerRateLimiter {
+    let limiter = this.rateLimiters.get(session);
+    if (!limiter) {
+      limiter = new TalkerRateLimiter(this.options.talkerRateLimit, this.options.talkerRateLimitNames);
+      this.rateLimiters.set(session, limiter);
+    }
+    return limiter;
   }
 
   /** The event channel of a session: the store and retention wired in. */
@@ -204,7 +266,7 @@ export class SessionService implements OnApplicationBootstrap {
     }
     const seen = new Set<string>();
     dto.bots.forEach((bot, i) => {
-      const key = bot.name.trim().toLowerCase();
+      const key = nameKey(bot.name);
       if (seen.has(key)) {
         throw FellowshipError.validation(`bots[${i}].name: "${bot.name}" is used twice (names are case-insensitive).`, [
           { field: `bots[${i}].name`, message: 'duplicate name' },

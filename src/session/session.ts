@@ -1,6 +1,7 @@
 import type { Logger } from '@nestjs/common';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { fellowshipLogger } from '../ops/fellowship-logger.js';
+import { nameKey } from '../common/display-name.js';
 import { EventChannel } from '../hub/event-channel.js';
 import type { DebugCategory, SessionEventBody } from '../hub/events.js';
 import type { SessionSnapshot } from '../memory/session-store.port.js';
@@ -61,6 +62,8 @@ export class Session {
   observers = 0;
   /** Talkers ever joined, for default names (`Talker <n>`). */
   talkerSerial = 0;
+  /** Names of the connected talkers (name key -> connections), so default names avoid them. */
+  private readonly talkerNames = new Map<string, number>();
   /** Last message or last member leaving (ms epoch): the idle clock's start. */
   lastActivity: number;
   /** Extra loop state persisted with the session (round-robin pointer, burst, hold). */
@@ -110,8 +113,37 @@ export class Session {
 
   /** Talkers may not take a bot's name (bots would not know who said what). */
   isBotName(name: string): boolean {
-    const key = name.trim().toLowerCase();
-    return this.config.bots.some((b) => b.name.toLowerCase() === key);
+    const key = nameKey(name);
+    return this.config.bots.some((b) => nameKey(b.name) === key);
+  }
+
+  /** A talker connection with this name joined (counted, so a default name never repeats it). */
+  talkerJoined(name: string): void {
+    const key = nameKey(name);
+    this.talkerNames.set(key, (this.talkerNames.get(key) ?? 0) + 1);
+  }
+
+  talkerLeft(name: string): void {
+    const key = nameKey(name);
+    const count = (this.talkerNames.get(key) ?? 0) - 1;
+    if (count > 0) {
+      this.talkerNames.set(key, count);
+    } else {
+      this.talkerNames.delete(key);
+    }
+  }
+
+  /**
+   * A default name no bot and no connected talker has: `base` (or `base from` when `from` is given),
+   * else the next number up: `API`, `API 2`, `API 3`…; `Talker 3`, `Talker 4`…
+   */
+  freeName(base: string, from?: number): string {
+    for (let n = from ?? 1; ; n++) {
+      const name = from === undefined && n === 1 ? base : `${base} ${n}`;
+      if (!this.isBotName(name) && !this.talkerNames.has(nameKey(name))) {
+        return name;
+      }
+    }
   }
 
   get debugEnabled(): boolean {

@@ -1,5 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
+import { IsDisplayName } from '../../common/display-name.js';
 import {
   ArrayMinSize,
   IsArray,
@@ -33,12 +34,12 @@ export const LIMITS = {
   seconds: 31_536_000,
 } as const;
 
+/** What every name (bots, talkers) must be; the rule is common/display-name.ts. */
+const NAME_RULE = `At most ${LIMITS.nameChars} characters (code points); no ":", no control, format (bidi, zero-width) or line-separator characters, and at least one visible character.`;
+
 export class BotDto {
-  @ApiProperty({ description: 'Display name and identity in the conversation; unique per session (case-insensitive). No ":" or line breaks.', example: 'Alice', maxLength: LIMITS.nameChars })
-  @IsString()
-  @IsNotEmpty()
-  @MaxLength(LIMITS.nameChars)
-  @Matches(/^[^:\r\n]*[^:\s][^:\r\n]*$/, { message: 'name must not contain ":" or line breaks' })
+  @ApiProperty({ description: `Display name and identity in the conversation; unique per session (case-insensitive). ${NAME_RULE}`, example: 'Alice', maxLength: LIMITS.nameChars })
+  @IsDisplayName(LIMITS.nameChars)
   name!: string;
 
   @ApiPropertyOptional({ description: "The bot's personality and instructions (never shown to other bots). Default empty.", example: 'You are Alice, a careful critic.' })
@@ -231,15 +232,12 @@ export class CreateSessionDto {
 }
 
 export class PostMessageDto {
-  @ApiPropertyOptional({ description: 'Display name of the speaker; default "API".', maxLength: LIMITS.nameChars })
+  @ApiPropertyOptional({ description: `Display name of the speaker; default "API" ("API 2", "API 3"… when a bot or a connected talker has that name). ${NAME_RULE}`, maxLength: LIMITS.nameChars })
   @IsOptional()
-  @IsString()
-  @IsNotEmpty()
-  @MaxLength(LIMITS.nameChars)
-  @Matches(/^[^:\r\n]*[^:\s][^:\r\n]*$/, { message: 'name must not contain ":" or line breaks' })
+  @IsDisplayName(LIMITS.nameChars)
   name?: string;
 
-  @ApiProperty({ description: 'The message (1..MAX_MESSAGE_CHARS characters).' })
+  @ApiProperty({ description: 'The message (1..MAX_MESSAGE_CHARS characters, counted in code points).' })
   @IsString()
   @IsNotEmpty()
   content!: string;
