@@ -244,12 +244,12 @@ describe('SSRF and key leaks', () => {
     let strict: TestApp;
     let dns: ReturnType<typeof tableResolver>;
 
-    /** Allowlisted on purpose: the corpus tests the address checks behind the allowlist. */
+    /**
+     * Host names allowlisted on purpose: the corpus tests the address checks behind the allowlist.
+     * No entry names the internal service's address or a metadata address literally (an entry that
+     * did would admit it: CONTRACT §3, tested below).
+     */
     const allowlist = (): string[] => [
-      `http://127.0.0.1:${internal.port}/v1`,
-      `http://[::ffff:127.0.0.1]:${internal.port}/v1`,
-      `http://169.254.169.254/v1`,
-      `http://[fd00:ec2::254]/v1`,
       `http://loop.test:${internal.port}/v1`,
       `http://mapped.test:${internal.port}/v1`,
       `http://internal.test:${internal.port}/v1`,
@@ -283,13 +283,13 @@ describe('SSRF and key leaks', () => {
       ['the metadata address', () => 'http://169.254.169.254/v1'],
       ['the metadata address, decimal', () => 'http://2852039166/v1'],
       ['the AWS IPv6 metadata address', () => 'http://[fd00:ec2::254]/v1'],
-    ])('refuses %s at creation (400 naming llm.base_url)', async (_name, url) => {
+    ])('refuses %s at creation when no entry names that address (400 naming llm.base_url)', async (_name, url) => {
       const res = await strict.http.post('/v1/session/create').send({ ...valid, llm: { base_url: url() } }).expect(400);
       expect(res.body.code).toBe('VALIDATION_ERROR');
       expect(res.body.error).toContain('llm.base_url');
     });
 
-    it('refuses metadata literals at creation even with private addresses allowed', async () => {
+    it('refuses metadata literals no entry names, even with private addresses allowed', async () => {
       for (const url of ['http://169.254.169.254/v1', 'http://[fd00:ec2::254]/v1']) {
         const res = await t.http.post('/v1/session/create').send({ ...valid, llm: { base_url: url } }).expect(400);
         expect(res.body.error).toContain('llm.base_url');
@@ -341,6 +341,74 @@ describe('SSRF and key leaks', () => {
       const end = await endOf(await t.ws(token));
       expect(end.detail).toMatch(/never followed/);
       expect(chosen.requests).toHaveLength(1);
+    });
+  });
+
+  describe('an allowlist entry naming an address literally admits it (CONTRACT §3)', () => {
+    let t: TestApp;
+    let dns: ReturnType<typeof tableResolver>;
+
+    beforeAll(async () => {
+      dns = tableResolver({ localhost: ['127.0.0.1'], 'loop.test': ['127.0.0.1'] });
+      // No LLM_ALLOW_PRIVATE_ADDRESSES: a llama.cpp beside the server, named by its address.
+      t = await startApp(
+        {
+          llmBaseUrlAllowlist: [
+            `http://127.0.0.1:${chosen.port}/v1`,
+            `http://localhost:${chosen.port}/v1`,
+            `http://loop.test:${chosen.port}/v1`,
+            'http://169.254.169.254/v1',
+          ],
+          llmDnsLookup: dns,
+        },
+        operator,
+      );
+    });
+    afterAll(async () => {
+      await t.close();
+      expect(internal.requests).toHaveLength(0);
+    });
+
+    const run = async (baseUrl: string): Promise<{ reason: unknown; detail: unknown }> => {
+      const { token } = await t.create({ bots: bots('Solo'), participation_mode: 'autonomous', max_turns: 1, llm: { base_url: baseUrl } });
+      return endOf(await t.ws(token));
+    };
+
+    it('calls the backend on 127.0.0.1 through the literal entry, in any spelling of that address', async () => {
+      chosen.reset();
+      operator.reset();
+      expect(await run(chosen.baseUrl)).toMatchObject({ reason: 'max_turns' });
+      expect(await run(`http://2130706433:${chosen.port}/v1`)).toMatchObject({ reason: 'max_turns' });
+      expect(chosen.requests).toHaveLength(2);
+      expect(operator.requests).toHaveLength(0);
+    });
+
+    it('calls it through an entry naming localhost (resolved, pinned, loopback only)', async () => {
+      chosen.reset();
+      const asked = dns.asked.length;
+      expect(await run(`http://localhost:${chosen.port}/v1`)).toMatchObject({ reason: 'max_turns' });
+      expect(chosen.requests).toHaveLength(1);
+      expect(chosen.requests[0].headers.host).toBe(`localhost:${chosen.port}`);
+      expect(dns.asked.slice(asked)).toEqual(['localhost', 'localhost']);
+    });
+
+    it('still refuses a host name resolving to loopback, another port of the address, and unnamed metadata', async () => {
+      chosen.reset();
+      const end = await run(`http://loop.test:${chosen.port}/v1`);
+      expect(end.reason).toBe('error');
+      expect(end.detail).toMatch(/private or loopback/);
+      expect(chosen.requests).toHaveLength(0);
+      for (const url of [`http://127.0.0.1:${internal.port}/v1`, 'http://[fd00:ec2::254]/v1', 'http://169.254.169.253/v1']) {
+        const res = await t.http.post('/v1/session/create').send({ ...valid, llm: { base_url: url } }).expect(400);
+        expect(res.body.error).toContain('llm.base_url');
+      }
+    });
+
+    it('admits even a metadata address at creation when an entry names it literally (the operator chose it)', async () => {
+      const res = await t.http.post('/v1/session/create').send({ ...valid, llm: { base_url: 'http://169.254.169.254/v1' } }).expect(201);
+      expect(res.body.session.config.llm.base_url).toBe('http://169.254.169.254/v1');
+      // Reactive: no call until a talker speaks; the session is ended without one.
+      await t.http.delete(`/v1/session/${res.body.token as string}`).expect(200);
     });
   });
 });

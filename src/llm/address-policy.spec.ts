@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { addressAllowed, classifyAddress, ipLiteral } from './address-policy.js';
+import { addressAdmitted, addressAllowed, classifyAddress, ipLiteral, isLoopback, type HostNaming } from './address-policy.js';
 
 /** The host part of a URL as the WHATWG parser normalises it (the only parser we use). */
 const hostOf = (url: string): string => new URL(url).hostname;
@@ -102,6 +102,41 @@ describe('address policy', () => {
     it('a host name is not a literal', () => {
       expect(ipLiteral(hostOf('http://llm.example.com/v1'))).toBeNull();
       expect(ipLiteral(hostOf('http://localhost/v1'))).toBeNull();
+    });
+  });
+
+  describe('what the allowlist names (CONTRACT §3)', () => {
+    const cases: [string, HostNaming, boolean, boolean][] = [
+      // address, naming, allowPrivate, admitted
+      ['127.0.0.1', 'literal', false, true],
+      ['::1', 'literal', false, true],
+      ['10.0.0.5', 'literal', false, true],
+      ['169.254.169.254', 'literal', false, true],
+      ['fd00:ec2::254', 'literal', false, true],
+      ['127.0.0.1', 'localhost', false, true],
+      ['::1', 'localhost', false, true],
+      ['::ffff:127.0.0.1', 'localhost', false, true],
+      ['10.0.0.5', 'localhost', false, false],
+      ['10.0.0.5', 'localhost', true, true],
+      ['169.254.169.254', 'localhost', true, false],
+      ['127.0.0.1', 'name', false, false],
+      ['127.0.0.1', 'name', true, true],
+      ['169.254.169.254', 'name', true, false],
+      ['8.8.8.8', 'name', false, true],
+      ['127.0.0.1', null, false, false],
+      ['169.254.169.254', null, true, false],
+    ];
+    it.each(cases)('%s named %s (private allowed: %s) -> admitted %s', (address, naming, allowPrivate, admitted) => {
+      expect(addressAdmitted(classifyAddress(address), naming, allowPrivate)).toBe(admitted);
+    });
+
+    it('knows loopback in every spelling, and nothing else', () => {
+      for (const address of ['127.0.0.1', '127.8.9.10', '::1', '::ffff:127.0.0.1', '[::1]']) {
+        expect([address, isLoopback(address)]).toEqual([address, true]);
+      }
+      for (const address of ['10.0.0.1', '0.0.0.0', '::', '64:ff9b::7f00:1', 'localhost', '169.254.169.254']) {
+        expect([address, isLoopback(address)]).toEqual([address, false]);
+      }
     });
   });
 });

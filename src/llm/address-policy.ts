@@ -4,12 +4,16 @@ import { isIP } from 'node:net';
 /**
  * Which network addresses a client-supplied backend may be reached at (CONTRACT §3, issue 7).
  *
- * - `forbidden`, always refused: link-local (where cloud metadata services live: 169.254.169.254,
- *   fe80::/10), the known metadata addresses outside it (AWS's fd00:ec2::254, Alibaba's
- *   100.100.100.200), multicast, broadcast and the reserved 240/4; and anything unparseable.
- * - `private`, refused unless the operator opts in (`llmAllowPrivateAddresses`): loopback,
- *   RFC 1918, CGNAT, unique-local, "this network", the IETF protocol and benchmarking ranges.
+ * - `forbidden`, refused unless an allowlist entry names the address literally: link-local (where
+ *   cloud metadata services live: 169.254.169.254, fe80::/10), the known metadata addresses outside
+ *   it (AWS's fd00:ec2::254, Alibaba's 100.100.100.200), multicast, broadcast and the reserved
+ *   240/4; and anything unparseable.
+ * - `private`, refused unless the operator opts in (`llmAllowPrivateAddresses`) or an allowlist
+ *   entry names the address literally (or names `localhost`, for loopback): loopback, RFC 1918,
+ *   CGNAT, unique-local, "this network", the IETF protocol and benchmarking ranges.
  * - `public`: everything else.
+ *
+ * The allowlist's say comes through {@link HostNaming} (see `allowlistNaming` in base-url.policy.ts).
  *
  * An IPv6 address that embeds an IPv4 one (IPv4-mapped `::ffff:a.b.c.d`, IPv4-compatible,
  * NAT64 `64:ff9b::/96` and `64:ff9b:1::/48`, 6to4 `2002::/16`, Teredo `2001::/32`) is judged by
@@ -74,9 +78,44 @@ export function classifyAddress(raw: string): AddressVerdict {
   return parsed.kind() === 'ipv4' ? classifyV4(parsed as ipaddr.IPv4) : classifyV6(parsed as ipaddr.IPv6);
 }
 
-/** Whether a client backend may be reached at this address. */
+/** Whether a client backend may be reached at this address, by the classes alone. */
 export function addressAllowed(verdict: AddressVerdict, allowPrivate: boolean): boolean {
   return verdict.kind === 'public' || (verdict.kind === 'private' && allowPrivate);
+}
+
+/**
+ * How the allowlist entry that admits a client base URL names its host (the origins are equal, so
+ * it is the base URL's own host): an IP address literally, `localhost`, or a host name. `null`:
+ * no entry admits it (a stored session's URL after the allowlist changed): the classes decide.
+ */
+export type HostNaming = 'literal' | 'localhost' | 'name' | null;
+
+/**
+ * CONTRACT §3's address policy. An entry naming an IP address literally admits that address, even
+ * private, loopback, link-local or metadata: the operator named it (a llama.cpp beside the server
+ * at `http://127.0.0.1:8080/v1`). An entry naming `localhost` admits the loopback addresses it
+ * resolves to, nothing else. A host name is trusted no further than what it resolves to: private
+ * and loopback only with `allowPrivate`, link-local and metadata never.
+ */
+export function addressAdmitted(verdict: AddressVerdict, naming: HostNaming, allowPrivate: boolean): boolean {
+  if (naming === 'literal') {
+    return true;
+  }
+  if (naming === 'localhost' && isLoopback(verdict.address)) {
+    return true;
+  }
+  return addressAllowed(verdict, allowPrivate);
+}
+
+/** 127.0.0.0/8, ::1, and their IPv4-mapped spelling. */
+export function isLoopback(raw: string): boolean {
+  const text = raw.startsWith('[') && raw.endsWith(']') ? raw.slice(1, -1) : raw;
+  if (isIP(text) === 0) {
+    return false;
+  }
+  const parsed = ipaddr.parse(text);
+  const address = parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress() ? (parsed as ipaddr.IPv6).toIPv4Address() : parsed;
+  return address.range() === 'loopback';
 }
 
 /** The IP address a WHATWG-parsed URL host names literally, or null for a host name. */

@@ -87,6 +87,51 @@ describe(BackendFetch.name, () => {
     expect(other.requests).toHaveLength(0);
   });
 
+  it('calls a client backend on a loopback literal an allowlist entry names, without LLM_ALLOW_PRIVATE_ADDRESSES', async () => {
+    const sut = sutWith({ llmBaseUrlAllowlist: [other.baseUrl] });
+    for (const url of [other.baseUrl, `http://2130706433:${other.port}/v1`]) {
+      const res = await sut.fetch(`${url}/chat/completions`, post);
+      expect(res.status).toBe(200);
+    }
+    expect(other.requests).toHaveLength(2);
+    // The entry names that address and port: another port of the same address is not named.
+    const error = await refusal(sut.checkHost(new URL('http://127.0.0.1:1/v1/chat/completions')));
+    expect(error.message).toMatch(/private or loopback/);
+  });
+
+  it('admits a link-local / metadata address only when an entry names it literally', async () => {
+    const named = sutWith({ llmBaseUrlAllowlist: ['http://169.254.169.254/v1', 'http://[fd00:ec2::254]/v1'] });
+    expect((await named.checkHost(new URL('http://169.254.169.254/v1/chat/completions'))).map((v) => v.kind)).toEqual(['forbidden']);
+    expect((await named.checkHost(new URL('http://[fd00:ec2::254]/v1/chat/completions'))).map((v) => v.kind)).toEqual(['forbidden']);
+    // Not the neighbour, not through a name.
+    await refusal(named.checkHost(new URL('http://169.254.169.253/v1')));
+    const dns = resolver({ 'meta.test': [['169.254.169.254']] });
+    const byName = sutWith({ llmBaseUrlAllowlist: ['http://meta.test/v1', 'http://169.254.169.254/v1'], llmAllowPrivateAddresses: true, llmDnsLookup: dns });
+    expect((await refusal(byName.checkHost(new URL('http://meta.test/v1')))).message).toMatch(/link-local, metadata/);
+  });
+
+  it('an entry naming localhost admits the loopback addresses it resolves to, and nothing else', async () => {
+    const dns = resolver({ localhost: [['127.0.0.1']] });
+    const sut = sutWith({ llmBaseUrlAllowlist: [`http://localhost:${other.port}/v1`], llmDnsLookup: dns });
+    const res = await sut.fetch(`http://localhost:${other.port}/v1/chat/completions`, post);
+    expect(res.status).toBe(200);
+    expect(other.requests).toHaveLength(1);
+    // Checked before the call and again by the socket's own lookup.
+    expect(dns.asked).toEqual(['localhost', 'localhost']);
+
+    const elsewhere = resolver({ localhost: [['10.0.0.5']] });
+    const odd = sutWith({ llmBaseUrlAllowlist: [`http://localhost:${other.port}/v1`], llmDnsLookup: elsewhere });
+    expect((await refusal(odd.fetch(`http://localhost:${other.port}/v1/chat/completions`, post))).message).toMatch(/private or loopback/);
+  });
+
+  it('an entry naming a host name gives no exemption: what it resolves to decides', async () => {
+    const dns = resolver({ 'llm.test': [['127.0.0.1']] });
+    const sut = sutWith({ llmBaseUrlAllowlist: [`http://llm.test:${other.port}/v1`], llmDnsLookup: dns });
+    const error = await refusal(sut.fetch(`http://llm.test:${other.port}/v1/chat/completions`, post));
+    expect(error.message).toMatch(/private or loopback/);
+    expect(other.requests).toHaveLength(0);
+  });
+
   it('refuses link-local / metadata literals even with private addresses allowed', async () => {
     const sut = sutWith({ llmAllowPrivateAddresses: true });
     for (const url of ['http://169.254.169.254/latest', 'http://[fd00:ec2::254]/', 'http://[::ffff:169.254.169.254]/', 'http://2852039166/']) {

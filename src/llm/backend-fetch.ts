@@ -4,7 +4,8 @@ import { APIError } from 'openai';
 import { Agent, fetch as undiciFetch } from 'undici';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
-import { addressAllowed, classifyAddress, ipLiteral, type AddressVerdict } from './address-policy.js';
+import { addressAdmitted, classifyAddress, ipLiteral, type AddressVerdict, type HostNaming } from './address-policy.js';
+import { allowlistNaming, parseHttpUrl } from './base-url.policy.js';
 import { fellowshipLogger } from '../ops/fellowship-logger.js';
 
 /** Resolves a host name to every address it has (`dns.lookup` with `all: true` by default). */
@@ -51,7 +52,8 @@ type ConnectLookupCallback = (err: NodeJS.ErrnoException | null, address: string
  *   anywhere. It becomes a `BackendRefusal('redirect')`, which LlmService treats as unrecoverable.
  * - The operator's own `llmBaseUrl` (its origin) is trusted as configured.
  * - Any other origin is a client-supplied base URL: its host is resolved and every address checked
- *   against the address policy (address-policy.ts) before a connection is attempted, and the
+ *   against the address policy (address-policy.ts: the classes, and what the allowlist entry names
+ *   literally, see `addressAdmitted`) before a connection is attempted, and the
  *   connection itself goes through a `connect.lookup` that resolves and checks again and hands the
  *   socket exactly the addresses it checked. A name that rebinds between the two lookups meets the
  *   check at connect time: there is no unchecked resolution anywhere (DNS rebinding).
@@ -62,6 +64,8 @@ type ConnectLookupCallback = (err: NodeJS.ErrnoException | null, address: string
 export class BackendFetch implements OnApplicationShutdown {
   private readonly logger: Logger;
   private readonly trustedOrigin: string | null;
+  /** Some allowlist entry names `localhost` (its loopback addresses are then admitted). */
+  private readonly localhostListed: boolean;
   private readonly resolve: DnsLookup;
   private readonly trustedAgent: Agent;
   private readonly guardedAgent: Agent;
@@ -69,6 +73,7 @@ export class BackendFetch implements OnApplicationShutdown {
   constructor(@Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions) {
     this.logger = fellowshipLogger(options, 'BackendFetch');
     this.trustedOrigin = originOf(options.llmBaseUrl);
+    this.localhostListed = options.llmBaseUrlAllowlist.some((entry) => parseHttpUrl(entry.trim())?.hostname === 'localhost');
     this.resolve = options.llmDnsLookup ?? systemDnsLookup;
     // Our AbortSignal bounds every call (LLM_TIMEOUT_MS); undici's own timers must not cut sooner.
     const timeouts = { headersTimeout: options.llmTimeoutMs, bodyTimeout: options.llmTimeoutMs };
@@ -123,16 +128,18 @@ export class BackendFetch implements OnApplicationShutdown {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw new BackendRefusal('url', 'The backend URL must be http or https.', url.protocol);
     }
+    // Re-read at every call: a session restored after the allowlist changed gets no exemption.
+    const naming = allowlistNaming(url, this.options.llmBaseUrlAllowlist);
     const literal = ipLiteral(url.hostname);
     if (literal) {
       const verdict = classifyAddress(literal);
-      if (!addressAllowed(verdict, this.options.llmAllowPrivateAddresses)) {
+      if (!addressAdmitted(verdict, naming, this.options.llmAllowPrivateAddresses)) {
         this.logger.warn(`refused a client backend: ${url.hostname} [${verdict.range}]`);
         throw new BackendRefusal('address', refusalMessage([verdict]), `${url.hostname} [${verdict.range}]`);
       }
       return [verdict];
     }
-    return (await this.lookupChecked(url.hostname)).map((a) => a.verdict);
+    return (await this.lookupChecked(url.hostname, naming)).map((a) => a.verdict);
   }
 
   onApplicationShutdown(): Promise<void> {
@@ -140,7 +147,7 @@ export class BackendFetch implements OnApplicationShutdown {
   }
 
   /** Resolves a host name and checks every address; throws a BackendRefusal unless all pass. */
-  private async lookupChecked(hostname: string): Promise<(LookupAddress & { verdict: AddressVerdict })[]> {
+  private async lookupChecked(hostname: string, naming: HostNaming): Promise<(LookupAddress & { verdict: AddressVerdict })[]> {
     let addresses: LookupAddress[];
     try {
       addresses = await this.resolve(hostname);
@@ -151,7 +158,7 @@ export class BackendFetch implements OnApplicationShutdown {
       });
     }
     const checked = addresses.map((a) => ({ address: a.address, family: a.family, verdict: classifyAddress(a.address) }));
-    const refused = checked.map((a) => a.verdict).filter((v) => !addressAllowed(v, this.options.llmAllowPrivateAddresses));
+    const refused = checked.map((a) => a.verdict).filter((v) => !addressAdmitted(v, naming, this.options.llmAllowPrivateAddresses));
     if (checked.length === 0 || refused.length > 0) {
       const detail = `${hostname} -> ${checked.map((a) => `${a.verdict.address} [${a.verdict.range}]`).join(', ') || 'no address'}`;
       this.logger.warn(`refused a client backend: ${detail}`);
@@ -165,7 +172,10 @@ export class BackendFetch implements OnApplicationShutdown {
    * here, in this same resolution (no second, unchecked lookup). Public for tests.
    */
   readonly connectLookup = (hostname: string, options: LookupOptions, callback: ConnectLookupCallback): void => {
-    this.lookupChecked(hostname).then(
+    // Only host names get here (IP literals need no lookup), and only after `checkHost` passed for
+    // the call's origin; the one exemption for a name is an entry naming `localhost`.
+    const naming: HostNaming = hostname === 'localhost' && this.localhostListed ? 'localhost' : 'name';
+    this.lookupChecked(hostname, naming).then(
       (checked) => {
         const addresses = checked.map((a) => ({ address: a.address, family: a.family }));
         if (options.all) {
@@ -186,7 +196,7 @@ function refusalMessage(refused: AddressVerdict[]): string {
   const forbidden = refused.some((v) => v.kind === 'forbidden');
   return forbidden
     ? 'The backend host resolves to a link-local, metadata or otherwise forbidden address; it is never called.'
-    : 'The backend host resolves to a private or loopback address, which this server does not call (LLM_ALLOW_PRIVATE_ADDRESSES).';
+    : 'The backend host resolves to a private or loopback address, which this server does not call (LLM_ALLOW_PRIVATE_ADDRESSES, or an allowlist entry naming the address).';
 }
 
 function originOf(raw: string): string | null {

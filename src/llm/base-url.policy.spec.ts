@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { matchesAllowlist, parseHttpUrl, sameBackend } from './base-url.policy.js';
+import { allowlistNaming, matchesAllowlist, parseHttpUrl, sameBackend } from './base-url.policy.js';
 
 describe('base URL allowlist (CONTRACT §3)', () => {
   const allow = ['https://api.example.com/v1', 'http://llm.internal:8080/', 'https://gw.example.com/team/'];
@@ -59,6 +59,22 @@ describe('base URL allowlist (CONTRACT §3)', () => {
     expect(sameBackend('http://localhost:11434/v10', 'http://localhost:11434/v1')).toBe(false);
     expect(sameBackend('http://localhost:11435/v1', 'http://localhost:11434/v1')).toBe(false);
     expect(sameBackend('http://u:p@localhost:11434/v1', 'http://localhost:11434/v1')).toBe(false);
+  });
+
+  it('allowlistNaming says how the entry with the same origin names the host, or null when none has it', () => {
+    const list = ['http://127.0.0.1:8080/v1', 'http://[::1]:9000/', 'http://localhost:11434/v1', 'https://api.example.com/v1'];
+    const naming = (url: string): unknown => allowlistNaming(new URL(url), list);
+    expect(naming('http://127.0.0.1:8080/v1')).toBe('literal');
+    // Other spellings of the same address are the same origin once parsed.
+    expect(naming('http://2130706433:8080/v1')).toBe('literal');
+    expect(naming('http://[0:0:0:0:0:0:0:1]:9000/v1')).toBe('literal');
+    expect(naming('http://LOCALHOST:11434/v1')).toBe('localhost');
+    expect(naming('https://api.example.com/v1/x')).toBe('name');
+    // Another port, scheme or address is not named by any entry.
+    expect(naming('http://127.0.0.1:8081/v1')).toBeNull();
+    expect(naming('https://127.0.0.1:8080/v1')).toBeNull();
+    expect(naming('http://127.0.0.2:8080/v1')).toBeNull();
+    expect(naming('http://localhost:11435/v1')).toBeNull();
   });
 
   it('parseHttpUrl accepts only http(s) without userinfo', () => {

@@ -1,3 +1,5 @@
+import { ipLiteral, type HostNaming } from './address-policy.js';
+
 /**
  * CONTRACT §3: a client base URL is accepted only if it matches an allowlist entry: same origin,
  * and its path (trailing slash removed) equals the entry's path or continues it after a `/`.
@@ -42,6 +44,21 @@ export function matchesAllowlist(raw: string, allowlist: readonly string[]): boo
     const prefix = trimPath(entry.pathname);
     return path === prefix || path.startsWith(`${prefix}/`);
   });
+}
+
+/**
+ * How the allowlist names a client base URL's host, for the address policy (address-policy.ts):
+ * an entry with the same origin necessarily has the same host, so it is `literal` for an IP
+ * address, `localhost` for `localhost`, `name` otherwise; null when no entry has this origin.
+ */
+export function allowlistNaming(url: URL, allowlist: readonly string[]): HostNaming {
+  if (!allowlist.some((entry) => parseHttpUrl(entry.trim())?.origin === url.origin)) {
+    return null;
+  }
+  if (ipLiteral(url.hostname) !== null) {
+    return 'literal';
+  }
+  return url.hostname === 'localhost' ? 'localhost' : 'name';
 }
 
 /** The same URL as the server's own backend (so the server key may go with it). */

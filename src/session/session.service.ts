@@ -7,7 +7,6 @@ import { knownProperties } from '../common/validation.js';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
 import { EventChannel } from '../hub/event-channel.js';
-import { addressAllowed, classifyAddress, ipLiteral } from '../llm/address-policy.js';
 import { matchesAllowlist, sameBackend } from '../llm/base-url.policy.js';
 import { LoopService } from '../loop/loop.service.js';
 import { MemoryService } from '../memory/memory.service.js';
@@ -297,13 +296,8 @@ export class SessionService implements OnApplicationBootstrap {
           { field: 'llm.base_url', message: 'not in the allowlist' },
         ]);
       }
-      // An IP literal the address policy refuses is refused now, not at the first call.
-      const literal = ipLiteral(new URL(dto.llm.base_url).hostname);
-      if (literal && !addressAllowed(classifyAddress(literal), o.llmAllowPrivateAddresses)) {
-        throw FellowshipError.validation('llm.base_url names an address this server never calls (private, loopback or link-local).', [
-          { field: 'llm.base_url', message: 'forbidden address' },
-        ]);
-      }
+      // No address check here: an IP literal that matched is named by its entry, which admits it
+      // (CONTRACT §3); a host name is checked at every call, against what it resolves to then.
       baseUrl = dto.llm.base_url;
     }
     const requested = dto.memory ?? 'none';
