@@ -10,6 +10,7 @@ import { createServer } from '../src/bootstrap.js';
 import type { FellowshipOptions } from '../src/config/fellowship-options.interface.js';
 import { DEFAULT_FELLOWSHIP_OPTIONS } from '../src/config/fellowship-options.interface.js';
 import { FellowshipModule } from '../src/fellowship.module.js';
+import { SessionRegistry } from '../src/session/session.registry.js';
 import { gate, MockLlmServer } from './mock-llm/mock-llm.server.js';
 import { bots, startApp, TEST_OPTIONS, type TestApp } from './support/app.js';
 import { WsClient } from './support/clients.js';
@@ -234,6 +235,11 @@ describe('limits', () => {
     expect(Number(third.headers['retry-after'])).toBeGreaterThanOrEqual(1);
     // The names already tracked keep their budgets.
     expect((await post('One')).status).toBe(202);
+    // The state is the session's, bounded, and dropped when it ends.
+    const session = t.app.get(SessionRegistry).resolve(token)!.session;
+    expect(session.talkerRate?.size).toBe(2);
+    await t.http.delete(`/v1/session/${token}`).expect(200);
+    expect(session.talkerRate).toBeNull();
   });
 
   it('refuses connections beyond MAX_CONNECTIONS_PER_SESSION (WS 4409, SSE 429) and takes one again when a place frees', async () => {

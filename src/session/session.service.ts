@@ -38,8 +38,6 @@ const LLM_FIELDS = knownProperties(LlmOptionsDto);
 @Injectable()
 export class SessionService implements OnApplicationBootstrap {
   private readonly logger: Logger;
-  /** Per session (weakly held: a session dropped without its end listener leaves nothing behind). */
-  private readonly rateLimiters = new WeakMap<Session, TalkerRateLimiter>();
 
   constructor(
     @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
@@ -55,7 +53,8 @@ export class SessionService implements OnApplicationBootstrap {
   onApplicationBootstrap(): void {
     this.loops.onSessionEnd((session) => {
       this.registry.markEnded();
-      this.rateLimiters.delete(session);
+      // An ended session takes no talker message: its rate-limit state goes with the loop.
+      session.talkerRate = null;
     });
   }
 
@@ -179,7 +178,8 @@ export class SessionService implements OnApplicationBootstrap {
     const { name: given, content } = message as { name?: unknown; content?: unknown };
     const name = given === undefined ? session.freeName(REST_TALKER_NAME) : this.checkName(session, given);
     this.checkContent(content);
-    const decision = this.rateLimiter(session).take(nameKey(name), performance.now());
+    session.talkerRate ??= new TalkerRateLimiter(this.options.talkerRateLimit, this.options.talkerRateLimitNames);
+    const decision = session.talkerRate.take(nameKey(name), performance.now());
     if (!decision.ok) {
       throw new FellowshipError(
         ErrorCode.RATE_LIMITED,
@@ -222,16 +222,6 @@ export class SessionService implements OnApplicationBootstrap {
         `content is longer than ${this.options.maxMessageChars} characters.`,
       );
     }
-  }
-
-  /** The session's talker rate limit, made at its first talker message and dropped at its end. */
-  private rateLimiter(session: Session): TalkerRateLimiter {
-    let limiter = this.rateLimiters.get(session);
-    if (!limiter) {
-      limiter = new TalkerRateLimiter(this.options.talkerRateLimit, this.options.talkerRateLimitNames);
-      this.rateLimiters.set(session, limiter);
-    }
-    return limiter;
   }
 
   /** The event channel of a session: the store and retention wired in. */

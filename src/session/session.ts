@@ -16,6 +16,7 @@ import {
   type Usage,
   type UsageCounters,
 } from './session.types.js';
+import type { TalkerRateLimiter } from './talker-rate-limiter.js';
 
 /** The logger of one session: every line names it by its public id, never by a token. */
 export function sessionLogger(options: Pick<ResolvedFellowshipOptions, 'logger'>, id: string): Logger {
@@ -62,6 +63,8 @@ export class Session {
   observers = 0;
   /** Talkers ever joined, for default names (`Talker <n>`). */
   talkerSerial = 0;
+  /** TALKER_RATE_LIMIT's state: made at the first talker message, dropped when the session ends. */
+  talkerRate: TalkerRateLimiter | null = null;
   /** Names of the connected talkers (name key -> connections), so default names avoid them. */
   private readonly talkerNames = new Map<string, number>();
   /** Last message or last member leaving (ms epoch): the idle clock's start. */
