@@ -1,8 +1,8 @@
 /**
  * What a crash leaves on disk, restored by a second app on the same file while the first one is
  * still mid-generation (it never shuts down gracefully before the second has restored): talker
- * messages acknowledged as queued behind the generating bot, and the seqs of live-only events
- * (tokens) members already saw.
+ * messages acknowledged as queued behind the generating bot, and the seq counter: live-only events
+ * (tokens) take no seq, so a member resuming after the crash sees no gap and no reused seq.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { gate, MockLlmServer } from './mock-llm/mock-llm.server.js';
-import { bots, startApp } from './support/app.js';
+import { bots, expectContiguous, startApp } from './support/app.js';
 
 describe('crash image', () => {
   let llm: MockLlmServer;
@@ -46,22 +46,27 @@ describe('crash image', () => {
     }
   }
 
-  it('records a held talker message and never reuses a seen token seq after a crash', async () => {
+  it('records a held talker message, and resumes after a crash with no seq gap or reuse', async () => {
     const file = join(dir, 'crash.sqlite');
     const first = await startApp({ databasePath: file, llmTimeoutMs: 60_000 }, llm);
     const held = gate();
     // Bot A streams three tokens, then the backend stalls.
     llm.script({ chunks: ['Hello', ' there', ' friend'], hangAfterChunks: 3 });
-    const { token } = await first.create({ bots: bots('A', 'B'), participation_mode: 'reactive', stream_tokens: true });
+    const { token } = await first.create({ bots: bots('A', 'B'), participation_mode: 'reactive', stream_tokens: true, debug: true });
     const talker = await first.ws(token, { role: 'talker', name: 'Ann' });
     talker.send({ type: 'user_message', content: 'first', client_id: '1' });
     await talker.until((e) => e.filter((x) => x.type === 'token').length === 3);
     talker.send({ type: 'user_message', content: 'held behind A', client_id: '2' });
     expect((await talker.next('ack', (e) => e.client_id === '2')).queued).toBe(true);
-    const maxTokenSeq = Math.max(...talker.of('token').map((e) => e.seq!));
-    // The held message and the token seqs reach the disk without any further event.
+    expect(talker.of('token').map((e) => [e.seq, e.index])).toEqual([[undefined, 0], [undefined, 1], [undefined, 2]]);
+    expect(talker.of('debug').length).toBeGreaterThan(0);
+    expect(talker.of('debug').every((e) => e.seq === undefined)).toBe(true);
+    const seen = talker.sessionEvents.map((e) => e.seq!);
+    expectContiguous(seen);
+    const lastSeen = Math.max(...seen);
+    // The held message reaches the disk without any further event.
     await until('the held message on disk', async () => (await sessionRow(file)).loop_state.includes('held behind A'));
-    await until('the token seqs on disk', async () => (await sessionRow(file)).last_seq >= maxTokenSeq);
+    expect((await sessionRow(file)).last_seq).toBe(lastSeen);
 
     // "Crash": a second server restores from the file as it is now.
     llm.script({ content: 'A again', gate: held.promise });
@@ -69,13 +74,14 @@ describe('crash image', () => {
     try {
       const history = (await second.http.get(`/v1/session/${token}/history`)).body.messages as { turn: number; name: string; content: string }[];
       expect(history.map((m) => `${m.turn}:${m.name}:${m.content}`)).toEqual(['1:Ann:first', '2:Ann:held behind A']);
-      const observer = await second.ws(token);
-      const snapshot = await observer.next('history');
-      await observer.next('member_joined');
-      // Every event after the restart is numbered past what members saw before it (tokens included).
-      const seqs = observer.sessionEvents.map((e) => e.seq!);
-      expect(seqs[0]).toBe((snapshot.seq as number) + 1);
-      expect(Math.min(...seqs)).toBeGreaterThan(maxTokenSeq);
+      // The talker comes back with its cursor: the replay continues right after what it saw.
+      const resumed = await second.ws(token, { role: 'talker', name: 'Ann', after: lastSeen });
+      await resumed.next('member_joined');
+      const seqs = resumed.sessionEvents.map((e) => e.seq!);
+      expect(resumed.of('history')).toHaveLength(0);
+      expect(seqs[0]).toBe(lastSeen + 1);
+      expectContiguous(seqs);
+      expect(resumed.sessionEvents.map((e) => e.type)).toContain('talker_message');
     } finally {
       held.release();
       await second.close();

@@ -76,7 +76,12 @@ describe('token streaming', () => {
         expect(events.find((e) => e.type === 'bot_message')?.content).toBe(m.content);
       }
       const tokens = client.of('token');
-      expect(tokens.every((e) => typeof e.seq === 'number' && (e.bot === 'Alice' || e.bot === 'Bob'))).toBe(true);
+      // Live-only: no seq; `index` counts the tokens of each turn from 0.
+      expect(tokens.every((e) => e.seq === undefined && (e.bot === 'Alice' || e.bot === 'Bob'))).toBe(true);
+      for (const m of messages.slice(1)) {
+        const indexes = turnEvents(client, m.turn).filter((e) => e.type === 'token').map((e) => e.index);
+        expect(indexes).toEqual(indexes.map((_, i) => i));
+      }
       expect(JSON.stringify(tokens)).not.toMatch(/secret|plan|quiet|never shown|<|Alice:/);
     }
     expect(t.llm.requests.every((r) => r.body.stream === true)).toBe(true);

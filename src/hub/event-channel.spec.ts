@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { InMemorySessionStore } from '../memory/in-memory-session.store.js';
 import type { CommitBatch, SessionStore } from '../memory/session-store.port.js';
 import type { Message } from '../session/session.types.js';
-import { EventChannel, type SerializedEvent } from './event-channel.js';
+import { EventChannel, type Join, type SerializedEvent } from './event-channel.js';
 
 function message(turn: number): Message {
   return { turn, kind: 'talker', name: 'Ann', bot: null, talker_id: null, content: `m${turn}`, ts: '', tokens: 1 };
@@ -42,6 +42,14 @@ async function channelWith(store: SessionStore, retention = 100): Promise<{ sut:
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+/** Lets every commit of a gated store through until the channel is idle. */
+async function settle(sut: EventChannel, store: GatedStore): Promise<void> {
+  while (!sut.idle) {
+    store.release();
+    await tick();
+  }
+}
+
 describe(EventChannel.name, () => {
   it('numbers events synchronously and delivers them in order, serialised once', async () => {
     const { sut, seen } = await channelWith(new InMemorySessionStore());
@@ -77,19 +85,36 @@ describe(EventChannel.name, () => {
     expect(store.commits).toHaveLength(2);
   });
 
-  it('keeps token and debug events out of the store and the replay log', async () => {
+  it('gives token and debug events no seq, and keeps them out of the store and the replay log', async () => {
     const store = new InMemorySessionStore();
     const { sut, seen } = await channelWith(store);
     sut.publish({ type: 'turn_start', bot: 'A', turn: 1 });
-    sut.publish({ type: 'token', bot: 'A', token: 'x', turn: 1 });
+    const token = sut.publish({ type: 'token', bot: 'A', token: 'x', turn: 1, index: 0 });
     sut.publish({ type: 'debug', category: 'loop', data: {} });
-    sut.publish({ type: 'turn_end', bot: 'A', turn: 1, tokens: 1 });
+    const end = sut.publish({ type: 'turn_end', bot: 'A', turn: 1, tokens: 1 });
+    expect('seq' in token).toBe(false);
+    expect(end.seq).toBe(2);
     await sut.drain();
-    expect(seen.map((e) => e.type)).toEqual(['turn_start', 'token', 'debug', 'turn_end']);
-    expect((await store.loadEvents('s', 0, 100)).map((e) => e.seq)).toEqual([1, 4]);
-    expect(sut.replay(0)?.map((e) => e.seq)).toEqual([1, 4]);
-    expect(sut.replay(1)?.map((e) => e.seq)).toEqual([4]);
-    expect(sut.replay(4)).toEqual([]);
+    expect(seen.map((e) => `${e.type}:${String(e.seq)}`)).toEqual(['turn_start:1', 'token:null', 'debug:null', 'turn_end:2']);
+    expect(JSON.parse(seen[1].json)).toEqual({ type: 'token', bot: 'A', token: 'x', turn: 1, index: 0, ts: expect.any(String) });
+    expect(seen[1].sseFrame).toBe(`event: token\ndata: ${seen[1].json}\n\n`);
+    expect((await store.loadEvents('s', 0, 100)).map((e) => e.seq)).toEqual([1, 2]);
+    expect(await store.lastSeq('s')).toBe(2);
+    expect(sut.lastDeliveredSeq).toBe(2);
+    expect(sut.replay(0)?.map((e) => e.seq)).toEqual([1, 2]);
+    expect(sut.replay(1)?.map((e) => e.seq)).toEqual([2]);
+    expect(sut.replay(2)).toEqual([]);
+    expect(sut.replay(3)).toBeNull();
+  });
+
+  it('writes nothing for a batch of live-only events', async () => {
+    const store = new GatedStore();
+    const { sut, seen } = await channelWith(store);
+    sut.publish({ type: 'token', bot: 'A', token: 'x', turn: 1, index: 0 });
+    sut.publish({ type: 'debug', category: 'loop', data: {} });
+    await sut.drain();
+    expect(store.commits).toHaveLength(0);
+    expect(seen.map((e) => e.type)).toEqual(['token', 'debug']);
   });
 
   it('refuses cursors it cannot honour exactly', async () => {
@@ -111,10 +136,80 @@ describe(EventChannel.name, () => {
     store.commit = () => Promise.reject(new Error('disk full'));
     const sut = new EventChannel({ sessionId: 's', store, retention: 10, sessionState: () => ({}), onCommitError: (e) => errors.push(e) });
     const seen: number[] = [];
-    sut.subscribers.add({ deliver: (batch) => seen.push(...batch.events.map((e) => e.seq)) });
+    sut.subscribers.add({ deliver: (batch) => seen.push(...batch.events.map((e) => e.seq ?? 0)) });
     sut.publish({ type: 'session_resumed' });
     await sut.drain();
     expect(seen).toEqual([1]);
     expect(errors).toHaveLength(1);
+  });
+
+  describe('join', () => {
+    const joiner = (sut: EventChannel, log: string[]): Join & { seen: SerializedEvent[] } => {
+      const seen: SerializedEvent[] = [];
+      return {
+        seen,
+        subscriber: { deliver: (batch) => seen.push(...batch.events) },
+        begin: () => {
+          log.push(`snapshot at ${sut.lastDeliveredSeq} with ${sut.visibleMessages} messages`);
+          return true;
+        },
+      };
+    };
+
+    it('takes the snapshot behind events still on their way, and its own announcement comes right after it', async () => {
+      const store = new GatedStore();
+      const { sut, seen } = await channelWith(store);
+      sut.publish({ type: 'talker_message', talker_id: null, name: 'Ann', content: 'm1', turn: 1 }, message(1));
+      await tick();
+      await tick();
+      // The first batch is being written; a bot message is published behind it; then a member joins.
+      sut.publish({ type: 'turn_start', bot: 'A', turn: 2 });
+      const log: string[] = [];
+      const member = joiner(sut, log);
+      sut.join(member, { type: 'member_joined', role: 'observer', talker_id: null, name: null });
+      expect(log).toEqual([]);
+      await settle(sut, store);
+      expect(store.commits.map((c) => c.events.map((e) => e.seq))).toEqual([[1], [2, 3]]);
+      expect(log).toEqual(['snapshot at 2 with 1 messages']);
+      expect(member.seen.map((e) => `${e.seq}:${e.type}`)).toEqual(['3:member_joined']);
+      expect(seen.map((e) => e.seq)).toEqual([1, 2, 3]);
+      // Subscribed from then on.
+      sut.publish({ type: 'session_resumed' });
+      await settle(sut, store);
+      expect(member.seen.map((e) => e.seq)).toEqual([3, 4]);
+    });
+
+    it('hands several joiners of one batch their own tails, sharing the batch bytes', async () => {
+      const { sut, seen } = await channelWith(new InMemorySessionStore());
+      const log: string[] = [];
+      const first = joiner(sut, log);
+      const second = joiner(sut, log);
+      const sse: Buffer[] = [];
+      sut.join({ ...first, subscriber: { deliver: (b) => (first.seen.push(...b.events), sse.push(b.sseBytes)) } }, { type: 'member_joined', role: 'observer', talker_id: null, name: 'one' });
+      sut.publish({ type: 'turn_start', bot: 'A', turn: 1 });
+      sut.join({ ...second, subscriber: { deliver: (b) => (second.seen.push(...b.events), sse.push(b.sseBytes)) } }, { type: 'member_joined', role: 'observer', talker_id: null, name: 'two' });
+      await sut.drain();
+      expect(log).toEqual(['snapshot at 0 with 0 messages', 'snapshot at 2 with 0 messages']);
+      expect(seen.map((e) => e.seq)).toEqual([1, 2, 3]);
+      expect(first.seen.map((e) => e.seq)).toEqual([1, 2, 3]);
+      expect(second.seen.map((e) => e.seq)).toEqual([3]);
+      expect(sse[1].toString('utf8')).toBe(second.seen[0].sseFrame);
+      expect(sse[1].buffer).toBe(sse[0].buffer);
+    });
+
+    it('joins at once when nothing is on its way and there is nothing to announce; a refused begin subscribes nothing', async () => {
+      const { sut } = await channelWith(new InMemorySessionStore());
+      sut.publish({ type: 'session_resumed' });
+      await sut.drain();
+      const log: string[] = [];
+      const member = joiner(sut, log);
+      sut.join(member, null);
+      expect(log).toEqual(['snapshot at 1 with 0 messages']);
+      expect(sut.subscribers.has(member.subscriber)).toBe(true);
+      const gone = { subscriber: { deliver: () => undefined }, begin: () => false };
+      sut.join(gone, { type: 'member_joined', role: 'observer', talker_id: null, name: null });
+      await sut.drain();
+      expect(sut.subscribers.has(gone.subscriber)).toBe(false);
+    });
   });
 });

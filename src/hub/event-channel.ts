@@ -1,19 +1,20 @@
 import type { Message } from '../session/session.types.js';
 import type { CommitBatch, SessionStore, StoredEvent } from '../memory/session-store.port.js';
-import { LIVE_ONLY_EVENTS, type SessionEvent, type SessionEventBody } from './events.js';
+import { isLiveOnly, type NumberedEvent, type NumberedEventBody, type SessionEvent, type SessionEventBody } from './events.js';
 
 /** An event serialised once and handed, as the same bytes, to every member (WS text / SSE frame). */
 export class SerializedEvent {
   private frame: string | undefined;
   private bytes: Buffer | undefined;
   constructor(
-    readonly seq: number,
+    /** Null for live-only events (`token`, `debug`): they carry no seq, and no SSE `id:` line. */
+    readonly seq: number | null,
     readonly type: string,
     readonly json: string,
   ) {}
 
   get sseFrame(): string {
-    this.frame ??= `id: ${this.seq}\nevent: ${this.type}\ndata: ${this.json}\n\n`;
+    this.frame ??= `${this.seq === null ? '' : `id: ${this.seq}\n`}event: ${this.type}\ndata: ${this.json}\n\n`;
     return this.frame;
   }
 
@@ -31,15 +32,43 @@ export class SerializedEvent {
  */
 export class EventBatch {
   private sse: Buffer | undefined;
-  constructor(readonly events: readonly SerializedEvent[]) {}
+  /** Byte offset of each event's SSE frame in `sseBytes` (built only when a member joins mid-batch). */
+  private offsets: number[] | undefined;
+
+  constructor(
+    readonly events: readonly SerializedEvent[],
+    private readonly parent?: { batch: EventBatch; from: number },
+  ) {}
 
   get sseBytes(): Buffer {
-    this.sse ??= Buffer.from(this.events.map((e) => e.sseFrame).join(''), 'utf8');
+    if (!this.sse) {
+      this.sse = this.parent
+        ? this.parent.batch.sseBytes.subarray(this.parent.batch.offsetOf(this.parent.from))
+        : Buffer.from(this.events.map((e) => e.sseFrame).join(''), 'utf8');
+    }
     return this.sse;
   }
 
   get ends(): boolean {
     return this.events.some((e) => e.type === 'session_end');
+  }
+
+  /**
+   * The events from `index` on, for a member that joined mid-batch. Its SSE bytes are a view of
+   * this batch's, so a burst of joins does not build one buffer per member.
+   */
+  from(index: number): EventBatch {
+    return index === 0 ? this : new EventBatch(this.events.slice(index), { batch: this, from: index });
+  }
+
+  private offsetOf(index: number): number {
+    if (!this.offsets) {
+      this.offsets = [0];
+      for (const event of this.events) {
+        this.offsets.push(this.offsets[this.offsets.length - 1] + Buffer.byteLength(event.sseFrame, 'utf8'));
+      }
+    }
+    return this.offsets[index];
   }
 }
 
@@ -47,11 +76,19 @@ export interface Subscriber {
   deliver(batch: EventBatch): void;
 }
 
-interface Pending {
-  event: SessionEvent;
-  serialized: SerializedEvent;
-  message: Message | undefined;
+/**
+ * A subscriber's join point in the event order. `begin` runs when everything published before the
+ * join has been delivered (so `lastDeliveredSeq`, `visibleMessages` and `replay()` describe exactly
+ * that point) and sends the member its snapshot or replay; false = do not subscribe (gone, or done).
+ */
+export interface Join {
+  subscriber: Subscriber;
+  begin: () => boolean;
 }
+
+type Pending =
+  | { event: SessionEvent; serialized: SerializedEvent; message: Message | undefined; join?: undefined }
+  | { join: Join; event?: undefined };
 
 export interface EventChannelDeps {
   sessionId: string;
@@ -70,8 +107,14 @@ export interface EventChannelDeps {
  * the order the loop produced them. Events wait in `pending` until the end of the current tick,
  * are written to the store in one transaction, and only then are delivered to subscribers, in seq
  * order, synchronously in one go. `deliveredSeq` and `visibleMessages` move together during that
- * delivery, so a member that subscribes between two deliveries gets a snapshot (`snapshot()`) that
- * ends exactly where its live tail begins: nothing lost, nothing duplicated.
+ * delivery.
+ *
+ * Joining is a step in the same order (`join`): a member's snapshot is taken during the delivery,
+ * at the exact point of its join, so it ends where its live tail begins (nothing lost, nothing
+ * duplicated) and its own `member_joined`, published with the join, comes right after it — even
+ * when events published earlier were still on their way to the store.
+ *
+ * Live-only events (`token`, `debug`) travel in the same order but take no seq and are not stored.
  */
 export class EventChannel {
   private assignedSeq: number;
@@ -117,12 +160,35 @@ export class EventChannel {
     return this.pending.length === 0 && this.flushing === null && !this.stateDirty;
   }
 
+  publish(body: NumberedEventBody, message?: Message): NumberedEvent;
+  publish(body: SessionEventBody, message?: Message): SessionEvent;
   publish(body: SessionEventBody, message?: Message): SessionEvent {
-    const seq = ++this.assignedSeq;
-    const event = { ...body, seq, ts: (this.deps.now?.() ?? new Date()).toISOString() };
+    const ts = (this.deps.now?.() ?? new Date()).toISOString();
+    const event: SessionEvent = isLiveOnly(body) ? { ...body, ts } : { ...body, seq: ++this.assignedSeq, ts };
+    const seq = 'seq' in event ? event.seq : null;
     this.pending.push({ event, serialized: new SerializedEvent(seq, event.type, JSON.stringify(event)), message });
     this.scheduleFlush();
     return event;
+  }
+
+  /**
+   * Subscribes `join.subscriber` after everything published so far, and publishes `announce` (its
+   * `member_joined`) as the first event of its tail. `join.begin` runs at that point of the
+   * delivery (at once when nothing is on its way and there is nothing to announce).
+   */
+  join(join: Join, announce: SessionEventBody | null): void {
+    if (announce === null && this.idle) {
+      if (join.begin()) {
+        this.subscribers.add(join.subscriber);
+      }
+      return;
+    }
+    this.pending.push({ join });
+    if (announce) {
+      this.publish(announce);
+    } else {
+      this.scheduleFlush();
+    }
   }
 
   /** Resolves when everything published so far is durable and delivered. */
@@ -138,8 +204,7 @@ export class EventChannel {
 
   /**
    * Retained events with seq in (after, deliveredSeq], or null when the cursor cannot be honoured
-   * exactly (older than a retained event already dropped, or beyond the current seq). Gaps in the
-   * result are live-only events (`token`, `debug`), which are never replayed.
+   * exactly (older than a retained event already dropped, or beyond the current seq).
    */
   replay(after: number): SerializedEvent[] | null {
     if (!Number.isInteger(after) || after > this.deliveredSeq || after < this.droppedThrough) {
@@ -150,7 +215,7 @@ export class EventChannel {
     let hi = this.retained.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.retained[mid].seq <= after) {
+      if ((this.retained[mid].seq ?? 0) <= after) {
         lo = mid + 1;
       } else {
         hi = mid;
@@ -198,57 +263,78 @@ export class EventChannel {
     while (this.pending.length > 0 || this.stateDirty) {
       const batch = this.pending;
       this.pending = [];
+      const stateDirty = this.stateDirty;
       this.stateDirty = false;
       const events: StoredEvent[] = [];
       const messages: Message[] = [];
       for (const item of batch) {
-        if (!LIVE_ONLY_EVENTS.has(item.event.type)) {
-          events.push({ seq: item.event.seq, type: item.event.type, json: item.serialized.json });
+        if (!item.event) {
+          continue;
+        }
+        if (item.serialized.seq !== null) {
+          events.push({ seq: item.serialized.seq, type: item.event.type, json: item.serialized.json });
         }
         if (item.message) {
           messages.push(item.message);
         }
       }
-      // seqThrough: live-only events are not stored, but their seqs must never be reused after a restart.
-      const seqThrough = batch.length > 0 ? batch[batch.length - 1].event.seq : undefined;
-      const commit = { events, messages, seqThrough, session: this.deps.sessionState() };
       if (events.length > 0 || messages.length > 0) {
         try {
-          await this.deps.store.commit(this.deps.sessionId, commit);
+          await this.deps.store.commit(this.deps.sessionId, { events, messages, session: this.deps.sessionState() });
         } catch (error) {
           // Availability over durability: a broken disk must not silence a live conversation.
           this.deps.onCommitError(error);
         }
-      } else {
-        // Only live-only events (tokens, debug) or state: nothing a member sees depends on this write,
-        // so it is not awaited (token relay stays fast); the store keeps commits in call order.
-        this.deps.store.commit(this.deps.sessionId, commit).catch((error: unknown) => this.deps.onCommitError(error));
+      } else if (stateDirty) {
+        // Only state: nothing a member sees depends on this write, so it is not awaited (token
+        // relay stays fast); the store keeps commits in call order. A batch of tokens alone writes nothing.
+        this.deps.store
+          .commit(this.deps.sessionId, { events, messages, session: this.deps.sessionState() })
+          .catch((error: unknown) => this.deps.onCommitError(error));
       }
       this.deliver(batch);
     }
   }
 
   private deliver(batch: Pending[]): void {
+    const events: SerializedEvent[] = [];
+    let joined: { subscriber: Subscriber; from: number }[] | undefined;
     for (const item of batch) {
-      this.deliveredSeq = item.event.seq;
-      if (item.message) {
-        this.visible++;
+      if (item.join) {
+        // Everything before this point is delivered: the joiner's snapshot ends exactly here.
+        if (item.join.begin()) {
+          (joined ??= []).push({ subscriber: item.join.subscriber, from: events.length });
+        }
+        continue;
       }
-      if (!LIVE_ONLY_EVENTS.has(item.event.type)) {
+      const { seq } = item.serialized;
+      if (seq !== null) {
+        this.deliveredSeq = seq;
         this.retained.push(item.serialized);
         if (this.retained.length > this.deps.retention) {
           const dropped = this.retained.splice(0, this.retained.length - this.deps.retention);
-          this.droppedThrough = dropped[dropped.length - 1].seq;
+          this.droppedThrough = dropped[dropped.length - 1].seq ?? this.droppedThrough;
         }
       }
+      if (item.message) {
+        this.visible++;
+      }
+      events.push(item.serialized);
     }
-    if (batch.length === 0 || this.subscribers.size === 0) {
+    if (events.length === 0 && !joined) {
       return;
     }
-    const events = new EventBatch(batch.map((item) => item.serialized));
-    for (const subscriber of this.subscribers) {
-      subscriber.deliver(events);
+    const all = new EventBatch(events);
+    if (events.length > 0) {
+      for (const subscriber of this.subscribers) {
+        subscriber.deliver(all);
+      }
+    }
+    for (const { subscriber, from } of joined ?? []) {
+      if (from < events.length) {
+        subscriber.deliver(all.from(from));
+      }
+      this.subscribers.add(subscriber);
     }
   }
-
 }

@@ -6,7 +6,8 @@ import type { EndReason, MemberRole, Message, PauseReason } from '../session/ses
  */
 export type SessionEventBody =
   | { type: 'turn_start'; bot: string; turn: number }
-  | { type: 'token'; bot: string; token: string; turn: number }
+  /** `index`: 0, 1, 2… within the turn's attempt (a retried attempt starts again at 0). */
+  | { type: 'token'; bot: string; token: string; turn: number; index: number }
   | { type: 'bot_message'; bot: string; content: string; turn: number; reasoning?: string | null }
   | { type: 'turn_end'; bot: string; turn: number; tokens: number | null }
   | { type: 'talker_message'; talker_id: string | null; name: string; content: string; turn: number }
@@ -28,7 +29,16 @@ export type DebugCategory =
   | 'retry';
 
 export type SessionEventType = SessionEventBody['type'];
-export type SessionEvent = SessionEventBody & { seq: number; ts: string };
+
+/** Live-only event types (CONTRACT §6 v1.1): never retained nor replayed, and without `seq`. */
+export type LiveOnlyEventType = 'token' | 'debug';
+
+export type NumberedEventBody = Exclude<SessionEventBody, { type: LiveOnlyEventType }>;
+/** Numbered session events: `seq` 1, 2, 3… per session with no gap; retained and replayable. */
+export type NumberedEvent = NumberedEventBody & { seq: number; ts: string };
+/** `token` and `debug`: delivered live to the members connected at the time, no `seq`. */
+export type LiveOnlyEvent = Extract<SessionEventBody, { type: LiveOnlyEventType }> & { ts: string };
+export type SessionEvent = NumberedEvent | LiveOnlyEvent;
 
 export interface HistoryEvent {
   type: 'history';
@@ -48,7 +58,11 @@ export type ServerEvent = SessionEvent | HistoryEvent | ReplyEvent;
 /** Member → server frames (talkers over WebSocket). */
 export type ClientFrame = { type: 'user_message'; content: string; client_id?: string } | { type: 'ping' };
 
-/** Events not kept in the retained log (live only, CONTRACT §6). */
-export const LIVE_ONLY_EVENTS: ReadonlySet<SessionEventType> = new Set<SessionEventType>(['token', 'debug']);
+/** Events not numbered and not kept in the retained log (live only, CONTRACT §6). */
+export const LIVE_ONLY_EVENTS: ReadonlySet<SessionEventType> = new Set<LiveOnlyEventType>(['token', 'debug']);
+
+export function isLiveOnly(body: SessionEventBody): body is Extract<SessionEventBody, { type: LiveOnlyEventType }> {
+  return LIVE_ONLY_EVENTS.has(body.type);
+}
 
 export type PublicMessage = Omit<Message, 'reasoning'> & { reasoning?: string | null };

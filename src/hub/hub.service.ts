@@ -129,36 +129,19 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
     this.attach(member, checked.session, checked.after);
   }
 
-  /** History (or replay), subscribe, announce — in one synchronous step. */
+  /**
+   * Joins the member to the session's event order (`EventChannel.join`): it is counted and its
+   * `member_joined` published now; its history (or replay) is sent when the delivery reaches its
+   * join point, so the snapshot ends exactly where its tail — starting with its own
+   * `member_joined` — begins, even while earlier events are still on their way to the store.
+   */
   private attach(member: Member, session: Session, after: number | null): void {
-    const channel = session.channel;
-    const replay = after !== null ? channel.replay(after) : null;
-    const endDelivered = session.ended && channel.lastRetained()?.type === 'session_end' && channel.idle;
-    if (endDelivered) {
-      // CONTRACT §6: an ended session gives history (seq before session_end), session_end, close.
-      const end = channel.lastRetained();
-      if (replay) {
-        member.write(replay);
-      } else if (end) {
-        this.sendHistory(member, session, end.seq - 1);
-        member.write([end]);
-      }
-      member.close(CLOSE.normal, 'session ended');
-      return;
-    }
-    if (replay) {
-      member.write(replay);
-    } else {
-      this.sendHistory(member, session, channel.lastDeliveredSeq);
-    }
-    if (member.closed) {
-      return;
-    }
     member.session = session;
-    channel.subscribers.add(member);
     this.members.add(member);
     if (session.ended) {
-      // session_end is still on its way through the channel: it will close this member.
+      // CONTRACT §6: an ended session gives history (seq before session_end), session_end, close;
+      // no member_joined. Joined behind a session_end still on its way, if it is.
+      session.channel.join({ subscriber: member, begin: () => this.endedSnapshot(member, session, after) }, null);
       return;
     }
     if (member.role === 'talker') {
@@ -171,8 +154,44 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
     } else {
       session.observers++;
     }
-    session.publish({ type: 'member_joined', role: member.role, talker_id: member.talkerId, name: member.name });
+    session.channel.join(
+      { subscriber: member, begin: () => this.snapshot(member, session, after) },
+      { type: 'member_joined', role: member.role, talker_id: member.talkerId, name: member.name },
+    );
     session.logger.log(`${member.role} joined${member.name ? ` (${member.name})` : ''}`);
+  }
+
+  /** At the member's join point: the replay after its cursor, or the history snapshot. */
+  private snapshot(member: Member, session: Session, after: number | null): boolean {
+    if (member.closed) {
+      return false;
+    }
+    const replay = after !== null ? session.channel.replay(after) : null;
+    if (replay) {
+      member.write(replay);
+    } else {
+      this.sendHistory(member, session, session.channel.lastDeliveredSeq);
+    }
+    return !member.closed;
+  }
+
+  private endedSnapshot(member: Member, session: Session, after: number | null): boolean {
+    if (member.closed) {
+      return false;
+    }
+    const channel = session.channel;
+    const replay = after !== null ? channel.replay(after) : null;
+    const end = channel.lastRetained();
+    if (replay) {
+      member.write(replay);
+    } else if (end?.type === 'session_end' && end.seq !== null) {
+      this.sendHistory(member, session, end.seq - 1);
+      member.write([end]);
+    } else {
+      this.sendHistory(member, session, channel.lastDeliveredSeq);
+    }
+    member.close(CLOSE.normal, 'session ended');
+    return false;
   }
 
   /** A member's connection closed. */

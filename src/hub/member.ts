@@ -29,6 +29,12 @@ export abstract class Member implements Subscriber {
   closed = false;
   /** Times of this connection's recent talker messages (rate limit window). */
   readonly recent: number[] = [];
+  /**
+   * Replies to frames sent before the member's first events (its history, then its own
+   * `member_joined`) reached it: they follow those. Null once the first batch is delivered.
+   */
+  private early: { json: string; type: string }[] | null = [];
+  private earlyBytes = 0;
 
   constructor(
     public role: MemberRole,
@@ -40,6 +46,13 @@ export abstract class Member implements Subscriber {
       return;
     }
     this.writeBatch(batch);
+    if (this.early) {
+      const early = this.early;
+      this.early = null;
+      for (const reply of early) {
+        this.writeText(reply.json, reply.type, null);
+      }
+    }
     if (batch.ends) {
       this.close(CLOSE.normal, 'session ended');
     }
@@ -59,7 +72,17 @@ export abstract class Member implements Subscriber {
   abstract close(code: number, reason: string): void;
 
   reply(event: ReplyBody): void {
-    this.writeText(JSON.stringify({ ...event, ts: new Date().toISOString() }), event.type, null);
+    const json = JSON.stringify({ ...event, ts: new Date().toISOString() });
+    if (!this.early) {
+      this.writeText(json, event.type, null);
+      return;
+    }
+    this.earlyBytes += json.length;
+    if (this.earlyBytes > this.bufferLimit) {
+      this.close(CLOSE.tooSlow, 'too many frames before the history');
+      return;
+    }
+    this.early.push({ json, type: event.type });
   }
 }
 

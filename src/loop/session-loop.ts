@@ -267,12 +267,12 @@ export class SessionLoop {
     const model = bot.model ?? config.llm.bot_model;
     // Streamed pieces pass the same filter as the whole reply (reasoning out, own prefix trimmed),
     // so the `token` events concatenate to the recorded content; each attempt starts afresh.
-    let stream = { attempt: 0, filter: new ReplyFilter(bot.name) };
+    let stream = { attempt: 0, filter: new ReplyFilter(bot.name), index: 0 };
     const showToken = (token: string): boolean => {
       if (token.length === 0) {
         return false;
       }
-      session.publish({ type: 'token', bot: bot.name, token, turn });
+      session.publish({ type: 'token', bot: bot.name, token, turn, index: stream.index++ });
       return true;
     };
     try {
@@ -286,7 +286,7 @@ export class SessionLoop {
         onToken: config.stream_tokens
           ? (piece, attempt) => {
               if (attempt !== stream.attempt) {
-                stream = { attempt, filter: new ReplyFilter(bot.name) };
+                stream = { attempt, filter: new ReplyFilter(bot.name), index: 0 };
               }
               return showToken(stream.filter.push(piece));
             }

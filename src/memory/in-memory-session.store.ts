@@ -47,7 +47,6 @@ export class InMemorySessionStore implements SessionStore {
     for (const e of batch.events) {
       seqs.last = Math.max(seqs.last, e.seq);
     }
-    seqs.last = Math.max(seqs.last, batch.seqThrough ?? 0);
     if (batch.session) {
       Object.assign(session, structuredClone(batch.session));
     }

@@ -70,11 +70,6 @@ export interface PruneResult {
 export interface CommitBatch {
   messages: Message[];
   events: StoredEvent[];
-  /**
-   * The highest seq published so far, live-only events (`token`, `debug`) included: they are not
-   * stored, but a restart must not number new events with seqs members have already seen.
-   */
-  seqThrough?: number;
   session?: Partial<Omit<SessionSnapshot, 'id' | 'controlHash' | 'observerHash' | 'legacyId' | 'createdAt'>>;
 }
 
@@ -93,7 +88,11 @@ export interface SessionStore {
   loadEvents(sessionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]>;
   /** The newest `limit` retained events, ascending (what a restored event channel replays from). */
   loadRecentEvents(sessionId: string, limit: number): Promise<RetainedTail>;
-  /** The highest seq ever committed for the session (0 if none). */
+  /**
+   * The highest seq ever committed for the session (0 if none). A v1 database counted live-only
+   * events in it too (they had seqs then): a restored channel continues after it, so no seq a
+   * member has seen is ever handed out again.
+   */
   lastSeq(sessionId: string): Promise<number>;
   /** Drop events beyond the retention count and sessions ended before the cutoff. */
   prune(maxEventsPerSession: number, endedBefore: Date): Promise<PruneResult>;

@@ -105,11 +105,20 @@ describe(TypeOrmSessionStore.name, () => {
         expect((await sut.loadEvents('s1', 1, 10)).map((e) => e.seq)).toEqual([2, 3, 5]);
         expect(await sut.lastSeq('s1')).toBe(5);
         expect(await sut.lastSeq('unknown')).toBe(0);
-        // Live-only events are not stored, but their seqs are never handed out again.
-        await sut.commit('s1', { messages: [], events: [], seqThrough: 9 });
-        expect(await sut.lastSeq('s1')).toBe(9);
-        await sut.commit('s1', { messages: [], events: [event(10)], seqThrough: 8 });
-        expect(await sut.lastSeq('s1')).toBe(10);
+      });
+
+      it("continues after a v1 database's last_seq, which counted live-only events", async () => {
+        const { db, sut } = await open({ databasePath: path() });
+        await sut.insertSession(snapshot('v1'));
+        await sut.commit('v1', { messages: [], events: [event(1), event(2)] });
+        // v1 numbered token and debug events too and recorded their seqs in last_seq, unstored.
+        await db.dataSource.query('UPDATE "fellowship_sessions" SET "last_seq" = 9 WHERE "id" = ?', ['v1']);
+        expect(await sut.lastSeq('v1')).toBe(9);
+        // A later batch never lowers it; events beyond it raise it.
+        await sut.commit('v1', { messages: [], events: [], session: { loopState: {} } });
+        expect(await sut.lastSeq('v1')).toBe(9);
+        await sut.commit('v1', { messages: [], events: [event(10)] });
+        expect(await sut.lastSeq('v1')).toBe(10);
       });
 
       it('rejects a batch for an unknown session and a duplicate turn, alone in its group', async () => {

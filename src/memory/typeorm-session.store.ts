@@ -115,7 +115,7 @@ export class TypeOrmSessionStore implements SessionStore, OnApplicationShutdown 
       m.reasoning ?? null,
     ]);
     const events = batch.events.map((e) => [sessionId, e.seq, e.type, e.json]);
-    const lastSeq = batch.events.reduce((max, e) => Math.max(max, e.seq), batch.seqThrough ?? 0);
+    const lastSeq = batch.events.reduce((max, e) => Math.max(max, e.seq), 0);
     const sets: RowWrite['update']['sets'] = [{ column: 'last_seq', value: lastSeq, max: true }];
     for (const key of Object.keys(batch.session ?? {}) as (keyof SessionUpdate)[]) {
       const spec = UPDATABLE[key] as { column: string; encode: (v: unknown) => unknown } | undefined;
