@@ -99,6 +99,33 @@ describe('end conditions', () => {
     expect(Date.now() - left).toBeGreaterThanOrEqual(200);
   });
 
+  it('idle_timeout: counts human activity only, so an unwatched autonomous session ends while its bots keep talking', async () => {
+    const { token } = await t.create({ bots: bots('A', 'B'), participation_mode: 'autonomous', session_ttl: 0.4, turn_delay: 0.02 });
+    const s = (await untilEnded(token)) as Status & { created_at: string; ended_at: string; bot_turns: number };
+    expect(s.end_reason).toBe('idle_timeout');
+    const created = Date.parse(s.created_at);
+    expect(Date.parse(s.ended_at) - created).toBeGreaterThanOrEqual(400);
+    // The bots were still talking in the second half of the idle window.
+    const history = await t.history(token);
+    expect(Date.parse(history[history.length - 1].ts) - created).toBeGreaterThan(200);
+    expect(s.bot_turns).toBeGreaterThan(2);
+  });
+
+  it('idle_timeout: a talker message, a pause and a resume each restart the clock', async () => {
+    const { token } = await t.create({ bots: bots('A'), participation_mode: 'reactive', session_ttl: 1 });
+    const pause = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 300));
+    await pause();
+    await t.http.post(`/v1/session/${token}/message`).send({ content: 'hi' }).expect(202);
+    await pause();
+    await t.http.post(`/v1/session/${token}/pause`).expect(200);
+    await pause();
+    const resumed = Date.now();
+    await t.http.post(`/v1/session/${token}/resume`).expect(200);
+    const s = (await untilEnded(token, 5000)) as Status & { ended_at: string };
+    expect(s.end_reason).toBe('idle_timeout');
+    expect(Date.parse(s.ended_at) - resumed).toBeGreaterThanOrEqual(1000);
+  });
+
   it('error: an unrecoverable backend answer (404 unknown model) ends the session', async () => {
     t.llm.script({ status: 404 });
     const { token } = await t.create({ bots: bots('A'), participation_mode: 'autonomous' });

@@ -213,8 +213,8 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
       session.observers--;
     }
     session.publish({ type: 'member_left', role: member.role, talker_id: member.talkerId, name: member.name });
+    session.humanActivity();
     if (session.members === 0) {
-      session.lastActivity = Date.now();
       this.loops.armIdle(session);
     }
   }

@@ -76,9 +76,10 @@ export class LoopService implements OnApplicationShutdown {
   }
 
   /**
-   * Idle expiry (CONTRACT §7): no new message and no member connected for `session_ttl` seconds,
-   * counted from the latest of creation, the last message and the last member leaving. The timer
-   * only re-checks when it fires, so activity costs nothing.
+   * Idle expiry (CONTRACT §7): no human activity (`Session.humanActivity()`: creation, a talker
+   * message, a control request, a member leaving) and no member connected for `session_ttl`
+   * seconds. Bot output does not count, so an unwatched autonomous session ends `session_ttl` after
+   * the last human touch. The timer only re-checks when it fires, so activity costs nothing.
    */
   armIdle(session: Session): void {
     if (session.ended) {

@@ -115,6 +115,7 @@ export class SessionLoop {
   }
 
   acceptTalker(input: TalkerInput): { queued: boolean } {
+    this.session.humanActivity();
     const held = this.rectifier.accept(input);
     this.state.talkerSpoken = true;
     this.state.burstPending = true;

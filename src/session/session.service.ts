@@ -136,12 +136,14 @@ export class SessionService implements OnApplicationBootstrap {
 
   pause(token: string): SessionStatus {
     const session = this.liveControl(token);
+    session.humanActivity();
     this.loops.get(session)?.pause('client_request');
     return session.status();
   }
 
   resume(token: string): SessionStatus {
     const session = this.liveControl(token);
+    session.humanActivity();
     this.loops.get(session)?.resume();
     return session.status();
   }

@@ -67,7 +67,10 @@ export class Session {
   talkerRate: TalkerRateLimiter | null = null;
   /** Names of the connected talkers (name key -> connections), so default names avoid them. */
   private readonly talkerNames = new Map<string, number>();
-  /** Last message or last member leaving (ms epoch): the idle clock's start. */
+  /**
+   * Last human activity (ms epoch): the idle clock's start (CONTRACT §7). Only `humanActivity()`
+   * moves it; bot and orchestrator output never does.
+   */
   lastActivity: number;
   /** Extra loop state persisted with the session (round-robin pointer, burst, hold). */
   loopState: Record<string, unknown> = {};
@@ -167,9 +170,17 @@ export class Session {
       ...(message.reasoning != null ? { reasoning: message.reasoning } : {}),
     };
     this.messages.push(full);
-    this.lastActivity = Date.now();
     this.channel.publish(event(full), full);
     return full;
+  }
+
+  /**
+   * A human did something: a talker message (WS or REST), a control request (pause, resume,
+   * steering), a member leaving. Restarts the idle clock; creation starts it (and a restart
+   * restarts it). Every human-activity path calls this; bot and orchestrator output never does.
+   */
+  humanActivity(): void {
+    this.lastActivity = Date.now();
   }
 
   publish(body: SessionEventBody): void {

@@ -173,7 +173,7 @@ export class CreateSessionDto {
   @Max(LIMITS.maxContextTokens)
   max_context_tokens?: number;
 
-  @ApiPropertyOptional({ description: 'Idle timeout in seconds (no message and no member connected); default SESSION_TTL_DEFAULT.', minimum: 0, exclusiveMinimum: true })
+  @ApiPropertyOptional({ description: 'Idle timeout in seconds: no human activity (talker message, pause, resume, a member leaving; bot output does not count) and no member connected; default SESSION_TTL_DEFAULT.', minimum: 0, exclusiveMinimum: true })
   @IsOptional()
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(0.001)
