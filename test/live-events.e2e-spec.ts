@@ -4,11 +4,11 @@
  * to the store; `token` and `debug` are live-only and take no seq, so seqs have no gap, live and on
  * resume.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { SESSION_STORE, type SessionStore } from '../src/memory/session-store.port.js';
 import { gate } from './mock-llm/mock-llm.server.js';
 import type { Received } from './support/clients.js';
-import { bots, expectContiguous, startApp, type TestApp } from './support/app.js';
+import { appForSuite, bots, expectContiguous, type TestApp } from './support/app.js';
 
 /**
  * Holds the store's next commit until `release()`: the events of that batch are published but not
@@ -37,19 +37,10 @@ function ownJoin(events: Received[], name: string | null): number {
 }
 
 describe('live events', () => {
-  let t: TestApp;
-
-  beforeAll(async () => {
-    t = await startApp();
-  });
-  afterAll(async () => {
-    await t.close();
-  });
-  beforeEach(() => {
-    t.llm.reset();
-  });
+  const app = appForSuite();
 
   it("sends a member's own member_joined right after its history or replay while earlier events are still being stored", async () => {
+    const t = app();
     const first = gate();
     const second = gate();
     t.llm.script({ content: 'First words.', gate: first.promise }, { gate: second.promise });
@@ -109,6 +100,7 @@ describe('live events', () => {
   });
 
   it('answers frames a talker sends before its history reached it after its history and own member_joined', async () => {
+    const t = app();
     const answer = gate();
     t.llm.script({ content: 'Hello Ann.', gate: answer.promise });
     const { token } = await t.create({ bots: bots('Alice'), participation_mode: 'reactive' });
@@ -139,6 +131,7 @@ describe('live events', () => {
   });
 
   it('numbers session events with no gap around token and debug events, live and on resume', async () => {
+    const t = app();
     const start = gate();
     const held = gate();
     t.llm.script({ gate: start.promise }, {}, { gate: held.promise });

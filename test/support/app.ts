@@ -1,3 +1,4 @@
+import { afterAll, beforeAll, beforeEach } from '@jest/globals';
 import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { createServer } from '../../src/bootstrap.js';
@@ -92,6 +93,29 @@ export async function startApp(options: FellowshipOptions = {}, llm?: MockLlmSer
         await backend.close();
       }
     },
+  };
+}
+
+/**
+ * One app for the enclosing `describe` (started before its tests, closed after them), with its
+ * backend reset before each test. Call it in the `describe` body; the getter is valid inside tests.
+ */
+export function appForSuite(options: FellowshipOptions = {}): () => TestApp {
+  let t: TestApp | undefined;
+  beforeAll(async () => {
+    t = await startApp(options);
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+  beforeEach(() => {
+    t?.llm.reset();
+  });
+  return () => {
+    if (!t) {
+      throw new Error('the app is not started (appForSuite must be called in a describe body)');
+    }
+    return t;
   };
 }
 
