@@ -45,6 +45,7 @@ describe('session routes and validation', () => {
       memory: 'none',
       memory_id: null,
       debug: false,
+      start_paused: false,
     });
     expect(session.config.llm).toEqual({
       base_url: t.llm.baseUrl,

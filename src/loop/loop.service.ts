@@ -39,7 +39,8 @@ export class LoopService implements OnApplicationShutdown {
     this.endListeners.push(listener);
   }
 
-  start(session: Session, memory: string[] = []): SessionLoop {
+  /** `paused`: the session starts paused (`start_paused`): no turn before `resume`. */
+  start(session: Session, memory: string[] = [], paused = false): SessionLoop {
     const loop = new SessionLoop(session, {
       llm: this.llm,
       context: this.context,
@@ -62,6 +63,9 @@ export class LoopService implements OnApplicationShutdown {
       this.scheduler.set(session.id, 'max_time', remaining, () => loop.end('max_time'));
     }
     this.armIdle(session);
+    if (paused) {
+      loop.pause('client_request');
+    }
     loop.start();
     return loop;
   }

@@ -96,7 +96,8 @@ export class SessionRecoveryService implements OnApplicationBootstrap {
         id: snapshot.id,
         controlHash: snapshot.controlHash,
         observerHash: snapshot.observerHash,
-        config: snapshot.config,
+        // Sessions stored before start_paused existed were not created paused.
+        config: { ...snapshot.config, start_paused: snapshot.config.start_paused ?? false },
         apiKey,
         createdAt: new Date(snapshot.createdAt),
       },

@@ -32,7 +32,7 @@ export class SessionController {
   @ApiOperation({
     summary: 'Create a session',
     description:
-      'Creates a multi-bot session and returns its control and observer tokens. Unknown options are accepted and listed in `ignored_options`. Autonomous sessions start at once; reactive and collaborative ones at the first talker message.',
+      'Creates a multi-bot session and returns its control and observer tokens. Unknown options are accepted and listed in `ignored_options`. Autonomous sessions start at once; reactive and collaborative ones at the first talker message; with `start_paused` any session waits for `resume`.',
   })
   @ApiResponse({ status: 201, type: CreateSessionResponseDto, description: 'Created.' })
   @ApiResponse({ status: 400, type: ErrorDto, description: 'VALIDATION_ERROR naming the field.' })

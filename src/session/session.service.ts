@@ -93,7 +93,7 @@ export class SessionService implements OnApplicationBootstrap {
     this.registry.add(session);
     // Waits for a summary still being written for this store (inherit right after the end).
     const memory = config.memory_id ? (await this.memoryStore.entries(config.memory_id)).map((e) => e.content) : [];
-    this.loops.start(session, memory);
+    this.loops.start(session, memory, config.start_paused);
     session.logger.log(
       `created: ${config.bots.length} bots, ${config.participation_mode}, ${config.turn_order}` +
         (ignored.length ? `; ignored ${ignored.join(', ')}` : ''),
@@ -342,6 +342,7 @@ export class SessionService implements OnApplicationBootstrap {
       debug: (dto.debug ?? false) || o.debug,
       allow_repeat_speaker: dto.allow_repeat_speaker ?? true,
       show_reasoning: dto.show_reasoning ?? false,
+      start_paused: dto.start_paused ?? false,
       llm: {
         base_url: baseUrl,
         bot_model: dto.llm?.bot_model ?? o.defaultBotModel,

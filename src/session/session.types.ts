@@ -71,6 +71,8 @@ export interface SessionConfig {
   debug: boolean;
   allow_repeat_speaker: boolean;
   show_reasoning: boolean;
+  /** Created paused (`client_request`) so that members connect before the first turn. */
+  start_paused: boolean;
   llm: LlmConfigView;
 }
 

@@ -223,6 +223,15 @@ export class CreateSessionDto {
   @IsBoolean()
   show_reasoning?: boolean;
 
+  @ApiPropertyOptional({
+    description:
+      'Create the session paused (state `paused`, `pause_reason` `client_request`, a `session_paused` event as seq 1), so that members can connect before the first turn; `POST …/resume` starts it. Any mode; talker messages sent meanwhile are recorded and answered after resume.',
+    default: false,
+  })
+  @IsOptional()
+  @IsBoolean()
+  start_paused?: boolean;
+
   @ApiPropertyOptional({ description: 'Backend overrides for this session.', type: LlmOptionsDto })
   @IsOptional()
   @IsObject()

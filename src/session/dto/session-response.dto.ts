@@ -65,6 +65,7 @@ export class SessionConfigDto {
   @ApiProperty({ description: 'Debug events.' }) debug!: boolean;
   @ApiProperty({ description: 'Orchestrated: previous speaker may repeat.' }) allow_repeat_speaker!: boolean;
   @ApiProperty({ description: 'History includes reasoning.' }) show_reasoning!: boolean;
+  @ApiProperty({ description: 'Created paused (start_paused).' }) start_paused!: boolean;
   @ApiProperty({ description: 'Backend in use (no key).', type: LlmConfigViewDto }) llm!: LlmConfigViewDto;
 }
 
