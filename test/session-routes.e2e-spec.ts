@@ -162,6 +162,24 @@ describe('session routes and validation', () => {
     await t.http.get(`/v1/session/${token}/history`).expect(200);
   });
 
+  it('counts the connections open now in members: none after the end, however it came', async () => {
+    const { token } = await t.create(valid);
+    const talker = await t.ws(token, { role: 'talker' });
+    const observer = await t.sse(token);
+    await talker.until((events) => events.filter((e) => e.type === 'member_joined').length === 2);
+    expect((await t.http.get(`/v1/session/${token}`)).body.members).toEqual({ talkers: 1, observers: 1 });
+    const ended = await t.http.delete(`/v1/session/${token}`).expect(200);
+    expect(ended.body.members).toEqual({ talkers: 0, observers: 0 });
+    await talker.next('session_end');
+    await observer.next('session_end');
+    expect((await t.http.get(`/v1/session/${token}`)).body.members).toEqual({ talkers: 0, observers: 0 });
+
+    const { token: other } = await t.create({ ...valid, participation_mode: 'autonomous', max_turns: 1 });
+    const watcher = await t.ws(other);
+    await watcher.next('session_end');
+    expect((await t.http.get(`/v1/session/${other}`)).body.members).toEqual({ talkers: 0, observers: 0 });
+  });
+
   it('pauses and resumes idempotently', async () => {
     const { token } = await t.create(valid);
     const p1 = await t.http.post(`/v1/session/${token}/pause`).expect(200);

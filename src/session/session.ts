@@ -221,7 +221,9 @@ export class Session {
       end_reason: this.endReason,
       end_detail: this.endDetail,
       pause_reason: this.pauseReason,
-      members: { talkers: this.talkers, observers: this.observers },
+      // Connections open now (CONTRACT §12): after the end there are none that count — each is
+      // closed as its session_end reaches it, whenever its socket's close completes.
+      members: this.ended ? { talkers: 0, observers: 0 } : { talkers: this.talkers, observers: this.observers },
       config: this.config,
       usage: this.usage,
     };

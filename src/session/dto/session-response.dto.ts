@@ -87,7 +87,7 @@ export class SessionStatusDto {
   end_detail!: string | null;
   @ApiPropertyOptional({ description: 'Why it is paused, or null.', nullable: true, type: String, enum: ['client_request', 'llm_unavailable'] })
   pause_reason!: string | null;
-  @ApiProperty({ description: 'Connected members.', type: MembersDto }) members!: MembersDto;
+  @ApiProperty({ description: 'Connections open now (WebSocket and SSE), by role; 0 and 0 once the session has ended.', type: MembersDto }) members!: MembersDto;
   @ApiProperty({ description: 'Effective options, defaults filled in; never a key.', type: SessionConfigDto }) config!: SessionConfigDto;
   @ApiProperty({ description: 'Backend usage ledger.', type: UsageDto }) usage!: UsageDto;
 }
