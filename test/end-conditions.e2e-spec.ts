@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/glo
 import { LoopScheduler } from '../src/loop/loop-scheduler.service.js';
 import { LoopService } from '../src/loop/loop.service.js';
 import { SessionRegistry } from '../src/session/session.registry.js';
+import { gate } from './mock-llm/mock-llm.server.js';
 import { bots, startApp, type TestApp } from './support/app.js';
 
 interface Status {
@@ -78,6 +79,32 @@ describe('end conditions', () => {
     const res = await t.http.delete(`/v1/session/${token}`).expect(200);
     expect(res.body.end_reason).toBe('client_request');
     await t.llm.waitFor((llm) => llm.requests[0]?.aborted === true);
+  });
+
+  it('client_request: DELETE answers once the aborted call is counted, so repeated DELETEs agree', async () => {
+    const held = gate();
+    t.llm.script({ content: 'never sent', gate: held.promise });
+    const { token } = await t.create({ bots: bots('A', 'B'), participation_mode: 'autonomous' });
+    await t.llm.waitForRequests(1);
+    const first = await t.http.delete(`/v1/session/${token}`).expect(200);
+    expect(first.body.usage.llm_calls).toBe(1);
+    expect(first.body.usage.bots.A.llm_calls).toBe(1);
+    const second = await t.http.delete(`/v1/session/${token}`).expect(200);
+    const status = await t.http.get(`/v1/session/${token}`).expect(200);
+    expect(second.body.usage).toEqual(first.body.usage);
+    expect(status.body.usage).toEqual(first.body.usage);
+    expect(second.body.ended_at).toBe(first.body.ended_at);
+    held.release();
+  });
+
+  it('client_request: concurrent DELETEs during a call all answer the same usage', async () => {
+    const held = gate();
+    t.llm.script({ gate: held.promise });
+    const { token } = await t.create({ bots: bots('A'), participation_mode: 'autonomous' });
+    await t.llm.waitForRequests(1);
+    const answers = await Promise.all([1, 2, 3].map(() => t.http.delete(`/v1/session/${token}`).expect(200)));
+    expect(answers.map((a) => (a.body as { usage: { llm_calls: number } }).usage.llm_calls)).toEqual([1, 1, 1]);
+    held.release();
   });
 
   it('idle_timeout: no message and no member for session_ttl', async () => {

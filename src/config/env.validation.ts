@@ -77,6 +77,7 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(int) @IsInt() @Min(0) MAX_CONNECTIONS_PER_SESSION = D.maxConnectionsPerSession;
   @IsOptional() @Transform(int) @IsInt() @Min(1024) MAX_BODY_BYTES = 1_048_576;
   @IsOptional() @IsString() TRUST_PROXY = '';
+  @IsOptional() @Transform(int) @IsInt() @Min(0) END_SETTLE_TIMEOUT_MS = D.endSettleTimeoutMs;
   @IsOptional() @Transform(int) @IsInt() @Min(0) SHUTDOWN_TIMEOUT_MS = D.shutdownTimeoutMs;
   @IsOptional() @Transform(int) @IsInt() @Min(0) SHUTDOWN_GRACE_MS = D.shutdownGraceMs;
   @IsOptional() @Transform(int) @IsInt() @Min(1) HEALTH_TIMEOUT_MS = D.healthTimeoutMs;
@@ -159,6 +160,7 @@ export function envToOptions(env: EnvironmentVariables): FellowshipOptions {
     talkerRateLimit: env.TALKER_RATE_LIMIT,
     talkerRateLimitNames: env.TALKER_RATE_LIMIT_NAMES,
     maxConnectionsPerSession: env.MAX_CONNECTIONS_PER_SESSION,
+    endSettleTimeoutMs: env.END_SETTLE_TIMEOUT_MS,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
     healthTimeoutMs: env.HEALTH_TIMEOUT_MS,

@@ -104,6 +104,11 @@ export interface FellowshipOptions {
   maxConnectionsPerSession?: number;
   /** Bytes a member may have queued before it is dropped as too slow. */
   memberBufferBytes?: number;
+  /**
+   * Bound on how long `DELETE` waits, after aborting a call in flight, for that call to be counted
+   * in `usage` (ms), so that its answer and every later one agree.
+   */
+  endSettleTimeoutMs?: number;
   shutdownTimeoutMs?: number;
   /** Within `shutdownTimeoutMs`, the bound on the graceful part (loops stop, events land, WebSockets close with 1001) before sockets are cut. */
   shutdownGraceMs?: number;
@@ -169,6 +174,7 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   talkerRateLimitNames: 100,
   maxConnectionsPerSession: 0,
   memberBufferBytes: 4 * 1024 * 1024,
+  endSettleTimeoutMs: 1000,
   shutdownTimeoutMs: 10_000,
   shutdownGraceMs: 2000,
   healthTimeoutMs: 2000,

@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { nameProblem } from '../common/display-name.js';
 import { ErrorCode } from '../common/error-code.enum.js';
 import { FellowshipError } from '../common/fellowship.error.js';
+import { within } from '../common/within.js';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
 import { LoopService } from '../loop/loop.service.js';
@@ -353,20 +354,6 @@ function closedPromise(member: Member): Promise<unknown> {
     return member.res.writableFinished || member.res.destroyed ? Promise.resolve() : Promise.race([once(member.res, 'finish'), once(member.res, 'close')]);
   }
   return Promise.resolve();
-}
-
-/** Waits for `work` until `deadline` (epoch ms); true if it settled in time. */
-async function within(work: Promise<unknown>, deadline: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
-    timer.unref();
-  });
-  try {
-    return await Promise.race([work.then(() => true, () => true), late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**

@@ -7,6 +7,7 @@ import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
 import { LlmService } from '../llm/llm.service.js';
 import type { LlmTarget } from '../llm/llm.types.js';
 import { OrchestratorService } from '../orchestrator/orchestrator.service.js';
+import { within } from '../common/within.js';
 import type { Session } from '../session/session.js';
 import { LoopScheduler } from './loop-scheduler.service.js';
 import { SessionLoop } from './session-loop.js';
@@ -21,6 +22,8 @@ export class LoopService implements OnApplicationShutdown {
   private readonly loops = new Map<string, SessionLoop>();
   private readonly endListeners: SessionEndListener[] = [];
   private readonly memory = new Map<string, string[]>();
+  /** Ended sessions whose loop is still unwinding (an aborted call being counted), by session id. */
+  private readonly settling = new Map<string, Promise<void>>();
 
   constructor(
     @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
@@ -108,7 +111,26 @@ export class LoopService implements OnApplicationShutdown {
     return { baseUrl: session.config.llm.base_url, apiKey: session.apiKey, model };
   }
 
+  /**
+   * Resolves once an ended session's loop has unwound — an aborted call counted in `usage` and
+   * persisted — or after `endSettleTimeoutMs`. At once for a session whose loop is done.
+   */
+  async settled(session: Session): Promise<void> {
+    const settling = this.settling.get(session.id);
+    if (settling) {
+      await within(settling, Date.now() + this.options.endSettleTimeoutMs);
+    }
+  }
+
   private ended(session: Session): void {
+    const loop = this.loops.get(session.id);
+    if (loop) {
+      const settling = loop.finished
+        .then(() => session.channel.touch())
+        .catch((error: unknown) => this.logger.error(`session loop failed after its end: ${String(error)}`))
+        .finally(() => this.settling.delete(session.id));
+      this.settling.set(session.id, settling);
+    }
     this.scheduler.clear(session.id);
     this.loops.delete(session.id);
     this.memory.delete(session.id);

@@ -53,11 +53,11 @@ export class SessionController {
 
   @Delete(':token')
   @ApiParam(TOKEN_PARAM)
-  @ApiOperation({ summary: 'End a session', description: 'Ends the session (reason `client_request`), aborting an in-flight call. Idempotent: an ended session answers its status unchanged. Control token.' })
+  @ApiOperation({ summary: 'End a session', description: 'Ends the session (reason `client_request`), aborting an in-flight call; answers once that call is counted in `usage` (at most END_SETTLE_TIMEOUT_MS later), so repeated DELETEs agree. Idempotent: an ended session answers its status unchanged. Control token.' })
   @ApiResponse({ status: 200, type: SessionStatusDto, description: 'The ended session.' })
   @ApiResponse({ status: 403, type: ErrorDto, description: 'FORBIDDEN (observer token).' })
   @ApiResponse({ status: 404, type: ErrorDto, description: 'SESSION_NOT_FOUND.' })
-  end(@Param('token') token: string): SessionStatus {
+  end(@Param('token') token: string): Promise<SessionStatus> {
     return this.sessions.end(token);
   }
 

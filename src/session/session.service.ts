@@ -128,9 +128,14 @@ export class SessionService implements OnApplicationBootstrap {
     return { messages: session.messages.map((m) => publicMessage(m, session.config.show_reasoning)) };
   }
 
-  end(token: string): SessionStatus {
+  /**
+   * Ends the session and answers once a call it aborted has been counted (bounded), so that this
+   * answer's `usage` and every later one agree — a repeated DELETE during the wait waits too.
+   */
+  async end(token: string): Promise<SessionStatus> {
     const session = this.control(token);
     this.loops.get(session)?.end('client_request');
+    await this.loops.settled(session);
     return session.status();
   }
 
