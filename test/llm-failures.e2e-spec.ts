@@ -82,6 +82,23 @@ describe('LLM failure policy (CONTRACT §7)', () => {
     expect(status.state).toBe('waiting');
   });
 
+  it('sends a debug retry event only when a retry follows', async () => {
+    // A turn whose two attempts fail (a retry after the first only), then a refusal (never retried).
+    t.llm.script({ status: 500 }, { status: 502 }, { status: 401 });
+    const { ws, say } = await talkerSession({ debug: true });
+    say('Hello?');
+    await ws.next('session_end');
+    const debug = (category: string): Record<string, unknown>[] =>
+      ws.of('debug').filter((e) => e.category === category).map((e) => e.data as Record<string, unknown>);
+    expect(debug('llm_call').map((d) => [d.attempt, d.ok])).toEqual([
+      [1, false],
+      [2, false],
+      [1, false],
+    ]);
+    expect(debug('retry')).toEqual([{ attempt: 1, error: 'The backend answered HTTP 500.' }]);
+    expect(t.llm.requests).toHaveLength(3);
+  });
+
   it(`pauses with llm_unavailable after ${MAX_FAILURES} failed turns in a row, then recovers on resume`, async () => {
     t.llm.setHandler(() => ({ status: 503 }));
     const { token, ws, say } = await talkerSession();

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gate, MockLlmServer, type MockReply, type ParameterRefusalStyle, type RecordedRequest } from './mock-llm/mock-llm.server.js';
+import type { LoggerService } from '@nestjs/common';
 import { startApp, type TestApp } from './support/app.js';
 
 const roster = [
@@ -18,6 +19,12 @@ const select = (bot: string): MockReply => ({ toolCalls: [{ name: 'select_speake
 describe('orchestrated turn order', () => {
   let t: TestApp;
   let orchestratorReplies: MockReply[];
+  const warnings: string[] = [];
+  const logger: LoggerService = {
+    log: () => undefined,
+    error: () => undefined,
+    warn: (message: unknown) => void warnings.push(String(message)),
+  };
 
   const isOrchestrator = (req: RecordedRequest): boolean => Array.isArray(req.body.tools);
   const orchestratorRequests = (): RecordedRequest[] => t.llm.requests.filter(isOrchestrator);
@@ -25,13 +32,14 @@ describe('orchestrated turn order', () => {
   const toolNames = (req: RecordedRequest): string[] => (req.body.tools as Tool[]).map((tool) => tool.function.name);
 
   beforeAll(async () => {
-    t = await startApp({ orchestratorRetries: 2 });
+    t = await startApp({ orchestratorRetries: 2, logger });
   });
   afterAll(async () => {
     await t.close();
   });
   beforeEach(() => {
     t.llm.reset();
+    warnings.length = 0;
     orchestratorReplies = [];
     t.llm.setHandler((req) => {
       if (isOrchestrator(req)) {
@@ -180,6 +188,11 @@ describe('orchestrated turn order', () => {
       'end_session not offered',
     ]);
     expect(debug.filter((d) => d.fallback === true).map((d) => d.bot)).toEqual(['Alice', 'Bob']);
+    // One warning per fallback.
+    expect(warnings.filter((w) => /round-robin|orchestrator/i.test(w))).toEqual([
+      'orchestrator gave no valid answer (malformed arguments); round-robin choice Alice',
+      'orchestrator gave no valid answer (end_session not offered); round-robin choice Bob',
+    ]);
   });
 
   it('never repeats the previous speaker when allow_repeat_speaker is false', async () => {

@@ -75,6 +75,8 @@ export class LlmService {
         const latencyMs = performance.now() - started;
         lastError = this.classify(error, request);
         const backendText = lastError.detail.backendText;
+        // A stream that already reached members is not retried: members would see its tokens twice.
+        const retrying = lastError.kind === 'transient' && !emittedTokens && attempt < maxAttempts;
         // A request the address policy stopped never reached a backend: it is no call (CONTRACT §4).
         if (!neverSent(error)) {
           report({
@@ -84,12 +86,12 @@ export class LlmService {
             latencyMs,
             error: lastError.message,
             status: lastError.status,
+            retrying,
             ...(backendText ? { backendError: backendText } : {}),
           });
         }
         const said = backendText ? `; the backend said: ${backendText}` : '';
-        // A stream that already reached members is not retried: members would see its tokens twice.
-        if (lastError.kind !== 'transient' || emittedTokens || attempt === maxAttempts) {
+        if (!retrying) {
           if (said) {
             this.logger.warn(`LLM call to ${request.target.model} failed (${lastError.message})${said}`);
           }

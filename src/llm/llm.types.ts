@@ -31,6 +31,8 @@ export interface LlmAttempt {
   status?: number;
   /** The backend's own error text, redacted and cut (CONTRACT §7): for logs and `debug` events only. */
   backendError?: string;
+  /** A failed attempt after which another attempt of the same call follows (after LLM_RETRY_DELAY_MS). */
+  retrying?: boolean;
 }
 
 export interface LlmRequest {

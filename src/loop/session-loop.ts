@@ -392,7 +392,8 @@ export class SessionLoop {
             ...(decision.problem ? { problem: decision.problem } : {}),
           });
           if (decision.fallback) {
-            session.logger.warn(`orchestrator fell back to round-robin (${decision.problem ?? 'invalid answer'})`);
+            // The one warning of a fallback: here, where the session is named in the log context.
+            session.logger.warn(`orchestrator gave no valid answer (${decision.problem ?? 'invalid answer'}); round-robin choice ${decision.bot.name}`);
           }
           return decision.bot;
         case 'hold':
@@ -601,7 +602,7 @@ export class SessionLoop {
       ...(attempt.error ? { error: attempt.error } : {}),
       ...(attempt.backendError ? { backend_error: attempt.backendError } : {}),
     });
-    if (!attempt.ok && attempt.attempt <= this.deps.options.llmRetries) {
+    if (attempt.retrying) {
       this.session.debug('retry', { attempt: attempt.attempt, error: attempt.error ?? null });
     }
   }

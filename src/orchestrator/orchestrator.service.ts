@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { Inject } from '@nestjs/common';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { ContextService } from '../context/context.service.js';
@@ -15,7 +15,6 @@ import {
 } from '../llm/llm.types.js';
 import type { BotConfig, Message } from '../session/session.types.js';
 import { END_SESSION, HOLD, orchestratorTools, SELECT_SPEAKER } from './orchestrator.tools.js';
-import { fellowshipLogger } from '../ops/fellowship-logger.js';
 
 export type OrchestratorDecision =
   | { kind: 'select'; bot: BotConfig; fallback: boolean; problem?: string }
@@ -52,15 +51,11 @@ export type ParsedAnswer = OrchestratorDecision | { kind: 'invalid'; problem: st
  */
 @Injectable()
 export class OrchestratorService {
-  private readonly logger: Logger;
-
   constructor(
     private readonly llm: LlmService,
     private readonly context: ContextService,
     @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
-  ) {
-    this.logger = fellowshipLogger(options, OrchestratorService.name);
-  }
+  ) {}
 
   async decide(req: OrchestratorRequest): Promise<OrchestratorDecision> {
     const offerEnd = req.goal !== null;
@@ -89,7 +84,7 @@ export class OrchestratorService {
       }
       req.onProblem(problem, attempt);
     }
-    this.logger.warn(`Orchestrator gave no valid answer (${problem}); round-robin choice ${req.fallback.name}`);
+    // Logged once, by the caller, which knows the session.
     return { kind: 'select', bot: req.fallback, fallback: true, problem };
   }
 
