@@ -45,13 +45,14 @@ describe('operations routes (CONTRACT §12)', () => {
     expect(res.body).toMatchObject({ status: 'ok' });
   });
 
-  it('GET /health/ready answers 200 with the database and the backend up', async () => {
+  it('GET /health/ready answers 200 with the database up and the backend unchecked (not probed by default)', async () => {
     const res = await t.http.get('/health/ready').expect(200);
-    expect(res.body).toMatchObject({
+    const unchecked = { status: 'unchecked', message: 'not probed (HEALTH_CHECK_BACKEND is false)' };
+    expect(res.body).toEqual({
       status: 'ok',
-      info: { database: { status: 'up' }, llm_backend: { status: 'up' } },
+      info: { database: { status: 'up', responseTime: expect.any(Number) }, llm_backend: unchecked },
       error: {},
-      details: { database: { status: 'up' }, llm_backend: { status: 'up' } },
+      details: { database: { status: 'up', responseTime: expect.any(Number) }, llm_backend: unchecked },
     });
   });
 
@@ -60,6 +61,7 @@ describe('operations routes (CONTRACT §12)', () => {
     jest.spyOn(store, 'ping').mockRejectedValue(new Error('SQLITE_CANTOPEN /secret/path/fellowship.sqlite'));
     const res = await t.http.get('/health/ready').expect(503);
     expect(res.body).toMatchObject({ status: 'error', error: { database: { status: 'down' } } });
+    expect(res.body.details.llm_backend.status).toBe('unchecked');
     expect(JSON.stringify(res.body)).not.toContain('/secret/path');
   });
 
@@ -123,11 +125,12 @@ describe('operations routes (CONTRACT §12)', () => {
     }
   });
 
-  it('leaves the backend out of readiness with healthCheckBackend: false', async () => {
-    const other = await startApp({ healthCheckBackend: false }, t.llm);
+  it('probes the backend with healthCheckBackend: true, up when it answers', async () => {
+    const other = await startApp({ healthCheckBackend: true }, t.llm);
     try {
       const res = await other.http.get('/health/ready').expect(200);
-      expect(res.body).toMatchObject({ status: 'ok', details: { llm_backend: { status: 'up', checked: false } } });
+      expect(res.body).toMatchObject({ status: 'ok', info: { llm_backend: { status: 'up' } }, details: { llm_backend: { status: 'up' } } });
+      expect(res.body.details.llm_backend.responseTime).toEqual(expect.any(Number));
     } finally {
       await other.close();
     }

@@ -41,15 +41,13 @@ export class FellowshipHealthIndicator {
 
   /**
    * `GET {llmBaseUrl}/models`: `up` when it answers 2xx, `degraded` otherwise (unreachable, error
-   * status, timeout). Never `down`. `healthCheckBackend: false` reports `up` with `checked: false`.
+   * status, timeout). Never `down`. It always probes when called; the standalone `/health/ready`
+   * calls it only with `healthCheckBackend` and otherwise reports the check `unchecked`.
    */
   async isBackendReachable<const Key extends string = 'llm_backend'>(
     key: Key = 'llm_backend' as Key,
   ): Promise<HealthIndicatorResult<Key>> {
     const check = this.health.check(key);
-    if (!this.options.healthCheckBackend) {
-      return check.up({ checked: false });
-    }
     const started = performance.now();
     const url = `${this.options.llmBaseUrl.replace(/\/+$/, '')}/models`;
     const headers: Record<string, string> = this.options.llmApiKey ? { Authorization: `Bearer ${this.options.llmApiKey}` } : {};

@@ -1,16 +1,22 @@
-import { Controller, Get } from '@nestjs/common';
+import { Controller, Get, Inject, ServiceUnavailableException } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
-import { HealthCheck, HealthCheckService, type HealthCheckResult } from '@nestjs/terminus';
+import { HealthCheck, HealthCheckService, type HealthCheckResult, type HealthIndicatorFunction, type HealthIndicatorResult } from '@nestjs/terminus';
+import type { ResolvedFellowshipOptions } from '../../config/fellowship-options.interface.js';
+import { FELLOWSHIP_OPTIONS } from '../../fellowship.constants.js';
 import { FellowshipHealthIndicator } from './fellowship-health.indicator.js';
+
+/** A check that was not made (CONTRACT §12): `"status": "unchecked"`, never `up`. */
+type Unchecked = Record<string, { status: 'unchecked'; message: string }>;
 
 /** One indicator's entry in a terminus body: `status` plus whatever the indicator adds. */
 const INDICATOR_MAP = {
   type: 'object',
-  description: 'By indicator key (`database`, `llm_backend`): `status` (`up`, `degraded`, `down`) and details such as `message`, `responseTime` (ms).',
+  description:
+    'By indicator key (`database`, `llm_backend`): `status` (`up`, `degraded`, `down`, or `unchecked` for a check that was not made) and details such as `message`, `responseTime` (ms).',
   additionalProperties: {
     type: 'object',
     description: 'One indicator.',
-    properties: { status: { type: 'string', enum: ['up', 'degraded', 'down'], description: 'This indicator’s state.' } },
+    properties: { status: { type: 'string', enum: ['up', 'degraded', 'down', 'unchecked'], description: 'This indicator’s state.' } },
     required: ['status'],
     additionalProperties: true,
   },
@@ -23,7 +29,7 @@ function healthSchema(statuses: string[]): Record<string, unknown> {
     required: ['status', 'details'],
     properties: {
       status: { type: 'string', enum: statuses, description: 'Overall state.' },
-      info: { ...INDICATOR_MAP, description: 'Indicators that are up or degraded.' },
+      info: { ...INDICATOR_MAP, description: 'Indicators that are up or degraded, and checks that were not made (unchecked).' },
       error: { ...INDICATOR_MAP, description: 'Indicators that are down.' },
       details: { ...INDICATOR_MAP, description: 'Every indicator.' },
     },
@@ -37,6 +43,7 @@ export class HealthController {
   constructor(
     private readonly health: HealthCheckService,
     private readonly fellowship: FellowshipHealthIndicator,
+    @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
   ) {}
 
   @Get('live')
@@ -59,9 +66,35 @@ export class HealthController {
     description:
       'Answers 200 when the session store answers (`database`), else 503. The LLM backend (`llm_backend`, ' +
       '`GET {LLM_BASE_URL}/models`, only with HEALTH_CHECK_BACKEND=true) is a non-fatal detail: when it does not answer, the status is `degraded` and ' +
-      'the answer stays 200. Terminus JSON body: `status`, `info`, `error`, `details`.',
+      'the answer stays 200; without HEALTH_CHECK_BACKEND it is reported `unchecked` (never `up`). Terminus JSON body: `status`, `info`, `error`, `details`.',
   })
-  ready(): Promise<HealthCheckResult> {
-    return this.health.check([() => this.fellowship.isDatabaseReady(), () => this.fellowship.isBackendReachable()]);
+  async ready(): Promise<HealthCheckResult> {
+    const checks: HealthIndicatorFunction[] = [() => this.fellowship.isDatabaseReady()];
+    const unchecked: Unchecked = {};
+    if (this.options.healthCheckBackend) {
+      checks.push(() => this.fellowship.isBackendReachable());
+    } else {
+      unchecked.llm_backend = { status: 'unchecked', message: 'not probed (HEALTH_CHECK_BACKEND is false)' };
+    }
+    try {
+      return withUnchecked(await this.health.check(checks), unchecked);
+    } catch (error) {
+      if (error instanceof ServiceUnavailableException) {
+        withUnchecked(error.getResponse() as HealthCheckResult, unchecked);
+      }
+      throw error;
+    }
   }
+}
+
+/**
+ * Adds the checks that were not made to a terminus body (in `info` and `details`): terminus knows
+ * only up, degraded and down, so it cannot carry them itself.
+ */
+function withUnchecked(result: HealthCheckResult, unchecked: Unchecked): HealthCheckResult {
+  // The body is plain JSON; the cast only widens terminus's status type for the compiler.
+  const entries = unchecked as unknown as HealthIndicatorResult;
+  result.info = { ...result.info, ...entries };
+  result.details = { ...result.details, ...entries };
+  return result;
 }
