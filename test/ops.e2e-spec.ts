@@ -113,6 +113,53 @@ describe('operations routes (CONTRACT §12)', () => {
     observer.close();
   });
 
+  it('GET /metrics adds time to first token, bot turns, ended sessions, HTTP requests by route and the process defaults', async () => {
+    const other = await startApp({}, t.llm);
+    try {
+      t.llm.reset();
+      const { token, observer_token } = await other.create({
+        bots: bots('Alice', 'Bob'),
+        participation_mode: 'autonomous',
+        stream_tokens: true,
+        max_turns: 3,
+      });
+      const sse = await other.sse(observer_token);
+      await sse.next('session_end');
+      await sse.waitClosed();
+      const { token: deleted } = await other.create({ bots: bots('Carol'), start_paused: true });
+      await other.http.delete(`/v1/session/${deleted}`).expect(200);
+      await other.http.get(`/v1/session/${token}`).expect(200);
+      await other.http.get(`/v1/session/${token}`).expect(200);
+      await other.http.get('/v1/session/no-such-token').expect(404);
+      await other.http.get('/health/ready').expect(200);
+
+      const text = (await other.http.get('/metrics').expect(200)).text;
+      const s = samples(text);
+      expect(s.get('fellowship_llm_time_to_first_token_seconds_count{kind="bot"}')).toBe(3);
+      expect(s.get('fellowship_llm_time_to_first_token_seconds_count{kind="orchestrator"}')).toBeUndefined();
+      expect(s.get('fellowship_bot_turns_total')).toBe(3);
+      expect(s.get('fellowship_sessions_ended_total{reason="max_turns"}')).toBe(1);
+      expect(s.get('fellowship_sessions_ended_total{reason="client_request"}')).toBe(1);
+      expect(s.get('fellowship_sessions_ended_total{reason="idle_timeout"}')).toBe(0);
+      expect(s.get('fellowship_http_requests_total{method="POST",route="/v1/session/create",status="201"}')).toBe(2);
+      expect(s.get('fellowship_http_requests_total{method="GET",route="/v1/session/:token",status="200"}')).toBe(2);
+      expect(s.get('fellowship_http_requests_total{method="GET",route="/v1/session/:token",status="404"}')).toBe(1);
+      expect(s.get('fellowship_http_requests_total{method="DELETE",route="/v1/session/:token",status="200"}')).toBe(1);
+      expect(s.get('fellowship_http_requests_total{method="GET",route="/v1/session/:token/stream",status="200"}')).toBe(1);
+      expect(s.get('fellowship_http_requests_total{method="GET",route="/health/ready",status="200"}')).toBe(1);
+      // Route patterns only: no token, not even the unknown one.
+      for (const secret of [token, observer_token, deleted, 'no-such-token']) {
+        expect(text).not.toContain(secret);
+      }
+      expect(s.get('fellowship_process_cpu_user_seconds_total')).toBeGreaterThan(0);
+      expect(s.get('fellowship_nodejs_heap_size_total_bytes')).toBeGreaterThan(0);
+      const names = [...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]);
+      expect(names.every((n) => n.startsWith('fellowship_'))).toBe(true);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('reports an unreachable backend as a non-fatal detail (degraded, still 200)', async () => {
     const other = await startApp({ llmBaseUrl: `http://127.0.0.1:${await closedPort()}/v1`, healthTimeoutMs: 2000, healthCheckBackend: true }, t.llm);
     try {

@@ -64,12 +64,15 @@ export class LlmService {
       }
       let emittedTokens = false;
       const started = performance.now();
+      const progress: StreamProgress = { firstTokenAt: null };
+      const firstTokenMs = (): { firstTokenMs?: number } =>
+        progress.firstTokenAt === null ? {} : { firstTokenMs: progress.firstTokenAt - started };
       try {
-        const result = await this.attempt(request, attempt, () => {
+        const result = await this.attempt(request, attempt, progress, () => {
           emittedTokens = true;
         });
         const latencyMs = performance.now() - started;
-        report({ attempt, ok: true, usage: result.usage, latencyMs });
+        report({ attempt, ok: true, usage: result.usage, latencyMs, ...firstTokenMs() });
         return { ...result, latencyMs, attempts: attempt };
       } catch (error) {
         const latencyMs = performance.now() - started;
@@ -88,6 +91,7 @@ export class LlmService {
             status: lastError.status,
             retrying,
             ...(backendText ? { backendError: backendText } : {}),
+            ...firstTokenMs(),
           });
         }
         const said = backendText ? `; the backend said: ${backendText}` : '';
@@ -112,6 +116,7 @@ export class LlmService {
   private async attempt(
     request: LlmRequest,
     attempt: number,
+    progress: StreamProgress,
     onEmit: () => void,
   ): Promise<Omit<LlmResult, 'latencyMs' | 'attempts'>> {
     const controller = new AbortController();
@@ -126,7 +131,7 @@ export class LlmService {
       request.signal?.addEventListener('abort', onCallerAbort, { once: true });
     }
     try {
-      return await this.attemptWith(request, attempt, onEmit, controller.signal);
+      return await this.attemptWith(request, attempt, progress, onEmit, controller.signal);
     } finally {
       clearTimeout(timer);
       request.signal?.removeEventListener('abort', onCallerAbort);
@@ -136,6 +141,7 @@ export class LlmService {
   private async attemptWith(
     request: LlmRequest,
     attempt: number,
+    progress: StreamProgress,
     onEmit: () => void,
     signal: AbortSignal,
   ): Promise<Omit<LlmResult, 'latencyMs' | 'attempts'>> {
@@ -163,6 +169,9 @@ export class LlmService {
         }
         for (const choice of chunk.choices ?? []) {
           const delta = choice.delta as (typeof choice.delta & ReasoningFields) | undefined;
+          if (progress.firstTokenAt === null && (delta?.content || delta?.reasoning_content || delta?.reasoning || delta?.tool_calls?.length)) {
+            progress.firstTokenAt = performance.now();
+          }
           if (delta?.content) {
             acc.content += delta.content;
             if (request.onToken?.(delta.content, attempt)) {
@@ -306,6 +315,11 @@ export class LlmService {
     }
     return client;
   }
+}
+
+/** When a streamed attempt's first generated text arrived (`performance.now()`), for time to first token. */
+interface StreamProgress {
+  firstTokenAt: number | null;
 }
 
 interface ReasoningFields {

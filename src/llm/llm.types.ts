@@ -33,6 +33,8 @@ export interface LlmAttempt {
   backendError?: string;
   /** A failed attempt after which another attempt of the same call follows (after LLM_RETRY_DELAY_MS). */
   retrying?: boolean;
+  /** Streamed requests: ms from sending the request to the first generated text (content, reasoning or a tool call). */
+  firstTokenMs?: number;
 }
 
 export interface LlmRequest {

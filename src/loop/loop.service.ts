@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationShutdown, Optional } from '@nestjs/common';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { ContextService } from '../context/context.service.js';
 import { SummarizerService } from '../context/summarizer.service.js';
@@ -6,6 +6,7 @@ import { TokenCounter } from '../context/token-counter.service.js';
 import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
 import { LlmService } from '../llm/llm.service.js';
 import type { LlmTarget } from '../llm/llm.types.js';
+import { FellowshipMetrics } from '../ops/metrics/fellowship-metrics.service.js';
 import { OrchestratorService } from '../orchestrator/orchestrator.service.js';
 import { within } from '../common/within.js';
 import type { Session } from '../session/session.js';
@@ -33,6 +34,7 @@ export class LoopService implements OnApplicationShutdown {
     private readonly summarizer: SummarizerService,
     private readonly tokens: TokenCounter,
     private readonly scheduler: LoopScheduler,
+    @Optional() private readonly metrics?: FellowshipMetrics,
   ) {
     this.logger = fellowshipLogger(options, 'Loop');
   }
@@ -54,6 +56,7 @@ export class LoopService implements OnApplicationShutdown {
       target: (s, model) => this.target(s, model),
       memory: (s) => this.memory.get(s.id) ?? [],
       onEnd: (s) => this.ended(s),
+      onBotTurn: () => this.metrics?.botTurn(),
       logger: this.logger,
     });
     this.loops.set(session.id, loop);
@@ -123,6 +126,9 @@ export class LoopService implements OnApplicationShutdown {
   }
 
   private ended(session: Session): void {
+    if (session.endReason) {
+      this.metrics?.sessionEnded(session.endReason);
+    }
     const loop = this.loops.get(session.id);
     if (loop) {
       const settling = loop.finished

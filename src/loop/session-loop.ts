@@ -30,6 +30,8 @@ export interface LoopDeps {
   /** Memory entries given to every bot of this session. */
   memory: (session: Session) => string[];
   onEnd: (session: Session) => void;
+  /** A bot message was recorded (metrics). */
+  onBotTurn: () => void;
   logger: Logger;
 }
 
@@ -326,6 +328,7 @@ export class SessionLoop {
         return message;
       });
       session.botTurns++;
+      this.deps.onBotTurn();
       state.lastSpeaker = bot.name;
       state.rrIndex = (config.bots.findIndex((b) => b.name === bot.name) + 1) % config.bots.length;
       this.consecutiveFailures = 0;

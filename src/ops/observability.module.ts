@@ -1,10 +1,13 @@
-import { Module } from '@nestjs/common';
+import { Module, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { LlmModule } from '../llm/llm.module.js';
 import { MemoryModule } from '../memory/memory.module.js';
 import { SessionModule } from '../session/session.module.js';
 import { FellowshipHealthIndicator } from './health/fellowship-health.indicator.js';
+import { SseController } from '../hub/sse.controller.js';
+import { SessionController } from '../session/session.controller.js';
 import { FELLOWSHIP_METRICS_REGISTRY, FellowshipMetrics } from './metrics/fellowship-metrics.service.js';
+import { HttpMetricsMiddleware } from './metrics/http-metrics.middleware.js';
 
 /**
  * What FellowshipModule exports for operating it, without mounting any route: the terminus health
@@ -24,4 +27,9 @@ import { FELLOWSHIP_METRICS_REGISTRY, FellowshipMetrics } from './metrics/fellow
   ],
   exports: [FellowshipMetrics, FELLOWSHIP_METRICS_REGISTRY, FellowshipHealthIndicator],
 })
-export class ObservabilityModule {}
+export class ObservabilityModule implements NestModule {
+  /** Counts requests on Fellowship's own routes only: a host's routes are never touched. */
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(HttpMetricsMiddleware).forRoutes(SessionController, SseController);
+  }
+}

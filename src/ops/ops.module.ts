@@ -1,6 +1,7 @@
-import { Module } from '@nestjs/common';
+import { Module, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { HealthController } from './health/health.controller.js';
+import { HttpMetricsMiddleware } from './metrics/http-metrics.middleware.js';
 import { MetricsController } from './metrics/metrics.controller.js';
 
 /**
@@ -12,4 +13,8 @@ import { MetricsController } from './metrics/metrics.controller.js';
   imports: [TerminusModule.forRoot()],
   controllers: [HealthController, MetricsController],
 })
-export class FellowshipOpsModule {}
+export class FellowshipOpsModule implements NestModule {
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(HttpMetricsMiddleware).forRoutes(HealthController, MetricsController);
+  }
+}

@@ -4,14 +4,8 @@ export type ParticipationMode = 'autonomous' | 'reactive' | 'collaborative';
 export type TurnOrder = 'round_robin' | 'orchestrated';
 export type ContextMode = 'shared' | 'scoped';
 export type SessionState = 'waiting' | 'running' | 'paused' | 'ended';
-export type EndReason =
-  | 'max_turns'
-  | 'max_time'
-  | 'max_context'
-  | 'orchestrator'
-  | 'client_request'
-  | 'idle_timeout'
-  | 'error';
+export const END_REASONS = ['max_turns', 'max_time', 'max_context', 'orchestrator', 'client_request', 'idle_timeout', 'error'] as const;
+export type EndReason = (typeof END_REASONS)[number];
 export type PauseReason = 'client_request' | 'llm_unavailable';
 export type MemberRole = 'talker' | 'observer';
 export type AccessRole = 'control' | 'observer';

@@ -34,4 +34,42 @@ describe(FellowshipMetrics.name, () => {
     expect(text).toContain('fellowship_members{role="talker"} 0');
     expect(sut.contentType).toMatch(/^text\/plain/);
   });
+
+  it('observes time to first token for streamed requests only, and counts bot turns, ended sessions and HTTP requests', async () => {
+    const sut = new FellowshipMetrics(new SessionRegistry());
+    sut.llmAttempt('bot', { ok: true, usage: null, latencyMs: 900, firstTokenMs: 80 });
+    sut.llmAttempt('bot', { ok: true, usage: null, latencyMs: 900 });
+    sut.botTurn();
+    sut.botTurn();
+    sut.sessionEnded('idle_timeout');
+    sut.httpRequest('GET', '/v1/session/:token', 200);
+    sut.httpRequest('GET', '/v1/session/:token', 200);
+    sut.httpRequest('DELETE', '/v1/session/:token', 404);
+    const text = await sut.metrics();
+    expect(text).toContain('fellowship_llm_time_to_first_token_seconds_count{kind="bot"} 1');
+    expect(text).toContain('fellowship_llm_time_to_first_token_seconds_bucket{le="0.1",kind="bot"} 1');
+    expect(text).toContain('fellowship_llm_time_to_first_token_seconds_bucket{le="0.05",kind="bot"} 0');
+    expect(text).toContain('fellowship_bot_turns_total 2');
+    expect(text).toContain('fellowship_sessions_ended_total{reason="idle_timeout"} 1');
+    expect(text).toContain('fellowship_sessions_ended_total{reason="max_turns"} 0');
+    expect(text).toContain('fellowship_http_requests_total{method="GET",route="/v1/session/:token",status="200"} 2');
+    expect(text).toContain('fellowship_http_requests_total{method="DELETE",route="/v1/session/:token",status="404"} 1');
+  });
+
+  it("adds prom-client's process metrics, prefixed, to every instance's registry without registering anything twice", async () => {
+    const first = new FellowshipMetrics(new SessionRegistry());
+    const second = new FellowshipMetrics(new SessionRegistry());
+    for (const sut of [first, second]) {
+      const text = await sut.metrics();
+      expect(text).toContain('# TYPE fellowship_process_cpu_user_seconds_total counter');
+      expect(text).toContain('# TYPE fellowship_nodejs_heap_size_total_bytes gauge');
+      const names = [...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]);
+      expect(names.every((n) => n.startsWith('fellowship_'))).toBe(true);
+      expect(new Set(names).size).toBe(names.length);
+    }
+    expect(first.registry).not.toBe(second.registry);
+    expect(first.registry.getSingleMetric('fellowship_process_cpu_user_seconds_total')).toBe(
+      second.registry.getSingleMetric('fellowship_process_cpu_user_seconds_total'),
+    );
+  });
 });

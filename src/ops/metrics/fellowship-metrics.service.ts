@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { LlmAttempt, LlmRequest } from '../../llm/llm.types.js';
 import { SessionRegistry } from '../../session/session.registry.js';
-import type { MemberRole, SessionState } from '../../session/session.types.js';
+import { END_REASONS, type EndReason, type MemberRole, type SessionState } from '../../session/session.types.js';
 
 /** Injection token of Fellowship's own Prometheus registry (never the global default one). */
 export const FELLOWSHIP_METRICS_REGISTRY = Symbol('FELLOWSHIP_METRICS_REGISTRY');
@@ -12,6 +12,11 @@ export type LlmCallKind = 'bot' | 'orchestrator' | 'other';
 
 /** LLM latency buckets, seconds: local models answer in tenths of a second, long streams in minutes. */
 export const LLM_LATENCY_BUCKETS_SECONDS: readonly number[] = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120];
+
+/** Time to first token buckets, seconds: from a hot local model (tens of ms) to a long prompt on a busy backend. */
+export const TIME_TO_FIRST_TOKEN_BUCKETS_SECONDS: readonly number[] = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60];
+
+const METRIC_PREFIX = 'fellowship_';
 
 const STATES: readonly SessionState[] = ['waiting', 'running', 'paused', 'ended'];
 const ROLES: readonly MemberRole[] = ['talker', 'observer'];
@@ -33,11 +38,28 @@ export function llmCallKind(request: LlmRequest): LlmCallKind {
   return 'stop' in request || request.onToken !== undefined ? 'bot' : 'other';
 }
 
+let processMetrics: Registry | undefined;
+
+/**
+ * prom-client's default process metrics (`fellowship_process_*`, `fellowship_nodejs_*`), collected
+ * once per process: they describe the process, not an app, and each collection starts its own GC
+ * observer and event-loop monitor. Every `FellowshipMetrics` registry (one per app; a test or host
+ * may run several) registers these same metric objects, so none is registered twice in a registry.
+ */
+function processMetricsRegistry(): Registry {
+  if (!processMetrics) {
+    processMetrics = new Registry();
+    collectDefaultMetrics({ register: processMetrics, prefix: METRIC_PREFIX });
+  }
+  return processMetrics;
+}
+
 /**
  * Fellowship's Prometheus metrics, on a `Registry` of its own so that embedding never touches the
  * host's default registry (a host merges or mounts it: `Registry.merge([register, metrics.registry])`).
  * Session and member gauges are computed from the session registry on each scrape; LLM counters
- * are fed by `LlmService` after every request it sends (retries included, as in `usage`).
+ * are fed by `LlmService` after every request it sends (retries included, as in `usage`); bot turns
+ * and ended sessions by the loop; HTTP requests by `HttpMetricsMiddleware` on Fellowship's routes.
  */
 @Injectable()
 export class FellowshipMetrics {
@@ -46,9 +68,20 @@ export class FellowshipMetrics {
   private readonly llmErrors: Counter<'kind'>;
   private readonly llmLatency: Histogram<'kind' | 'outcome'>;
   private readonly llmTokens: Counter<'kind' | 'type'>;
+  private readonly timeToFirstToken: Histogram<'kind'>;
+  private readonly botTurns: Counter;
+  private readonly sessionsEnded: Counter<'reason'>;
+  private readonly httpRequests: Counter<'method' | 'route' | 'status'>;
 
   constructor(sessions: SessionRegistry) {
     const registers = [this.registry];
+    const shared = processMetricsRegistry();
+    for (const { name } of shared.getMetricsAsArray()) {
+      const metric = shared.getSingleMetric(name);
+      if (metric) {
+        this.registry.registerMetric(metric);
+      }
+    }
     new Gauge({
       name: 'fellowship_sessions',
       help: 'Sessions held in memory, by state (ended sessions stay until retention removes them).',
@@ -109,6 +142,30 @@ export class FellowshipMetrics {
       labelNames: ['kind', 'type'],
       registers,
     });
+    this.timeToFirstToken = new Histogram({
+      name: 'fellowship_llm_time_to_first_token_seconds',
+      help: 'Streamed LLM requests: time from sending the request to the first generated text (content, reasoning or a tool call), by kind.',
+      labelNames: ['kind'],
+      buckets: [...TIME_TO_FIRST_TOKEN_BUCKETS_SECONDS],
+      registers,
+    });
+    this.botTurns = new Counter({
+      name: 'fellowship_bot_turns_total',
+      help: 'Bot turns recorded (bot messages added to history).',
+      registers,
+    });
+    this.sessionsEnded = new Counter({
+      name: 'fellowship_sessions_ended_total',
+      help: 'Sessions ended, by reason (session_end reason).',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.httpRequests = new Counter({
+      name: 'fellowship_http_requests_total',
+      help: "HTTP requests answered on Fellowship's routes, by method, route pattern (never a path holding a token) and status.",
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    });
     // Every label combination from the start, so that rates work before the first call.
     for (const kind of ['bot', 'orchestrator', 'other'] as const) {
       this.llmCalls.inc({ kind }, 0);
@@ -116,15 +173,36 @@ export class FellowshipMetrics {
       this.llmTokens.inc({ kind, type: 'prompt' }, 0);
       this.llmTokens.inc({ kind, type: 'completion' }, 0);
     }
+    for (const reason of END_REASONS) {
+      this.sessionsEnded.inc({ reason }, 0);
+    }
+  }
+
+  /** A bot message recorded. */
+  botTurn(): void {
+    this.botTurns.inc();
+  }
+
+  /** A session ended (once per session, when its `session_end` is published). */
+  sessionEnded(reason: EndReason): void {
+    this.sessionsEnded.inc({ reason });
+  }
+
+  /** One HTTP request answered; `route` is the route's pattern (`/v1/session/:token`), never its path. */
+  httpRequest(method: string, route: string, status: number): void {
+    this.httpRequests.inc({ method, route, status: String(status) });
   }
 
   /** One request sent to the backend, success or failure. */
-  llmAttempt(kind: LlmCallKind, attempt: Pick<LlmAttempt, 'ok' | 'usage' | 'latencyMs'>): void {
+  llmAttempt(kind: LlmCallKind, attempt: Pick<LlmAttempt, 'ok' | 'usage' | 'latencyMs' | 'firstTokenMs'>): void {
     this.llmCalls.inc({ kind });
     if (!attempt.ok) {
       this.llmErrors.inc({ kind });
     }
     this.llmLatency.observe({ kind, outcome: attempt.ok ? 'ok' : 'error' }, attempt.latencyMs / MS_PER_SECOND);
+    if (attempt.firstTokenMs !== undefined) {
+      this.timeToFirstToken.observe({ kind }, attempt.firstTokenMs / MS_PER_SECOND);
+    }
     if (attempt.usage) {
       this.llmTokens.inc({ kind, type: 'prompt' }, attempt.usage.prompt_tokens);
       this.llmTokens.inc({ kind, type: 'completion' }, attempt.usage.completion_tokens);

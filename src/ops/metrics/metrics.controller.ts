@@ -15,7 +15,8 @@ export class MetricsController {
     summary: 'Prometheus metrics',
     description:
       'Prometheus text exposition format. Every name starts with `fellowship_`: sessions by state, connected ' +
-      'members by role, LLM calls and errors by kind, LLM latency histogram, tokens. See docs/deployment.md.',
+      'members by role, LLM calls and errors by kind, LLM latency histogram, tokens, time to first token, bot turns, ' +
+      'sessions ended by reason, HTTP requests by route and status, and the process defaults. See docs/deployment.md.',
   })
   @ApiOkResponse({ description: 'The metrics, in the Prometheus text format.', schema: { type: 'string' } })
   async scrape(@Res({ passthrough: true }) res: Response): Promise<string> {
