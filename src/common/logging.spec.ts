@@ -1,7 +1,10 @@
 import { describe, expect, it, jest } from '@jest/globals';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import * as winston from 'winston';
 
 // nest-winston is CommonJS that requires the ESM-only @nestjs/common, which Jest on Node 20 cannot
@@ -13,7 +16,8 @@ jest.unstable_mockModule('nest-winston', () => ({
       return {
         log: (message: unknown, context?: string) => logger.info({ message, context }),
         warn: (message: unknown, context?: string) => logger.warn({ message, context }),
-        error: (message: unknown, _trace?: string, context?: string) => logger.error({ message, context }),
+        // As nest-winston 2 does: the trace always goes in `stack`, as a one-element array.
+        error: (message: unknown, trace?: string, context?: string) => logger.error({ message, context, stack: [trace] }),
       };
     },
   },
@@ -76,6 +80,34 @@ describe('log redaction', () => {
       expect(text.split('\n').filter(Boolean)).toHaveLength(3);
       expect(text).not.toMatch(/server-llm-key-123|api-key-for-create|sk-client-0123456789/);
       expect(text).toContain('[redacted]');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('writes no empty stack on error lines, and keeps a real one (nest-winston itself, in a child process)', async () => {
+    // Jest cannot load nest-winston (see above); a plain Node process with tsx can.
+    const dir = mkdtempSync(join(tmpdir(), 'fellowship-log-'));
+    try {
+      const script = join(dir, 'log.ts');
+      const logging = fileURLToPath(new URL('./logging.ts', import.meta.url));
+      writeFileSync(
+        script,
+        [
+          `import { createLogger } from ${JSON.stringify(logging)};`,
+          `const logger = createLogger({ logDir: ${JSON.stringify(dir)}, level: 'info', production: true, secrets: [], console: true });`,
+          `logger.error('failed without a trace', undefined, 'Http');`,
+          `logger.error('failed with a trace', 'Error: x\\n    at y', 'Http');`,
+        ].join('\n'),
+      );
+      const root = fileURLToPath(new URL('../..', import.meta.url));
+      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', script], { cwd: root, timeout: 30_000 });
+      const lines = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines).toEqual([
+        expect.objectContaining({ level: 'error', message: 'failed without a trace', context: 'Http' }),
+        expect.objectContaining({ level: 'error', message: 'failed with a trace', stack: ['Error: x\n    at y'] }),
+      ]);
+      expect(lines[0]).not.toHaveProperty('stack');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -14,6 +14,18 @@ const redactFormat = winston.format((info, opts: unknown) => {
   return info;
 });
 
+/**
+ * nest-winston puts `stack: [trace]` on every error line, and Nest's `Logger.error(message)` passes
+ * no trace, so lines would carry a junk `"stack":[null]`. Drop it when it holds nothing.
+ */
+export const dropEmptyStack = winston.format((info) => {
+  const { stack } = info as { stack?: unknown };
+  if (Array.isArray(stack) && stack.every((s) => s === undefined || s === null)) {
+    delete info.stack;
+  }
+  return info;
+});
+
 export interface LoggingConfig {
   logDir: string;
   level: string;
@@ -35,7 +47,7 @@ export function createLogger(config: LoggingConfig): LoggerService {
       filename: '%DATE%.log',
       datePattern: 'YYYY-MM-DD',
       level: config.level,
-      format: winston.format.combine(redactFormat({ secrets: config.secrets }), winston.format.timestamp(), winston.format.json()),
+      format: winston.format.combine(dropEmptyStack(), redactFormat({ secrets: config.secrets }), winston.format.timestamp(), winston.format.json()),
     }),
   ];
   if (config.console) {
@@ -43,8 +55,9 @@ export function createLogger(config: LoggingConfig): LoggerService {
       new winston.transports.Console({
         level: config.level,
         format: config.production
-          ? winston.format.combine(redactFormat({ secrets: config.secrets }), winston.format.timestamp(), winston.format.json())
+          ? winston.format.combine(dropEmptyStack(), redactFormat({ secrets: config.secrets }), winston.format.timestamp(), winston.format.json())
           : winston.format.combine(
+              dropEmptyStack(),
               redactFormat({ secrets: config.secrets }),
               winston.format.timestamp(),
               utilities.format.nestLike('Fellowship', { colors: process.stdout.isTTY, prettyPrint: true }),
