@@ -3,7 +3,15 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { SwaggerModule } from '@nestjs/swagger';
 import type { NextFunction, Request, Response } from 'express';
-import { toErrorResponse } from './common/http-exception.filter.js';
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
+import { ErrorCode } from './common/error-code.enum.js';
+import type { ErrorBody } from './common/fellowship.error.js';
+import { answerError, ServerExceptionFilter } from './common/http-exception.filter.js';
+import { routeError } from './common/route-errors.service.js';
+import type { ResolvedFellowshipOptions } from './config/fellowship-options.interface.js';
+import { FELLOWSHIP_OPTIONS } from './fellowship.constants.js';
+import { fellowshipLogger } from './ops/fellowship-logger.js';
 import { createFellowshipOpenApi } from './openapi.js';
 import { FellowshipOpsModule } from './ops/ops.module.js';
 
@@ -18,8 +26,8 @@ export function trustProxySetting(raw: string): string[] | false {
 
 /**
  * Everything the standalone server adds around the module: body limit, the JSON answer for body
- * errors, trust proxy, CORS, the operations routes (/health/live, /health/ready, /metrics),
- * OpenAPI at /openapi.json and Swagger UI at /docs.
+ * errors, unknown routes and malformed requests, trust proxy, CORS, the operations routes
+ * (/health/live, /health/ready, /metrics), OpenAPI at /openapi.json and Swagger UI at /docs.
  */
 export interface ServerSettings {
   maxBodyBytes: number;
@@ -44,16 +52,21 @@ export async function createServer(
     bodyParser: false,
     forceCloseConnections: true,
   });
+  const options = app.get<ResolvedFellowshipOptions>(FELLOWSHIP_OPTIONS);
+  const filter = new ServerExceptionFilter(options);
+  const httpLogger = fellowshipLogger(options, 'Http');
   app.useBodyParser('json', { limit: env.maxBodyBytes });
-  // Body-parser errors (413, malformed JSON) happen before any controller: answer them in the contract's shape.
-  app.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
+  // Body-parser errors (413, 415, malformed JSON) happen before any route, on any path: answer them in the contract's shape.
+  app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
     if (!err) {
       next();
       return;
     }
-    const { status, body } = toErrorResponse(err);
-    res.status(status).json(body);
+    answerError(res, routeError(err, req), httpLogger);
   });
+  // The standalone server owns every route: unknown ones answer 404 NOT_FOUND in the same shape.
+  app.useGlobalFilters(filter);
+  answerClientErrors(app.getHttpServer());
   app.set('trust proxy', trustProxySetting(env.trustProxy));
   app.disable('x-powered-by');
   const origins = env.corsOrigins.split(',').map((s) => s.trim()).filter(Boolean);
@@ -63,6 +76,33 @@ export async function createServer(
   mountDocs(app);
   return app;
 }
+
+/**
+ * Requests Node's HTTP parser refuses (a malformed request line or header, headers too large) never
+ * reach Express; Node would answer a bare 400. Answer them in the contract's shape.
+ */
+function answerClientErrors(server: Server): void {
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    // As Node does: write only on a socket that is still open and has not started an answer.
+    if (!socket.writable || socket.bytesWritten > 0) {
+      socket.destroy();
+      return;
+    }
+    const [status, reason, body] = CLIENT_ERRORS[error.code ?? ''] ?? CLIENT_ERRORS.default;
+    const json = JSON.stringify(body);
+    socket.end(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`,
+    );
+  });
+}
+
+/** Node's own statuses for the parser's refusals, with bodies in the contract's shape. */
+const CLIENT_ERRORS: Record<string, [number, string, ErrorBody]> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', { error: 'The request headers are too large.', code: ErrorCode.PAYLOAD_TOO_LARGE }],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'Payload Too Large', { error: 'Request body is too large.', code: ErrorCode.PAYLOAD_TOO_LARGE }],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', { error: 'The request took too long to arrive.', code: ErrorCode.VALIDATION_ERROR }],
+  default: [400, 'Bad Request', { error: 'The request is not valid HTTP/1.1.', code: ErrorCode.VALIDATION_ERROR }],
+};
 
 export function mountDocs(app: INestApplication): void {
   const document = createFellowshipOpenApi(app, { operations: true });

@@ -10,6 +10,8 @@ export enum ErrorCode {
   INTERNAL_ERROR = 'INTERNAL_ERROR',
   TOO_MANY_SESSIONS = 'TOO_MANY_SESSIONS',
   NOT_FOUND = 'NOT_FOUND',
+  /** A body that is not `application/json` in UTF-8, or a `Content-Encoding` we do not decode. */
+  UNSUPPORTED_MEDIA_TYPE = 'UNSUPPORTED_MEDIA_TYPE',
   /** WebSocket frame problems (malformed JSON, unknown type, bad content). */
   BAD_MESSAGE = 'BAD_MESSAGE',
   /** A bot turn failed after its retries. */
@@ -25,6 +27,7 @@ const STATUS: Record<ErrorCode, number> = {
   [ErrorCode.NOT_FOUND]: 404,
   [ErrorCode.SESSION_ENDED]: 409,
   [ErrorCode.PAYLOAD_TOO_LARGE]: 413,
+  [ErrorCode.UNSUPPORTED_MEDIA_TYPE]: 415,
   [ErrorCode.RATE_LIMITED]: 429,
   [ErrorCode.INTERNAL_ERROR]: 500,
   [ErrorCode.LLM_ERROR]: 502,

@@ -3,6 +3,25 @@ import { plainToInstance } from 'class-transformer';
 import { getMetadataStorage, validateSync } from 'class-validator';
 import { FellowshipError } from './fellowship.error.js';
 
+/** "a string", "null", "an array", …: how messages name the type of a value that was sent. */
+export function kindOf(value: unknown): string {
+  if (value === null) {
+    return 'null';
+  }
+  if (Array.isArray(value)) {
+    return 'an array';
+  }
+  return KINDS[typeof value] ?? typeof value;
+}
+
+const KINDS: Partial<Record<string, string>> = {
+  string: 'a string',
+  number: 'a number',
+  boolean: 'a boolean',
+  object: 'an object',
+  undefined: 'nothing',
+};
+
 function flatten(errors: ValidationError[], parent = ''): { field: string; message: string }[] {
   const out: { field: string; message: string }[] = [];
   for (const error of errors) {

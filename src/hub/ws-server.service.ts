@@ -4,6 +4,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
+import { escapeRegExp, globalPrefixPath } from '../common/route-prefix.js';
 import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
 import { HubService } from './hub.service.js';
 import { WsMember } from './member.js';
@@ -46,9 +47,7 @@ export class WsServerService implements OnApplicationBootstrap, BeforeApplicatio
       this.logger.warn('no HTTP server: the WebSocket endpoint is not mounted');
       return;
     }
-    const prefix = this.appConfig.getGlobalPrefix().replace(/^\/+|\/+$/g, '');
-    const escaped = prefix ? `/${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}` : '';
-    this.path = new RegExp(`^${escaped}/v1/session/([^/]+)/connect/?$`);
+    this.path = new RegExp(`^${escapeRegExp(globalPrefixPath(this.appConfig))}/v1/session/([^/]+)/connect/?$`);
     const others = server.listeners('upgrade') as UpgradeListener[];
     server.removeAllListeners('upgrade');
     this.dispatcher = (req, socket, head) => {
@@ -121,11 +120,20 @@ export class WsServerService implements OnApplicationBootstrap, BeforeApplicatio
       this.hub.onFrame(member, rawToString(data));
     });
     this.hub.openWs(member, {
-      token: decodeURIComponent(match?.[1] ?? ''),
+      // A token with a bad %-encoding is an unknown token (CONTRACT §1): "" matches no session, so 4404.
+      token: decodePathSegment(match?.[1] ?? '') ?? '',
       role: url.searchParams.get('role') ?? undefined,
       name: url.searchParams.get('name') ?? undefined,
       after: url.searchParams.get('after') ?? undefined,
     });
+  }
+}
+
+function decodePathSegment(segment: string): string | null {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return null;
   }
 }
 
