@@ -20,6 +20,10 @@ export class FellowshipError extends Error {
   static validation(message: string, details?: unknown[]): FellowshipError {
     return new FellowshipError(ErrorCode.VALIDATION_ERROR, message, details);
   }
+  /** A 400 about one field: its sentence is both the answer's `error` and its one `details` entry. */
+  static invalidField(field: string, message: string): FellowshipError {
+    return new FellowshipError(ErrorCode.VALIDATION_ERROR, message, [{ field, message }]);
+  }
   static notFound(): FellowshipError {
     return new FellowshipError(ErrorCode.SESSION_NOT_FOUND, 'No session has this token.');
   }

@@ -1,7 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, UseFilters, UseGuards, UsePipes } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiParam, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { FellowshipExceptionFilter } from '../common/http-exception.filter.js';
-import { fellowshipValidationPipe } from '../common/validation.js';
+import { FellowshipValidationPipe } from '../common/validation.js';
 import { ApiKeyGuard } from './api-key.guard.js';
 import { CreateSessionDto, PostMessageDto } from './dto/create-session.dto.js';
 import {
@@ -21,7 +21,7 @@ const TOKEN_PARAM = { name: 'token', description: 'Control token, or (where allo
 @ApiTags('sessions')
 @Controller('v1/session')
 @UseFilters(FellowshipExceptionFilter)
-@UsePipes(fellowshipValidationPipe())
+@UsePipes(FellowshipValidationPipe)
 @ApiResponse({ status: 500, description: 'Internal error (no detail).', type: ErrorDto })
 export class SessionController {
   constructor(private readonly sessions: SessionService) {}

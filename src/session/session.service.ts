@@ -183,7 +183,8 @@ export class SessionService implements OnApplicationBootstrap {
       throw FellowshipError.validation('Invalid request: the body must be a JSON object.');
     }
     const { name: given, content } = message as { name?: unknown; content?: unknown };
-    const name = given === undefined ? session.freeName(REST_TALKER_NAME) : this.checkName(session, given);
+    // `name: null` means no name, as for every optional field.
+    const name = given === undefined || given === null ? session.freeName(REST_TALKER_NAME) : this.checkName(session, given);
     this.checkContent(content);
     session.talkerRate ??= new TalkerRateLimiter(this.options.talkerRateLimit, this.options.talkerRateLimitNames);
     const decision = session.talkerRate.take(nameKey(name), performance.now());
@@ -207,21 +208,21 @@ export class SessionService implements OnApplicationBootstrap {
   private checkName(session: Session, name: unknown): string {
     const problem = nameProblem(name, LIMITS.nameChars);
     if (problem !== null) {
-      throw FellowshipError.validation(`name ${problem}.`, [{ field: 'name', message: `name ${problem}` }]);
+      throw FellowshipError.invalidField('name', `name ${problem}.`);
     }
     const trimmed = (name as string).trim();
     if (session.isBotName(trimmed)) {
-      throw FellowshipError.validation("name is one of the bots' names.", [{ field: 'name', message: 'bot name' }]);
+      throw FellowshipError.invalidField('name', "name is one of the bots' names.");
     }
     return trimmed;
   }
 
   private checkContent(content: unknown): void {
     if (typeof content !== 'string') {
-      throw FellowshipError.validation('content must be a string.', [{ field: 'content', message: 'not a string' }]);
+      throw FellowshipError.invalidField('content', 'content must be a string.');
     }
     if (content.trim().length === 0) {
-      throw FellowshipError.validation('content must not be empty.', [{ field: 'content', message: 'empty' }]);
+      throw FellowshipError.invalidField('content', 'content must not be empty.');
     }
     if (codePointLength(content) > this.options.maxMessageChars) {
       throw new FellowshipError(
@@ -256,42 +257,37 @@ export class SessionService implements OnApplicationBootstrap {
   private buildConfig(dto: CreateSessionDto): SessionConfig {
     const o = this.options;
     if (dto.bots.length > o.maxBotsPerSession) {
-      throw FellowshipError.validation(`bots: at most ${o.maxBotsPerSession} bots per session.`, [
-        { field: 'bots', message: `at most ${o.maxBotsPerSession}` },
-      ]);
+      throw FellowshipError.invalidField('bots', `bots: at most ${o.maxBotsPerSession} bots per session.`);
     }
     const seen = new Set<string>();
+    const contextLimit = dto.max_context_tokens ?? o.defaultContextLimit;
     dto.bots.forEach((bot, i) => {
       const key = nameKey(bot.name);
       if (seen.has(key)) {
-        throw FellowshipError.validation(`bots[${i}].name: "${bot.name}" is used twice (names are case-insensitive).`, [
-          { field: `bots[${i}].name`, message: 'duplicate name' },
-        ]);
+        throw FellowshipError.invalidField(`bots[${i}].name`, `bots[${i}].name: "${bot.name}" is used twice (names are case-insensitive).`);
       }
       seen.add(key);
       if ((bot.system_prompt ?? '').length > o.maxSystemPromptChars) {
-        throw FellowshipError.validation(`bots[${i}].system_prompt is longer than ${o.maxSystemPromptChars} characters.`, [
-          { field: `bots[${i}].system_prompt`, message: 'too long' },
-        ]);
+        throw FellowshipError.invalidField(`bots[${i}].system_prompt`, `bots[${i}].system_prompt is longer than ${o.maxSystemPromptChars} characters.`);
+      }
+      // The prompt and the answer share the context: a bot that may answer with the whole limit
+      // could never be called, and the session would end with max_context at once.
+      if (typeof bot.max_tokens === 'number' && bot.max_tokens >= contextLimit) {
+        const limit = `the session's context limit of ${contextLimit} tokens (max_context_tokens${dto.max_context_tokens == null ? ', here the server default' : ''})`;
+        throw FellowshipError.invalidField(`bots[${i}].max_tokens`, `bots[${i}].max_tokens (${bot.max_tokens}) must be less than ${limit}: the prompt and the answer share it.`);
       }
     });
     if ((dto.global_system_prompt ?? '').length > o.maxSystemPromptChars) {
-      throw FellowshipError.validation(`global_system_prompt is longer than ${o.maxSystemPromptChars} characters.`, [
-        { field: 'global_system_prompt', message: 'too long' },
-      ]);
+      throw FellowshipError.invalidField('global_system_prompt', `global_system_prompt is longer than ${o.maxSystemPromptChars} characters.`);
     }
     const turnOrder = dto.turn_order ?? 'round_robin';
     if (turnOrder === 'orchestrated' && dto.bots.length < 3) {
-      throw FellowshipError.validation('turn_order: "orchestrated" needs at least 3 bots.', [
-        { field: 'turn_order', message: 'needs at least 3 bots' },
-      ]);
+      throw FellowshipError.invalidField('turn_order', 'turn_order: "orchestrated" needs at least 3 bots.');
     }
     let baseUrl = o.llmBaseUrl;
-    if (dto.llm?.base_url !== undefined && !sameBackend(dto.llm.base_url, o.llmBaseUrl)) {
+    if (typeof dto.llm?.base_url === 'string' && !sameBackend(dto.llm.base_url, o.llmBaseUrl)) {
       if (!matchesAllowlist(dto.llm.base_url, o.llmBaseUrlAllowlist)) {
-        throw FellowshipError.validation('llm.base_url is not allowed on this server (LLM_BASE_URL_ALLOWLIST).', [
-          { field: 'llm.base_url', message: 'not in the allowlist' },
-        ]);
+        throw FellowshipError.invalidField('llm.base_url', 'llm.base_url is not allowed on this server (LLM_BASE_URL_ALLOWLIST).');
       }
       // No address check here: an IP literal that matched is named by its entry, which admits it
       // (CONTRACT §3); a host name is checked at every call, against what it resolves to then.
@@ -307,15 +303,11 @@ export class SessionService implements OnApplicationBootstrap {
     } else if (memory === 'inherit') {
       const earlier = this.registry.resolve(requested.slice('inherit:'.length));
       if (!earlier || earlier.role !== 'control') {
-        throw FellowshipError.validation('memory: no session has this control token.', [
-          { field: 'memory', message: 'unknown session' },
-        ]);
+        throw FellowshipError.invalidField('memory', 'memory: no session has this control token.');
       }
       memoryId = earlier.session.config.memory_id;
       if (!memoryId) {
-        throw FellowshipError.validation('memory: that session has no memory (it was created with memory "none").', [
-          { field: 'memory', message: 'session has no memory' },
-        ]);
+        throw FellowshipError.invalidField('memory', 'memory: that session has no memory (it was created with memory "none").');
       }
     }
     return {

@@ -32,6 +32,7 @@ export const LIMITS = {
   maxTokens: 1_000_000,
   maxContextTokens: 10_000_000,
   seconds: 31_536_000,
+  turnDelaySeconds: 3600,
 } as const;
 
 /** What every name (bots, talkers) must be; the rule is common/display-name.ts. */
@@ -107,6 +108,7 @@ export class LlmOptionsDto {
 export class CreateSessionDto {
   @ApiProperty({ description: 'The bots, 1..MAX_BOTS_PER_SESSION; round-robin order is this order.', type: [BotDto] })
   @IsArray()
+  @IsObject({ each: true })
   @ArrayMinSize(1)
   @ValidateNested({ each: true })
   @Type(() => BotDto)
@@ -184,7 +186,7 @@ export class CreateSessionDto {
   @IsOptional()
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(0)
-  @Max(3600)
+  @Max(LIMITS.turnDelaySeconds)
   turn_delay?: number;
 
   @ApiPropertyOptional({ description: 'Send `token` events as the backend streams.', default: false })
