@@ -1,5 +1,8 @@
 import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
+import { MAX_JSON_DEPTH } from './common/request-body.js';
+import type { ResolvedFellowshipOptions } from './config/fellowship-options.interface.js';
+import { FELLOWSHIP_OPTIONS } from './fellowship.constants.js';
 import { HubModule } from './hub/hub.module.js';
 import { FellowshipOpsModule } from './ops/ops.module.js';
 import { SessionModule } from './session/session.module.js';
@@ -11,10 +14,16 @@ export interface FellowshipOpenApiOptions {
   operations?: boolean;
 }
 
-const DESCRIPTION =
-  'Multi-bot chat sessions over an OpenAI-compatible backend. Live events over WebSocket ' +
-  '(`/v1/session/{token}/connect?role=talker|observer&name=…&after=<seq>`) and SSE ' +
-  '(`/v1/session/{token}/stream`) are described in docs/events.md; the session options in docs/options.md.';
+const DESCRIPTION = [
+  'Multi-bot chat sessions over an OpenAI-compatible backend. The reference is docs/api.md; live events over WebSocket ',
+  '(`/v1/session/{token}/connect?role=talker|observer&name=…&after=<seq>`) and SSE (`/v1/session/{token}/stream`) are ',
+  'described in docs/events.md, the session options in docs/options.md.\n\n',
+  'Request bodies are JSON objects sent as `application/json` in UTF-8 (else 415 UNSUPPORTED_MEDIA_TYPE), nested at most ',
+  `${MAX_JSON_DEPTH} levels deep (else 400). In a request, \`null\` for an optional field means the same as leaving it out. `,
+  'Every error has the body `{ "error": "<sentence>", "code": "<CODE>" }` (validation errors add `details`), whatever the ',
+  'route; on the standalone server an unknown route answers 404 `NOT_FOUND`. Bounds that come from the server’s ',
+  'configuration (MAX_BOTS_PER_SESSION, MAX_SYSTEM_PROMPT_CHARS, MAX_MESSAGE_CHARS) are shown with this server’s values.',
+].join('');
 
 /**
  * Fellowship's OpenAPI document: its own routes only, under the app's global prefix if it has one.
@@ -28,9 +37,34 @@ export function createFellowshipOpenApi(app: INestApplication, options: Fellowsh
     .setVersion('1')
     .addBearerAuth()
     .build();
-  return SwaggerModule.createDocument(app, config, {
+  const document = SwaggerModule.createDocument(app, config, {
     include: operations ? [SessionModule, HubModule, FellowshipOpsModule] : [SessionModule, HubModule],
   });
+  return withConfiguredBounds(document, app.get<ResolvedFellowshipOptions>(FELLOWSHIP_OPTIONS));
+}
+
+/**
+ * The bounds that are server settings, not constants of the API, written into the schemas with this
+ * server's values (the descriptions name the settings), so the document says what this server enforces.
+ */
+interface BoundedSchema {
+  properties?: Record<string, { maxItems?: number; maxLength?: number }>;
+}
+
+function withConfiguredBounds(document: OpenAPIObject, options: ResolvedFellowshipOptions): OpenAPIObject {
+  const bounds: [schema: string, property: string, key: 'maxItems' | 'maxLength', value: number][] = [
+    ['CreateSessionDto', 'bots', 'maxItems', options.maxBotsPerSession],
+    ['CreateSessionDto', 'global_system_prompt', 'maxLength', options.maxSystemPromptChars],
+    ['BotDto', 'system_prompt', 'maxLength', options.maxSystemPromptChars],
+    ['PostMessageDto', 'content', 'maxLength', options.maxMessageChars],
+  ];
+  for (const [schema, property, key, value] of bounds) {
+    const target = (document.components?.schemas?.[schema] as BoundedSchema | undefined)?.properties?.[property];
+    if (target) {
+      target[key] = value;
+    }
+  }
+  return document;
 }
 
 /**

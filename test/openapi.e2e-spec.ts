@@ -1,8 +1,11 @@
 /**
- * The OpenAPI document is complete and correct (CONTRACT §1): a third-party validator accepts it,
- * every operation and DTO field is described, and a typed client generated from it by a well-known
- * generator (openapi-typescript, with openapi-fetch as the client) type-checks and works: it
- * creates a session and reads its status, its history and an error.
+ * The OpenAPI document is complete and correct (CONTRACT §1, §12): a third-party validator accepts
+ * it, every operation and DTO field is described, it says what the server enforces (integers,
+ * every bound the validators and the configuration apply, the error statuses each route can
+ * answer, the SSE route's JSON error bodies), and a typed client generated from it by a well-known
+ * generator with its DEFAULT options (openapi-typescript, with openapi-fetch as the client)
+ * type-checks and works: it creates a session from `{ bots }` alone and with every option, and
+ * reads its status, its history and errors.
  *
  * The generated code lives under `node_modules/.cache/` for the duration of the test, where it
  * resolves `openapi-fetch` as a client project would.
@@ -14,8 +17,11 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { getMetadataStorage } from 'class-validator';
 import type { OpenAPIV3 } from 'openapi-types';
+import { DEFAULT_FELLOWSHIP_OPTIONS } from '../src/config/fellowship-options.interface.js';
 import * as fellowship from '../src/index.js';
+import { BotDto, CreateSessionDto, LlmOptionsDto, PostMessageDto } from '../src/session/dto/create-session.dto.js';
 import { startHostApp } from './host-app/host-app.js';
 import { TEST_OPTIONS, startApp, type TestApp } from './support/app.js';
 
@@ -43,6 +49,38 @@ const CONTRACT_ROUTES = [
   'get /health/ready',
   'get /metrics',
 ];
+
+/** Numeric fields that are not integers; every other number in the document must be `integer`. */
+const FRACTIONAL_FIELDS = ['temperature', 'max_time', 'session_ttl', 'turn_delay'];
+/** Request DTOs whose class-validator constraints the schemas must state. */
+const REQUEST_DTOS = { CreateSessionDto, BotDto, LlmOptionsDto, PostMessageDto };
+/** What each class-validator constraint must appear as in the property's schema. */
+const SCHEMA_OF_CONSTRAINT: Record<string, (args: unknown[]) => Record<string, unknown>> = {
+  isInt: () => ({ type: 'integer' }),
+  isNumber: () => ({ type: 'number' }),
+  isBoolean: () => ({ type: 'boolean' }),
+  isString: () => ({ type: 'string' }),
+  isArray: () => ({ type: 'array' }),
+  isIn: ([values]) => ({ enum: values }),
+  min: ([n]) => ({ minimum: n }),
+  max: ([n]) => ({ maximum: n }),
+  maxLength: ([n]) => ({ maxLength: n }),
+  isNotEmpty: () => ({ minLength: 1 }),
+  arrayMinSize: ([n]) => ({ minItems: n }),
+};
+
+/** The schema a property's validators imply (names excepted: their rule is Unicode-aware, in words). */
+function enforced(cls: abstract new () => object): Record<string, Record<string, unknown>> {
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const m of getMetadataStorage().getTargetValidationMetadatas(cls, '', true, false)) {
+    const expected = SCHEMA_OF_CONSTRAINT[m.name ?? ''];
+    if (m.propertyName === 'name' || !expected) {
+      continue;
+    }
+    Object.assign((out[m.propertyName] ??= {}), expected(m.constraints as unknown[]));
+  }
+  return out;
+}
 
 function operations(doc: OpenAPIV3.Document): { key: string; op: OpenAPIV3.OperationObject }[] {
   return Object.entries(doc.paths).flatMap(([path, item]) =>
@@ -117,6 +155,84 @@ describe('OpenAPI document', () => {
     expect(undescribedFields(doc)).toEqual([]);
   });
 
+  it('types every whole number as integer', () => {
+    const numbers: string[] = [];
+    const walk = (schema: OpenAPIV3.SchemaObject | OpenAPIV3.ReferenceObject, where: string): void => {
+      if ('$ref' in schema) {
+        return;
+      }
+      if (schema.type === 'number') {
+        numbers.push(where);
+      }
+      for (const [name, prop] of Object.entries(schema.properties ?? {})) {
+        walk(prop, `${where}.${name}`);
+      }
+      const items = 'items' in schema ? schema.items : undefined;
+      for (const nested of [items, typeof schema.additionalProperties === 'object' ? schema.additionalProperties : undefined, ...(schema.allOf ?? [])]) {
+        if (nested) {
+          walk(nested, where);
+        }
+      }
+    };
+    for (const [name, schema] of Object.entries(doc.components?.schemas ?? {})) {
+      walk(schema, name);
+    }
+    expect(numbers.filter((n) => !FRACTIONAL_FIELDS.includes(n.split('.').pop()!))).toEqual([]);
+    expect(numbers.length).toBeGreaterThan(0);
+  });
+
+  it("states every bound the validators enforce, and the configuration's with this server's values", () => {
+    const schemas = doc.components?.schemas ?? {};
+    expect(enforced(CreateSessionDto).max_turns).toEqual({ type: 'integer', minimum: 1 });
+    for (const [name, cls] of Object.entries(REQUEST_DTOS)) {
+      const properties = (schemas[name] as OpenAPIV3.SchemaObject).properties ?? {};
+      for (const [field, expected] of Object.entries(enforced(cls))) {
+        expect([name, field, properties[field]]).toEqual([name, field, expect.objectContaining(expected)]);
+      }
+    }
+    const prop = (schema: string, field: string): OpenAPIV3.SchemaObject => (schemas[schema] as OpenAPIV3.SchemaObject).properties![field] as OpenAPIV3.SchemaObject;
+    const o = DEFAULT_FELLOWSHIP_OPTIONS;
+    expect(prop('CreateSessionDto', 'bots')).toMatchObject({ minItems: 1, maxItems: o.maxBotsPerSession });
+    expect(prop('CreateSessionDto', 'global_system_prompt')).toMatchObject({ maxLength: o.maxSystemPromptChars });
+    expect(prop('BotDto', 'system_prompt')).toMatchObject({ maxLength: o.maxSystemPromptChars });
+    expect(prop('PostMessageDto', 'content')).toMatchObject({ minLength: 1, maxLength: o.maxMessageChars });
+    // Request fields carry no `default` (a generated client would make them required): defaults are in words.
+    for (const name of Object.keys(REQUEST_DTOS)) {
+      const defaulted = Object.entries((schemas[name] as OpenAPIV3.SchemaObject).properties ?? {}).filter(([, p]) => 'default' in p);
+      expect([name, defaulted]).toEqual([name, []]);
+    }
+  });
+
+  it('declares the error answers each route can give, all JSON, and examples for the main bodies', () => {
+    for (const { key, op } of operations(doc).filter((o) => o.key.includes(' /v1/'))) {
+      const statuses = Object.keys(op.responses);
+      expect([key, statuses]).toEqual([key, expect.arrayContaining(['400', '413', '415', '500'])]);
+      for (const [status, response] of Object.entries(op.responses)) {
+        const content = (response as OpenAPIV3.ResponseObject).content ?? {};
+        if (Number(status) >= 400) {
+          expect([key, status, Object.keys(content)]).toEqual([key, status, ['application/json']]);
+          expect(content['application/json'].schema).toEqual({ $ref: '#/components/schemas/ErrorDto' });
+        }
+      }
+      if (key.includes('{token}')) {
+        expect([key, statuses]).toEqual([key, expect.arrayContaining(['404'])]);
+      }
+    }
+    const op = (key: string): OpenAPIV3.OperationObject => operations(doc).find((o) => o.key === key)!.op;
+    expect(Object.keys(op('post /v1/session/{token}/message').responses)).toEqual(expect.arrayContaining(['403', '409', '429']));
+    expect(Object.keys(op('get /v1/session/{token}/stream').responses)).toEqual(expect.arrayContaining(['429']));
+    expect(Object.keys((op('get /v1/session/{token}/stream').responses['200'] as OpenAPIV3.ResponseObject).content ?? {})).toEqual(['text/event-stream']);
+    const create = op('post /v1/session/create');
+    expect((create.responses['503'] as OpenAPIV3.ResponseObject).headers).toHaveProperty('Retry-After');
+    expect(Object.keys(create.responses)).toEqual(expect.arrayContaining(['201', '401', '503']));
+    const body = (create.requestBody as OpenAPIV3.RequestBodyObject).content['application/json'];
+    expect(Object.keys(body.examples ?? {}).length).toBeGreaterThan(0);
+    for (const name of ['CreateSessionDto', 'BotDto', 'SessionStatusDto', 'MessageDto', 'ErrorDto', 'PostMessageDto']) {
+      const properties = Object.values((doc.components!.schemas![name] as OpenAPIV3.SchemaObject).properties ?? {});
+      expect([name, properties.some((p) => 'example' in p)]).toEqual([name, true]);
+    }
+  });
+
   it("merges into a host's document under the host's prefix, still valid", async () => {
     const host = await startHostApp({ pkg: fellowship, mode: 'forRoot', prefix: 'api', wsAdapter: false, fellowship: { ...TEST_OPTIONS, llmBaseUrl: t.llm.baseUrl } });
     try {
@@ -157,6 +273,21 @@ describe('OpenAPI document', () => {
     }
   });
 
+  it('accepts every request example of the document', async () => {
+    const examples = operations(doc).flatMap(({ key, op }) =>
+      Object.entries((op.requestBody as OpenAPIV3.RequestBodyObject | undefined)?.content['application/json']?.examples ?? {}).map(([name, example]) => ({
+        where: `${key} ${name}`,
+        value: (example as OpenAPIV3.ExampleObject).value as Record<string, unknown>,
+      })),
+    );
+    expect(examples.map((e) => e.where)).toEqual(expect.arrayContaining(['post /v1/session/create minimal']));
+    for (const { where, value } of examples.filter((e) => e.where.startsWith('post /v1/session/create'))) {
+      const res = await t.http.post('/v1/session/create').send(value);
+      expect({ where, status: res.status, ignored: res.body.ignored_options }).toEqual({ where, status: 201, ignored: [] });
+      await t.http.delete(`/v1/session/${res.body.token as string}`).expect(200);
+    }
+  });
+
   describe('a client generated by openapi-typescript', () => {
     const dir = join(ROOT, 'node_modules/.cache/fellowship-openapi-client', `${process.pid}-${Date.now()}`);
 
@@ -170,8 +301,8 @@ describe('OpenAPI document', () => {
     it('type-checks and creates a session, reads its status, history and an error', async () => {
       await writeFile(join(dir, 'openapi.json'), JSON.stringify(doc));
       const cli = join(ROOT, 'node_modules/openapi-typescript/bin/cli.js');
-      // Defaults describe what the server fills in, not what a client must send: keep defaulted request fields optional.
-      await run(process.execPath, [cli, join(dir, 'openapi.json'), '--output', join(dir, 'schema.d.ts'), '--default-non-nullable=false'], {
+      // The generator's default options, as a user would run it.
+      await run(process.execPath, [cli, join(dir, 'openapi.json'), '--output', join(dir, 'schema.d.ts')], {
         cwd: dir,
         timeout: TOOL_TIMEOUT_MS,
       });
@@ -215,7 +346,11 @@ describe('OpenAPI document', () => {
         errorCode: 'SESSION_NOT_FOUND',
         invalidStatus: 400,
         invalidCode: 'VALIDATION_ERROR',
+        invalidField: 'max_turns',
         endedState: 'ended',
+        minimalState: 'waiting',
+        minimalMode: 'reactive',
+        nullsState: 'waiting',
       });
       expect(result.tokenLength).toBeGreaterThanOrEqual(43);
     }, TOOL_TIMEOUT_MS * 2);
@@ -241,6 +376,17 @@ export async function run(baseUrl: string) {
     turn_order: 'round_robin',
     max_turns: 2,
   };
+  // Only the bots: every other field is optional in the generated types.
+  const minimal = await client.POST('/v1/session/create', { body: { bots: [{ name: 'Solo' }] } });
+  if (!minimal.data) {
+    throw new Error('minimal create failed: ' + minimal.response.status);
+  }
+  const minimalState: SessionState = minimal.data.session.state;
+  const minimalMode: string = minimal.data.session.config.participation_mode;
+  // Optional fields may be null (the same as leaving them out).
+  const nulls = await client.POST('/v1/session/create', { body: { bots: [{ name: 'Nil', model: null, max_tokens: null }], max_turns: null, llm: null } });
+  const nullsState: SessionState | undefined = nulls.data?.session.state;
+
   const created = await client.POST('/v1/session/create', { body });
   if (!created.data) {
     throw new Error('create failed: ' + created.response.status);
@@ -265,6 +411,7 @@ export async function run(baseUrl: string) {
 
   const invalid = await client.POST('/v1/session/create', { body: { ...body, max_turns: -1 } });
   const invalidCode: string | undefined = invalid.error?.code;
+  const invalidField: string | undefined = invalid.error?.details?.[0]?.field;
 
   const ended = await client.DELETE('/v1/session/{token}', { params: { path: { token } } });
   const endedState: SessionState | undefined = ended.data?.state;
@@ -280,7 +427,11 @@ export async function run(baseUrl: string) {
     errorCode,
     invalidStatus: invalid.response.status,
     invalidCode,
+    invalidField,
     endedState,
+    minimalState,
+    minimalMode,
+    nullsState,
   };
 }
 `;

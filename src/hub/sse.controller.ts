@@ -1,17 +1,21 @@
 import { Controller, Get, Headers, Param, Query, Req, Res, UseFilters } from '@nestjs/common';
-import { ApiHeader, ApiOperation, ApiParam, ApiProduces, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiHeader, ApiOperation, ApiParam, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { Inject } from '@nestjs/common';
 import { FellowshipExceptionFilter } from '../common/http-exception.filter.js';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
-import { ErrorDto } from '../session/dto/session-response.dto.js';
+import { ANY_ROUTE_ERRORS, ApiErrorResponses } from '../session/dto/session-response.dto.js';
 import { HubService } from './hub.service.js';
 import { SseMember } from './member.js';
+
+/** An event seq as a cursor: up to 15 digits (the server refuses anything else with 400). */
+const SEQ_SCHEMA = { type: 'integer', minimum: 0, maximum: 999_999_999_999_999 } as const;
 
 @ApiTags('live')
 @Controller('v1/session')
 @UseFilters(FellowshipExceptionFilter)
+@ApiErrorResponses(ANY_ROUTE_ERRORS)
 export class SseController {
   constructor(
     private readonly hub: HubService,
@@ -20,17 +24,31 @@ export class SseController {
 
   @Get(':token/stream')
   @ApiParam({ name: 'token', description: 'Control or observer token.' })
-  @ApiQuery({ name: 'after', required: false, description: 'Resume after this event seq (skips the history snapshot).' })
-  @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'Resume after this event seq (EventSource sends it on reconnect).' })
-  @ApiProduces('text/event-stream')
+  @ApiQuery({ name: 'after', required: false, description: 'Resume after this event seq (skips the history snapshot); wins over Last-Event-ID.', schema: SEQ_SCHEMA })
+  @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'Resume after this event seq (EventSource sends it on reconnect).', schema: SEQ_SCHEMA })
   @ApiOperation({
     summary: 'Observe over SSE',
     description:
       'Server-sent events: `history` first (or the replay after a cursor), then every session event as `id: <seq>`, `event: <type>`, `data: <json>`; a comment heartbeat every SSE_HEARTBEAT_MS. Ends after `session_end`. See docs/events.md.',
   })
-  @ApiResponse({ status: 200, description: 'An event stream.' })
-  @ApiResponse({ status: 400, type: ErrorDto, description: 'VALIDATION_ERROR (malformed after / Last-Event-ID).' })
-  @ApiResponse({ status: 404, type: ErrorDto, description: 'SESSION_NOT_FOUND.' })
+  @ApiResponse({
+    status: 200,
+    description: 'An event stream (refusals come before it starts, as JSON error bodies).',
+    content: {
+      'text/event-stream': {
+        schema: {
+          type: 'string',
+          description: 'Frames `id: <seq>` (session events only), `event: <type>`, `data: <event as JSON>`, a blank line; `:` comment lines are heartbeats.',
+          example: 'id: 4\nevent: bot_message\ndata: {"type":"bot_message","bot":"Alice","content":"Hello.","turn":1,"ts":"2026-01-31T09:00:04.000Z","seq":4}\n\n',
+        },
+      },
+    },
+  })
+  @ApiErrorResponses({
+    400: 'VALIDATION_ERROR: `after` or Last-Event-ID is not a non-negative integer.',
+    404: 'SESSION_NOT_FOUND: no session has this token (a malformed token, bad %-encoding included, is an unknown one).',
+    429: 'RATE_LIMITED: the session has MAX_CONNECTIONS_PER_SESSION live connections.',
+  })
   stream(
     @Param('token') token: string,
     @Query('after') after: string | undefined,

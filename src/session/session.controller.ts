@@ -1,13 +1,15 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, UseFilters, UseGuards, UsePipes } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiParam, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { FellowshipExceptionFilter } from '../common/http-exception.filter.js';
+import { MAX_JSON_DEPTH } from '../common/request-body.js';
 import { FellowshipValidationPipe } from '../common/validation.js';
 import { ApiKeyGuard } from './api-key.guard.js';
 import { CreateSessionDto, PostMessageDto } from './dto/create-session.dto.js';
 import {
   AcceptedMessageDto,
+  ANY_ROUTE_ERRORS,
+  ApiErrorResponses,
   CreateSessionResponseDto,
-  ErrorDto,
   HistoryDto,
   MemoryDto,
   SessionStatusDto,
@@ -16,13 +18,27 @@ import { SessionService, type CreateSessionResult } from './session.service.js';
 import type { Message, SessionStatus } from './session.types.js';
 import type { MemoryEntry } from '../memory/session-store.port.js';
 
-const TOKEN_PARAM = { name: 'token', description: 'Control token, or (where allowed) observer token.' };
+const TOKEN_PARAM = { name: 'token', description: 'Control token, or (where allowed) observer token. URL-encode it if it is not base64url.' };
+
+/** Error answers shared by the routes under `{token}`. */
+const NOT_FOUND = 'SESSION_NOT_FOUND: no session has this token (a malformed token, bad %-encoding included, is an unknown one).';
+const FORBIDDEN = 'FORBIDDEN: the observer token was given; this route needs the control token.';
+const ENDED = 'SESSION_ENDED: the session has ended.';
+
+const CREATE_EXAMPLE = {
+  bots: [
+    { name: 'Alice', system_prompt: 'You are Alice, an optimist.' },
+    { name: 'Bob', system_prompt: 'You are Bob, a sceptic.', temperature: 0.7, max_tokens: 256 },
+  ],
+  participation_mode: 'autonomous',
+  max_turns: 6,
+};
 
 @ApiTags('sessions')
 @Controller('v1/session')
 @UseFilters(FellowshipExceptionFilter)
 @UsePipes(FellowshipValidationPipe)
-@ApiResponse({ status: 500, description: 'Internal error (no detail).', type: ErrorDto })
+@ApiErrorResponses(ANY_ROUTE_ERRORS)
 export class SessionController {
   constructor(private readonly sessions: SessionService) {}
 
@@ -34,10 +50,13 @@ export class SessionController {
     description:
       'Creates a multi-bot session and returns its control and observer tokens. Unknown options are accepted and listed in `ignored_options`. Autonomous sessions start at once; reactive and collaborative ones at the first talker message; with `start_paused` any session waits for `resume`.',
   })
+  @ApiBody({ type: CreateSessionDto, examples: { autonomous: { summary: 'Two bots, six turns', value: CREATE_EXAMPLE }, minimal: { summary: 'Only the bots (every option defaulted)', value: { bots: [{ name: 'Alice' }] } } } })
   @ApiResponse({ status: 201, type: CreateSessionResponseDto, description: 'Created.' })
-  @ApiResponse({ status: 400, type: ErrorDto, description: 'VALIDATION_ERROR naming the field.' })
-  @ApiResponse({ status: 401, type: ErrorDto, description: 'API_KEYS is set and no valid bearer key was given.' })
-  @ApiResponse({ status: 503, type: ErrorDto, description: 'TOO_MANY_SESSIONS (with Retry-After).' })
+  @ApiErrorResponses({
+    400: `VALIDATION_ERROR: the body is not a JSON object, or a field is missing, of the wrong type or out of range; \`error\` names the field and says what is wrong with the value, \`details\` lists every refused field. Also malformed JSON, and nesting deeper than ${MAX_JSON_DEPTH} levels.`,
+    401: 'UNAUTHORIZED: API_KEYS is set and no valid bearer key was given.',
+    503: { description: 'TOO_MANY_SESSIONS: the server runs MAX_SESSIONS sessions; retry after `Retry-After` seconds.', retryAfter: true },
+  })
   create(@Body() dto: CreateSessionDto): Promise<CreateSessionResult> {
     return this.sessions.create(dto);
   }
@@ -46,7 +65,7 @@ export class SessionController {
   @ApiParam(TOKEN_PARAM)
   @ApiOperation({ summary: 'Session status', description: 'State, turn counters, members, effective config (no keys) and usage. Either token.' })
   @ApiResponse({ status: 200, type: SessionStatusDto, description: 'The status.' })
-  @ApiResponse({ status: 404, type: ErrorDto, description: 'SESSION_NOT_FOUND.' })
+  @ApiErrorResponses({ 404: NOT_FOUND })
   status(@Param('token') token: string): SessionStatus {
     return this.sessions.status(token);
   }
@@ -55,8 +74,7 @@ export class SessionController {
   @ApiParam(TOKEN_PARAM)
   @ApiOperation({ summary: 'End a session', description: 'Ends the session (reason `client_request`), aborting an in-flight call; answers once that call is counted in `usage` (at most END_SETTLE_TIMEOUT_MS later), so repeated DELETEs agree. Idempotent: an ended session answers its status unchanged. Control token.' })
   @ApiResponse({ status: 200, type: SessionStatusDto, description: 'The ended session.' })
-  @ApiResponse({ status: 403, type: ErrorDto, description: 'FORBIDDEN (observer token).' })
-  @ApiResponse({ status: 404, type: ErrorDto, description: 'SESSION_NOT_FOUND.' })
+  @ApiErrorResponses({ 403: FORBIDDEN, 404: NOT_FOUND })
   end(@Param('token') token: string): Promise<SessionStatus> {
     return this.sessions.end(token);
   }
@@ -66,9 +84,7 @@ export class SessionController {
   @ApiParam(TOKEN_PARAM)
   @ApiOperation({ summary: 'Pause', description: 'No new LLM call starts until resume; an in-flight call finishes and is recorded. Idempotent. Control token.' })
   @ApiResponse({ status: 200, type: SessionStatusDto, description: 'The status.' })
-  @ApiResponse({ status: 403, type: ErrorDto, description: 'FORBIDDEN (observer token).' })
-  @ApiResponse({ status: 404, type: ErrorDto, description: 'SESSION_NOT_FOUND.' })
-  @ApiResponse({ status: 409, type: ErrorDto, description: 'SESSION_ENDED.' })
+  @ApiErrorResponses({ 403: FORBIDDEN, 404: NOT_FOUND, 409: ENDED })
   pause(@Param('token') token: string): SessionStatus {
     return this.sessions.pause(token);
   }
@@ -78,9 +94,7 @@ export class SessionController {
   @ApiParam(TOKEN_PARAM)
   @ApiOperation({ summary: 'Resume', description: 'Resumes a paused session; queued talker messages are answered. Idempotent. Control token.' })
   @ApiResponse({ status: 200, type: SessionStatusDto, description: 'The status.' })
-  @ApiResponse({ status: 403, type: ErrorDto, description: 'FORBIDDEN (observer token).' })
-  @ApiResponse({ status: 404, type: ErrorDto, description: 'SESSION_NOT_FOUND.' })
-  @ApiResponse({ status: 409, type: ErrorDto, description: 'SESSION_ENDED.' })
+  @ApiErrorResponses({ 403: FORBIDDEN, 404: NOT_FOUND, 409: ENDED })
   resume(@Param('token') token: string): SessionStatus {
     return this.sessions.resume(token);
   }
@@ -89,7 +103,7 @@ export class SessionController {
   @ApiParam(TOKEN_PARAM)
   @ApiOperation({ summary: 'History', description: 'Every message in history order (turns contiguous from 1). Either token.' })
   @ApiResponse({ status: 200, type: HistoryDto, description: 'The history.' })
-  @ApiResponse({ status: 404, type: ErrorDto, description: 'SESSION_NOT_FOUND.' })
+  @ApiErrorResponses({ 404: NOT_FOUND })
   history(@Param('token') token: string): { messages: Message[] } {
     return this.sessions.history(token);
   }
@@ -104,12 +118,14 @@ export class SessionController {
       'A talker message without a socket (`talker_id` null): the same checks and the same rate limit as a WebSocket `user_message` (TALKER_RATE_LIMIT per talker name, both transports together). Without `name` it speaks as "API" ("API 2"… when a bot or a connected talker has that name). Control token; refused in autonomous mode.',
   })
   @ApiResponse({ status: 202, type: AcceptedMessageDto, description: 'Accepted.' })
-  @ApiResponse({ status: 400, type: ErrorDto, description: 'VALIDATION_ERROR.' })
-  @ApiResponse({ status: 403, type: ErrorDto, description: 'FORBIDDEN (observer token or autonomous mode).' })
-  @ApiResponse({ status: 404, type: ErrorDto, description: 'SESSION_NOT_FOUND.' })
-  @ApiResponse({ status: 409, type: ErrorDto, description: 'SESSION_ENDED.' })
-  @ApiResponse({ status: 413, type: ErrorDto, description: 'PAYLOAD_TOO_LARGE (content over MAX_MESSAGE_CHARS).' })
-  @ApiResponse({ status: 429, type: ErrorDto, description: 'RATE_LIMITED: over TALKER_RATE_LIMIT for this name (with Retry-After); not recorded.' })
+  @ApiErrorResponses({
+    400: `VALIDATION_ERROR: the body is not a JSON object, or \`content\` is missing, not a string or blank, or \`name\` is not a valid name; \`error\` names the field. Also malformed JSON, and nesting deeper than ${MAX_JSON_DEPTH} levels.`,
+    403: 'FORBIDDEN: the observer token was given, or the session is autonomous (it takes no talker messages).',
+    404: NOT_FOUND,
+    409: ENDED,
+    413: 'PAYLOAD_TOO_LARGE: `content` is over MAX_MESSAGE_CHARS characters, or the body over the size limit.',
+    429: { description: 'RATE_LIMITED: this talker name sent more than TALKER_RATE_LIMIT messages in the last minute; retry after `Retry-After` seconds.', retryAfter: true },
+  })
   message(@Param('token') token: string, @Body() body: unknown): { queued: boolean } {
     // Validated in the service, after access: 403/404/409 come before 400 (CONTRACT §4).
     return this.sessions.postMessage(token, body);
@@ -119,8 +135,7 @@ export class SessionController {
   @ApiParam(TOKEN_PARAM)
   @ApiOperation({ summary: 'Memory', description: 'The memory store of the session and its entries; also after the end. Control token.' })
   @ApiResponse({ status: 200, type: MemoryDto, description: 'The memory.' })
-  @ApiResponse({ status: 403, type: ErrorDto, description: 'FORBIDDEN (observer token).' })
-  @ApiResponse({ status: 404, type: ErrorDto, description: 'SESSION_NOT_FOUND.' })
+  @ApiErrorResponses({ 403: FORBIDDEN, 404: NOT_FOUND })
   memory(@Param('token') token: string): Promise<{ memory_id: string | null; entries: MemoryEntry[] }> {
     return this.sessions.memory(token);
   }

@@ -43,32 +43,50 @@ export class BotDto {
   @IsDisplayName(LIMITS.nameChars)
   name!: string;
 
-  @ApiPropertyOptional({ description: "The bot's personality and instructions (never shown to other bots). Default empty.", example: 'You are Alice, a careful critic.' })
+  @ApiPropertyOptional({
+    description: "The bot's personality and instructions (never shown to other bots). At most MAX_SYSTEM_PROMPT_CHARS characters (a server setting; `maxLength` shows this server's). Default: empty.",
+    example: 'You are Alice, a careful critic.',
+    nullable: true,
+  })
   @IsOptional()
   @IsString()
   system_prompt?: string;
 
-  @ApiPropertyOptional({ description: 'Model for this bot; default `llm.bot_model` or the server default.' })
+  @ApiPropertyOptional({
+    description: 'Model for this bot. Default: `llm.bot_model`, else the server’s DEFAULT_BOT_MODEL.',
+    example: 'llama3.2',
+    minLength: 1,
+    maxLength: LIMITS.modelChars,
+    nullable: true,
+  })
   @IsOptional()
   @IsString()
   @IsNotEmpty()
   @MaxLength(LIMITS.modelChars)
   model?: string;
 
-  @ApiPropertyOptional({ description: 'Sampling temperature, 0–2; default the backend’s.', minimum: 0, maximum: 2 })
+  @ApiPropertyOptional({ description: 'Sampling temperature, 0–2. Default: the backend’s.', example: 0.7, minimum: 0, maximum: 2, nullable: true })
   @IsOptional()
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(0)
   @Max(2)
   temperature?: number;
 
-  @ApiPropertyOptional({ description: 'Semantic hint shown to the orchestrator, e.g. "critic".' })
+  @ApiPropertyOptional({ description: 'Semantic hint shown to the orchestrator, e.g. "critic". Default: none.', example: 'critic', maxLength: LIMITS.roleChars, nullable: true })
   @IsOptional()
   @IsString()
   @MaxLength(LIMITS.roleChars)
   role?: string;
 
-  @ApiPropertyOptional({ description: 'Maximum completion tokens per turn.', minimum: 1 })
+  @ApiPropertyOptional({
+    description:
+      'Maximum completion tokens per turn. Must be less than the session’s context limit (`max_context_tokens`, default DEFAULT_CONTEXT_LIMIT): the prompt and the answer share it. Default: the backend’s.',
+    type: 'integer',
+    example: 256,
+    minimum: 1,
+    maximum: LIMITS.maxTokens,
+    nullable: true,
+  })
   @IsOptional()
   @IsInt()
   @Min(1)
@@ -77,27 +95,38 @@ export class BotDto {
 }
 
 export class LlmOptionsDto {
-  @ApiPropertyOptional({ description: 'Backend base URL for this session; must match the server’s LLM_BASE_URL_ALLOWLIST.' })
+  @ApiPropertyOptional({
+    description: 'Backend base URL for this session; must match the server’s LLM_BASE_URL_ALLOWLIST (empty: every override is refused). Default: the server’s LLM_BASE_URL.',
+    example: 'https://api.openai.com/v1',
+    minLength: 1,
+    maxLength: LIMITS.urlChars,
+    nullable: true,
+  })
   @IsOptional()
   @IsString()
   @IsNotEmpty()
   @MaxLength(LIMITS.urlChars)
   base_url?: string;
 
-  @ApiPropertyOptional({ description: 'Key for `base_url` (write-only: never shown again). Without it, calls to a client base URL carry no key.' })
+  @ApiPropertyOptional({
+    description: 'Key for `base_url` (write-only: never shown again). Without it, calls to a client base URL carry no key.',
+    maxLength: LIMITS.keyChars,
+    writeOnly: true,
+    nullable: true,
+  })
   @IsOptional()
   @IsString()
   @MaxLength(LIMITS.keyChars)
   api_key?: string;
 
-  @ApiPropertyOptional({ description: 'Default model for bots of this session.' })
+  @ApiPropertyOptional({ description: 'Default model for bots of this session. Default: the server’s DEFAULT_BOT_MODEL.', example: 'llama3.2', minLength: 1, maxLength: LIMITS.modelChars, nullable: true })
   @IsOptional()
   @IsString()
   @IsNotEmpty()
   @MaxLength(LIMITS.modelChars)
   bot_model?: string;
 
-  @ApiPropertyOptional({ description: 'Model for orchestrator calls.' })
+  @ApiPropertyOptional({ description: 'Model for orchestrator calls. Default: the server’s DEFAULT_ORCHESTRATOR_MODEL.', example: 'llama3.2', minLength: 1, maxLength: LIMITS.modelChars, nullable: true })
   @IsOptional()
   @IsString()
   @IsNotEmpty()
@@ -106,7 +135,12 @@ export class LlmOptionsDto {
 }
 
 export class CreateSessionDto {
-  @ApiProperty({ description: 'The bots, 1..MAX_BOTS_PER_SESSION; round-robin order is this order.', type: [BotDto] })
+  @ApiProperty({
+    description:
+      'The bots, at least 1 and at most MAX_BOTS_PER_SESSION (a server setting; `maxItems` shows this server’s); names unique (case-insensitive). Round-robin order is this order.',
+    type: [BotDto],
+    minItems: 1,
+  })
   @IsArray()
   @IsObject({ each: true })
   @ArrayMinSize(1)
@@ -114,127 +148,166 @@ export class CreateSessionDto {
   @Type(() => BotDto)
   bots!: BotDto[];
 
-  @ApiPropertyOptional({ description: 'Prepended to every bot’s system prompt.' })
+  @ApiPropertyOptional({
+    description: 'Prepended to every bot’s system prompt. At most MAX_SYSTEM_PROMPT_CHARS characters (`maxLength` shows this server’s). Default: none.',
+    example: 'You are taking part in a short panel discussion.',
+    nullable: true,
+  })
   @IsOptional()
   @IsString()
   global_system_prompt?: string;
 
-  @ApiPropertyOptional({ description: 'autonomous: bots only, starts at once; reactive: bots answer each burst of talker messages; collaborative: starts at the first talker message, then bots keep conversing.', enum: ['autonomous', 'reactive', 'collaborative'], default: 'reactive' })
+  @ApiPropertyOptional({
+    description:
+      'autonomous: bots only, starts at once; reactive: bots answer each burst of talker messages; collaborative: starts at the first talker message, then bots keep conversing. Default: `reactive`.',
+    enum: ['autonomous', 'reactive', 'collaborative'],
+    example: 'autonomous',
+    nullable: true,
+  })
   @IsOptional()
   @IsIn(['autonomous', 'reactive', 'collaborative'])
   participation_mode?: 'autonomous' | 'reactive' | 'collaborative';
 
-  @ApiPropertyOptional({ description: 'round_robin: fixed order; orchestrated: a hidden LLM call picks each speaker (needs ≥ 3 bots).', enum: ['round_robin', 'orchestrated'], default: 'round_robin' })
+  @ApiPropertyOptional({
+    description: 'round_robin: fixed order; orchestrated: a hidden LLM call picks each speaker (needs ≥ 3 bots). Default: `round_robin`.',
+    enum: ['round_robin', 'orchestrated'],
+    example: 'round_robin',
+    nullable: true,
+  })
   @IsOptional()
   @IsIn(['round_robin', 'orchestrated'])
   turn_order?: 'round_robin' | 'orchestrated';
 
-  @ApiPropertyOptional({ description: 'Simultaneous talker connections.', default: 1, minimum: 1 })
+  @ApiPropertyOptional({ description: 'Simultaneous talker connections. Default: 1.', type: 'integer', minimum: 1, maximum: LIMITS.maxTalkers, nullable: true })
   @IsOptional()
   @IsInt()
   @Min(1)
   @Max(LIMITS.maxTalkers)
   max_talkers?: number;
 
-  @ApiPropertyOptional({ description: 'Reactive mode: bot turns per burst of talker messages.', default: 1, minimum: 1 })
+  @ApiPropertyOptional({ description: 'Reactive mode: bot turns per burst of talker messages. Default: 1.', type: 'integer', minimum: 1, maximum: LIMITS.repliesPerMessage, nullable: true })
   @IsOptional()
   @IsInt()
   @Min(1)
   @Max(LIMITS.repliesPerMessage)
   replies_per_message?: number;
 
-  @ApiPropertyOptional({ description: 'Keep history logically ordered when talkers speak during a generation (CONTRACT §5).', default: true })
+  @ApiPropertyOptional({ description: 'Keep history logically ordered when talkers speak during a generation (docs/api.md, History). Default: true.', nullable: true })
   @IsOptional()
   @IsBoolean()
   rectify_history?: boolean;
 
-  @ApiPropertyOptional({ description: 'What the session should achieve; lets the orchestrator end it.' })
+  @ApiPropertyOptional({
+    description: 'What the session should achieve; lets the orchestrator end it. Default: none.',
+    example: 'Agree on one recommendation.',
+    minLength: 1,
+    maxLength: LIMITS.goalChars,
+    nullable: true,
+  })
   @IsOptional()
   @IsString()
   @IsNotEmpty()
   @MaxLength(LIMITS.goalChars)
   goal?: string;
 
-  @ApiPropertyOptional({ description: 'End after this many bot turns.', minimum: 1 })
+  @ApiPropertyOptional({ description: 'End after this many bot turns. Default: no limit.', type: 'integer', example: 6, minimum: 1, nullable: true })
   @IsOptional()
   @IsInt()
   @Min(1)
   max_turns?: number;
 
-  @ApiPropertyOptional({ description: 'End this many seconds after creation (enforced mid-call).', minimum: 0, exclusiveMinimum: true })
+  @ApiPropertyOptional({ description: 'End this many seconds after creation (enforced mid-call). Default: no limit.', example: 600, minimum: 0.001, maximum: LIMITS.seconds, nullable: true })
   @IsOptional()
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(0.001)
   @Max(LIMITS.seconds)
   max_time?: number;
 
-  @ApiPropertyOptional({ description: "Context limit in tokens (prompt + max_tokens); default DEFAULT_CONTEXT_LIMIT. Keep it within the backend's own context window: a backend refusing a prompt as too long ends the session with max_context.", minimum: 1 })
+  @ApiPropertyOptional({
+    description: "Context limit in tokens (prompt + max_tokens). Default: the server’s DEFAULT_CONTEXT_LIMIT. Keep it within the backend's own context window: a backend refusing a prompt as too long ends the session with max_context.",
+    type: 'integer',
+    example: 8192,
+    minimum: 1,
+    maximum: LIMITS.maxContextTokens,
+    nullable: true,
+  })
   @IsOptional()
   @IsInt()
   @Min(1)
   @Max(LIMITS.maxContextTokens)
   max_context_tokens?: number;
 
-  @ApiPropertyOptional({ description: 'Idle timeout in seconds: no human activity (talker message, pause, resume, a member leaving; bot output does not count) and no member connected; default SESSION_TTL_DEFAULT.', minimum: 0, exclusiveMinimum: true })
+  @ApiPropertyOptional({
+    description: 'Idle timeout in seconds: no human activity (talker message, pause, resume, a control request, a member leaving; bot output does not count) and no member connected. Default: the server’s SESSION_TTL_DEFAULT.',
+    example: 3600,
+    minimum: 0.001,
+    maximum: LIMITS.seconds,
+    nullable: true,
+  })
   @IsOptional()
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(0.001)
   @Max(LIMITS.seconds)
   session_ttl?: number;
 
-  @ApiPropertyOptional({ description: 'Seconds to wait between consecutive bot turns.', default: 0, minimum: 0 })
+  @ApiPropertyOptional({ description: 'Seconds to wait between consecutive bot turns. Default: 0.', minimum: 0, maximum: LIMITS.turnDelaySeconds, nullable: true })
   @IsOptional()
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(0)
   @Max(LIMITS.turnDelaySeconds)
   turn_delay?: number;
 
-  @ApiPropertyOptional({ description: 'Send `token` events as the backend streams.', default: false })
+  @ApiPropertyOptional({ description: 'Send `token` events as the backend streams. Default: false.', nullable: true })
   @IsOptional()
   @IsBoolean()
   stream_tokens?: boolean;
 
-  @ApiPropertyOptional({ description: 'shared: every bot sees everything; scoped: see docs/options.md.', enum: ['shared', 'scoped'], default: 'shared' })
+  @ApiPropertyOptional({ description: 'shared: every bot sees everything; scoped: see docs/options.md. Default: `shared`.', enum: ['shared', 'scoped'], nullable: true })
   @IsOptional()
   @IsIn(['shared', 'scoped'])
   context_mode?: 'shared' | 'scoped';
 
-  @ApiPropertyOptional({ description: 'Summarise older messages instead of ending with max_context: a summary of at most a quarter of the limit, the last messages kept verbatim (fewer when they would not fit).', default: false })
+  @ApiPropertyOptional({ description: 'Summarise older messages instead of ending with max_context: a summary of at most a quarter of the limit, the last messages kept verbatim (fewer when they would not fit). Default: false.', nullable: true })
   @IsOptional()
   @IsBoolean()
   summarize_context?: boolean;
 
-  @ApiPropertyOptional({ description: '"none", "new", or "inherit:<control token of an earlier session>" (continues its store; the status then shows "inherit" and the token is never stored or shown).', default: 'none', example: 'none' })
+  @ApiPropertyOptional({
+    description: '"none", "new", or "inherit:<control token of an earlier session>" (continues its store; the status then shows "inherit" and the token is never stored or shown). Default: "none".',
+    example: 'new',
+    pattern: '^(none|new|inherit:\\S+)$',
+    nullable: true,
+  })
   @IsOptional()
   @IsString()
   @Matches(/^(none|new|inherit:\S+)$/, { message: 'memory must be "none", "new" or "inherit:<token>"' })
   memory?: string;
 
-  @ApiPropertyOptional({ description: 'Send `debug` events to this session’s members.', default: false })
+  @ApiPropertyOptional({ description: 'Send `debug` events to this session’s members. Default: false (true for every session when the server sets DEBUG).', nullable: true })
   @IsOptional()
   @IsBoolean()
   debug?: boolean;
 
-  @ApiPropertyOptional({ description: 'Orchestrated: may the previous speaker be chosen again.', default: true })
+  @ApiPropertyOptional({ description: 'Orchestrated: may the previous speaker be chosen again. Default: true.', nullable: true })
   @IsOptional()
   @IsBoolean()
   allow_repeat_speaker?: boolean;
 
-  @ApiPropertyOptional({ description: 'Include bots’ reasoning (`<think>` blocks, reasoning fields) in history as `reasoning`. Never shown to other bots.', default: false })
+  @ApiPropertyOptional({ description: 'Include bots’ reasoning (`<think>` blocks, reasoning fields) in history as `reasoning`. Never shown to other bots. Default: false.', nullable: true })
   @IsOptional()
   @IsBoolean()
   show_reasoning?: boolean;
 
   @ApiPropertyOptional({
     description:
-      'Create the session paused (state `paused`, `pause_reason` `client_request`, a `session_paused` event as seq 1), so that members can connect before the first turn; `POST …/resume` starts it. Any mode; talker messages sent meanwhile are recorded and answered after resume.',
-    default: false,
+      'Create the session paused (state `paused`, `pause_reason` `client_request`, a `session_paused` event as seq 1), so that members can connect before the first turn; `POST …/resume` starts it. Any mode; talker messages sent meanwhile are recorded and answered after resume. Default: false.',
+    nullable: true,
   })
   @IsOptional()
   @IsBoolean()
   start_paused?: boolean;
 
-  @ApiPropertyOptional({ description: 'Backend overrides for this session.', type: LlmOptionsDto })
+  @ApiPropertyOptional({ description: 'Backend overrides for this session. Default: the server’s backend.', type: LlmOptionsDto, nullable: true })
   @IsOptional()
   @IsObject()
   @ValidateNested()
@@ -248,7 +321,11 @@ export class PostMessageDto {
   @IsDisplayName(LIMITS.nameChars)
   name?: string;
 
-  @ApiProperty({ description: 'The message (1..MAX_MESSAGE_CHARS characters, counted in code points).' })
+  @ApiProperty({
+    description: 'The message: not blank, at most MAX_MESSAGE_CHARS characters counted in code points (a server setting; `maxLength` shows this server’s; longer is 413).',
+    example: 'What would change your mind?',
+    minLength: 1,
+  })
   @IsString()
   @IsNotEmpty()
   content!: string;

@@ -1,13 +1,15 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { applyDecorators } from '@nestjs/common';
+import { ApiProperty, ApiPropertyOptional, ApiResponse } from '@nestjs/swagger';
+import { MAX_JSON_DEPTH } from '../../common/request-body.js';
 
 /** Response shapes, for the OpenAPI document (the service returns plain objects of these shapes). */
 
 export class UsageCountersDto {
-  @ApiProperty({ description: 'Requests sent to the backend (retries and aborted calls included).' })
+  @ApiProperty({ description: 'Requests sent to the backend (retries and aborted calls included).', type: 'integer', minimum: 0, example: 9 })
   llm_calls!: number;
-  @ApiProperty({ description: 'Prompt tokens as reported by the backend.' })
+  @ApiProperty({ description: 'Prompt tokens as reported by the backend.', type: 'integer', minimum: 0, example: 4120 })
   prompt_tokens!: number;
-  @ApiProperty({ description: 'Completion tokens as reported by the backend.' })
+  @ApiProperty({ description: 'Completion tokens as reported by the backend.', type: 'integer', minimum: 0, example: 610 })
   completion_tokens!: number;
 }
 
@@ -21,9 +23,9 @@ export class UsageDto extends UsageCountersDto {
 }
 
 export class MembersDto {
-  @ApiProperty({ description: 'Connected talkers.' })
+  @ApiProperty({ description: 'Connected talkers (0 after the end).', type: 'integer', minimum: 0, example: 1 })
   talkers!: number;
-  @ApiProperty({ description: 'Connected observers (WS and SSE).' })
+  @ApiProperty({ description: 'Connected observers, WS and SSE (0 after the end).', type: 'integer', minimum: 0, example: 3 })
   observers!: number;
 }
 
@@ -33,7 +35,7 @@ export class BotConfigDto {
   @ApiProperty({ description: 'Model override, or null.', nullable: true, type: String }) model!: string | null;
   @ApiProperty({ description: 'Temperature override, or null.', nullable: true, type: Number }) temperature!: number | null;
   @ApiProperty({ description: 'Role hint, or null.', nullable: true, type: String }) role!: string | null;
-  @ApiProperty({ description: 'Max completion tokens, or null.', nullable: true, type: Number }) max_tokens!: number | null;
+  @ApiProperty({ description: 'Max completion tokens, or null.', nullable: true, type: 'integer' }) max_tokens!: number | null;
 }
 
 export class LlmConfigViewDto {
@@ -48,13 +50,13 @@ export class SessionConfigDto {
   @ApiProperty({ description: 'Global system prompt.', nullable: true, type: String }) global_system_prompt!: string | null;
   @ApiProperty({ description: 'Participation mode.', enum: ['autonomous', 'reactive', 'collaborative'] }) participation_mode!: string;
   @ApiProperty({ description: 'Turn order.', enum: ['round_robin', 'orchestrated'] }) turn_order!: string;
-  @ApiProperty({ description: 'Max simultaneous talkers.' }) max_talkers!: number;
-  @ApiProperty({ description: 'Reactive replies per burst.' }) replies_per_message!: number;
+  @ApiProperty({ description: 'Max simultaneous talkers.', type: 'integer' }) max_talkers!: number;
+  @ApiProperty({ description: 'Reactive replies per burst.', type: 'integer' }) replies_per_message!: number;
   @ApiProperty({ description: 'History rectification.' }) rectify_history!: boolean;
   @ApiProperty({ description: 'Goal.', nullable: true, type: String }) goal!: string | null;
-  @ApiProperty({ description: 'Max bot turns.', nullable: true, type: Number }) max_turns!: number | null;
+  @ApiProperty({ description: 'Max bot turns.', nullable: true, type: 'integer' }) max_turns!: number | null;
   @ApiProperty({ description: 'Max seconds from creation.', nullable: true, type: Number }) max_time!: number | null;
-  @ApiProperty({ description: 'Context limit in tokens.' }) max_context_tokens!: number;
+  @ApiProperty({ description: 'Context limit in tokens.', type: 'integer' }) max_context_tokens!: number;
   @ApiProperty({ description: 'Idle timeout, seconds.' }) session_ttl!: number;
   @ApiProperty({ description: 'Seconds between bot turns.' }) turn_delay!: number;
   @ApiProperty({ description: 'Token streaming.' }) stream_tokens!: boolean;
@@ -75,12 +77,12 @@ export class SessionStatusDto {
     example: 'ses_3q2-7wYBcV0Xz9kR1mTn4A',
   })
   id!: string;
-  @ApiProperty({ description: 'waiting: nothing to do until a talker speaks.', enum: ['waiting', 'running', 'paused', 'ended'] })
+  @ApiProperty({ description: 'waiting: nothing to do until a talker speaks.', enum: ['waiting', 'running', 'paused', 'ended'], example: 'running' })
   state!: string;
-  @ApiProperty({ description: 'Messages in history (the last turn number).' }) turn!: number;
-  @ApiProperty({ description: 'Bot messages in history.' }) bot_turns!: number;
-  @ApiProperty({ description: 'Creation time, ISO-8601.' }) created_at!: string;
-  @ApiProperty({ description: 'End time, or null.', nullable: true, type: String }) ended_at!: string | null;
+  @ApiProperty({ description: 'Messages in history (the last turn number).', type: 'integer', minimum: 0, example: 7 }) turn!: number;
+  @ApiProperty({ description: 'Bot messages in history.', type: 'integer', minimum: 0, example: 5 }) bot_turns!: number;
+  @ApiProperty({ description: 'Creation time, ISO-8601.', format: 'date-time', example: '2026-01-31T09:00:00.000Z' }) created_at!: string;
+  @ApiProperty({ description: 'End time, or null.', nullable: true, type: String, format: 'date-time', example: null }) ended_at!: string | null;
   @ApiProperty({ description: 'Why it ended, or null.', nullable: true, type: String, enum: ['max_turns', 'max_time', 'max_context', 'orchestrator', 'client_request', 'idle_timeout', 'error'] })
   end_reason!: string | null;
   @ApiPropertyOptional({ description: 'Detail of the end (orchestrator reason, error), or null.', nullable: true, type: String })
@@ -93,21 +95,21 @@ export class SessionStatusDto {
 }
 
 export class CreateSessionResponseDto {
-  @ApiProperty({ description: 'Control token (full control). 256 bits, base64url.' }) token!: string;
-  @ApiProperty({ description: 'Observer token (read-only).' }) observer_token!: string;
+  @ApiProperty({ description: 'Control token (full control). 256 bits, base64url.', example: 'q3Xv0w7mR2bT9kLz4hN8pC1sYfJ6dGaE5uWiO0rKxVc' }) token!: string;
+  @ApiProperty({ description: 'Observer token (read-only).', example: 'Zt8yB3nQ6vM1cX4rL7kP0sW9hF2jD5gA8eU3iO6tRqY' }) observer_token!: string;
   @ApiProperty({ description: 'The new session.', type: SessionStatusDto }) session!: SessionStatusDto;
-  @ApiProperty({ description: 'Unknown options that were accepted and ignored (dotted paths).', type: [String] }) ignored_options!: string[];
+  @ApiProperty({ description: 'Unknown options that were accepted and ignored (dotted paths).', type: [String], example: ['bots[0].colour'] }) ignored_options!: string[];
 }
 
 export class MessageDto {
-  @ApiProperty({ description: 'Turn number, contiguous from 1.' }) turn!: number;
-  @ApiProperty({ description: 'Who spoke.', enum: ['bot', 'talker'] }) kind!: string;
-  @ApiProperty({ description: 'Display name.' }) name!: string;
-  @ApiProperty({ description: 'Bot name, or null for talkers.', nullable: true, type: String }) bot!: string | null;
-  @ApiProperty({ description: 'Talker id, or null (bots, REST-posted messages).', nullable: true, type: String }) talker_id!: string | null;
-  @ApiProperty({ description: 'Text.' }) content!: string;
-  @ApiProperty({ description: 'Time recorded, ISO-8601.' }) ts!: string;
-  @ApiProperty({ description: 'Token count (backend usage, else tokenizer estimate).', nullable: true, type: Number }) tokens!: number | null;
+  @ApiProperty({ description: 'Turn number, contiguous from 1.', type: 'integer', minimum: 1, example: 3 }) turn!: number;
+  @ApiProperty({ description: 'Who spoke.', enum: ['bot', 'talker'], example: 'bot' }) kind!: string;
+  @ApiProperty({ description: 'Display name.', example: 'Alice' }) name!: string;
+  @ApiProperty({ description: 'Bot name, or null for talkers.', nullable: true, type: String, example: 'Alice' }) bot!: string | null;
+  @ApiProperty({ description: 'Talker id, or null (bots, REST-posted messages).', nullable: true, type: String, example: null }) talker_id!: string | null;
+  @ApiProperty({ description: 'Text.', example: 'I would start from what we actually know.' }) content!: string;
+  @ApiProperty({ description: 'Time recorded, ISO-8601.', format: 'date-time', example: '2026-01-31T09:00:04.000Z' }) ts!: string;
+  @ApiProperty({ description: 'Token count (backend usage, else tokenizer estimate).', nullable: true, type: 'integer', example: 142 }) tokens!: number | null;
   @ApiPropertyOptional({ description: 'Reasoning, only when the session has show_reasoning.', nullable: true, type: String }) reasoning?: string | null;
 }
 
@@ -123,7 +125,7 @@ export class MemoryEntryDto {
   @ApiProperty({ description: 'Public id of the session that wrote it; null for an entry written before v1.1 by a session no longer held.', nullable: true, type: String })
   session!: string | null;
   @ApiProperty({ description: 'Summary text.' }) content!: string;
-  @ApiProperty({ description: 'When it was written, ISO-8601.' }) ts!: string;
+  @ApiProperty({ description: 'When it was written, ISO-8601.', format: 'date-time' }) ts!: string;
 }
 
 export class MemoryDto {
@@ -131,8 +133,46 @@ export class MemoryDto {
   @ApiProperty({ description: 'Entries, oldest first.', type: [MemoryEntryDto] }) entries!: MemoryEntryDto[];
 }
 
-export class ErrorDto {
-  @ApiProperty({ description: 'Human-readable sentence.' }) error!: string;
-  @ApiProperty({ description: 'Machine code, e.g. VALIDATION_ERROR.' }) code!: string;
-  @ApiPropertyOptional({ description: 'Validation details.', type: 'array', items: { type: 'object' } }) details?: unknown[];
+export class FieldProblemDto {
+  @ApiProperty({ description: 'Dotted path of the refused field.', example: 'max_turns' }) field!: string;
+  @ApiProperty({ description: 'What is wrong with the value sent.', example: 'max_turns must be an integer, not a string: write 5 without quotes.' }) message!: string;
 }
+
+export class ErrorDto {
+  @ApiProperty({ description: 'A sentence for humans: what is wrong and, where it helps, what to send instead.', example: 'Invalid request: max_turns must be an integer, not a string: write 5 without quotes.' })
+  error!: string;
+  @ApiProperty({
+    description:
+      'Machine code; match on this, not on `error`. VALIDATION_ERROR 400, UNAUTHORIZED 401, FORBIDDEN 403, SESSION_NOT_FOUND 404, NOT_FOUND 404 (unknown route), SESSION_ENDED 409, PAYLOAD_TOO_LARGE 413, UNSUPPORTED_MEDIA_TYPE 415, RATE_LIMITED 429, INTERNAL_ERROR 500, TOO_MANY_SESSIONS 503. The list may grow: treat an unknown code by its HTTP status.',
+    example: 'VALIDATION_ERROR',
+  })
+  code!: string;
+  @ApiPropertyOptional({ description: 'VALIDATION_ERROR on a body: one entry per refused field.', type: [FieldProblemDto] }) details?: FieldProblemDto[];
+}
+
+/** One error answer of an operation: what it means, and whether it carries `Retry-After`. */
+export type ErrorResponseDoc = string | { description: string; retryAfter: true };
+
+/** The error answers an operation can give, each with the `{ error, code }` body: status → the codes, and when. */
+export function ApiErrorResponses(errors: Readonly<Record<number, ErrorResponseDoc>>): MethodDecorator & ClassDecorator {
+  return applyDecorators(
+    ...Object.entries(errors).map(([status, doc]) =>
+      ApiResponse({
+        status: Number(status),
+        description: typeof doc === 'string' ? doc : doc.description,
+        type: ErrorDto,
+        ...(typeof doc === 'string'
+          ? {}
+          : { headers: { 'Retry-After': { description: 'Seconds to wait before trying again.', schema: { type: 'integer', minimum: 0 } } } }),
+      }),
+    ),
+  );
+}
+
+/** Statuses any of Fellowship's operations can answer, whatever the route (declared on each controller). */
+export const ANY_ROUTE_ERRORS: Readonly<Record<number, ErrorResponseDoc>> = {
+  400: `VALIDATION_ERROR: the request carries a body that is malformed JSON or nests more than ${MAX_JSON_DEPTH} levels deep.`,
+  413: 'PAYLOAD_TOO_LARGE: the request body is over the size limit (MAX_BODY_BYTES on the standalone server).',
+  415: 'UNSUPPORTED_MEDIA_TYPE: the request carries a body that is not `application/json` in UTF-8, or a Content-Encoding other than gzip, deflate or br.',
+  500: 'INTERNAL_ERROR: a fault of the server (no detail is given; the server logs it).',
+};
