@@ -30,8 +30,8 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 /** Generation and a type-check take a few seconds on a loaded machine. */
 const TOOL_TIMEOUT_MS = 90_000;
 /** Guides whose `<!-- request: POST /v1/session/create -->` JSON blocks must work as written. */
-const DOCUMENTED_BODIES = ['docs/quick-start.md', 'docs/patterns.md'];
-const DOCUMENTED_BODY_COUNT = 4;
+const DOCUMENTED_BODIES = ['docs/quick-start.md', 'docs/patterns.md', 'docs/api.md'];
+const DOCUMENTED_BODY_COUNT = 5;
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'] as const;
 
 /** The routes of CONTRACT §4 (HTTP ones; the WebSocket route is in docs/events.md) and §12. */
