@@ -55,6 +55,16 @@ async function send(url: string, method: string, headers: Record<string, string>
   return { status: res.status, body: parsed };
 }
 
+/** Whether a raw answer body is the contract's `{ error, code }`. */
+function isErrorBody(text: string): boolean {
+  try {
+    const body = JSON.parse(text) as Record<string, unknown>;
+    return typeof body.error === 'string' && typeof body.code === 'string' && /^[A-Z_]+$/.test(body.code);
+  } catch {
+    return false;
+  }
+}
+
 const json = { 'content-type': 'application/json' };
 const unsupported = { status: 415, body: { error: expect.any(String), code: 'UNSUPPORTED_MEDIA_TYPE' } };
 const tooDeep = { status: 400, body: { error: 'The request body nests JSON more than 64 levels deep.', code: 'VALIDATION_ERROR' } };
@@ -183,16 +193,51 @@ describe('bad input on the standalone server', () => {
     }
   });
 
+  /** Sends raw bytes and resolves with the whole answer (the server closes: `Connection: close` or a refusal). */
+  const raw = (request: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const socket = connect(Number(new URL(t.url).port), '127.0.0.1');
+      let answer = '';
+      socket.on('data', (chunk) => (answer += chunk.toString('latin1')));
+      socket.on('end', () => resolve(answer));
+      socket.on('error', reject);
+      socket.write(request, 'latin1');
+    });
+
+  it('answers odd headers and bytes on every route with a 2xx–4xx, errors in the contract shape', async () => {
+    const paths = ['/v1/session/create', `/v1/session/${token}/message`, `/v1/session/${token}`, `/v1/session/${token}/stream?after=x`, '/v1/session/%/pause', '/nope'];
+    /** [headers, body]: Content-Length is added from the body's bytes unless the request is chunked. */
+    const requests: [string, string][] = [
+      ['Content-Type: application/json; charset=', '{}'],
+      ['Content-Type: application/json; charset="', '{}'],
+      ['Content-Type: ;;;', '{}'],
+      ['Content-Type: application/json\r\nContent-Encoding: gzip', 'abcd'],
+      ['Content-Type: application/json\r\nContent-Encoding: br', 'abcd'],
+      ['Content-Type: application/json\r\nTransfer-Encoding: chunked', '2\r\n{}\r\n0\r\n\r\n'],
+      ['Content-Type: application/json', '\xff\xfe{}\x00\x00'],
+      ['Content-Type: application/json', '"\\ud800x"'],
+      ['Last-Event-ID: 99999999999999999999\r\nAuthorization: Bearer ', ''],
+      ['Content-Type: application/json', '{"__proto__":1}'],
+      ['Content-Type: application/json', '{"constructor":1}'],
+    ];
+    const wrong: string[] = [];
+    for (const method of ['POST', 'GET', 'DELETE']) {
+      for (const path of paths) {
+        for (const [headers, body] of requests) {
+          const length = headers.includes('chunked') ? '' : `\r\nContent-Length: ${Buffer.byteLength(body, 'latin1')}`;
+          const answer = await raw(`${method} ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${headers}${length}\r\n\r\n${body}`);
+          const status = Number(answer.slice(9, 12));
+          const answered = answer.slice(answer.indexOf('\r\n\r\n') + 4);
+          if (status < 200 || status >= 500 || (status >= 400 && !isErrorBody(answered))) {
+            wrong.push(`${method} ${path} ${JSON.stringify(headers)} ${JSON.stringify(body)} -> ${answer.slice(0, 120)}`);
+          }
+        }
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
   it('answers requests Node’s HTTP parser refuses in the contract shape', async () => {
-    const raw = (request: string): Promise<string> =>
-      new Promise((resolve, reject) => {
-        const socket = connect(Number(new URL(t.url).port), '127.0.0.1');
-        let answer = '';
-        socket.on('data', (chunk) => (answer += chunk.toString('latin1')));
-        socket.on('end', () => resolve(answer));
-        socket.on('error', reject);
-        socket.write(request);
-      });
     const bad = await raw('GET /v1/session/x HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n');
     expect(bad).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
     expect(JSON.parse(bad.slice(bad.indexOf('\r\n\r\n') + 4))).toEqual({ error: 'The request is not valid HTTP/1.1.', code: 'VALIDATION_ERROR' });
