@@ -28,6 +28,7 @@ describe(toErrorResponse.name, () => {
       [{ status: 400, type: 'request.aborted' }, 400, 'VALIDATION_ERROR'],
       [Object.assign(new Error('incorrect header check'), { status: 400, errno: -3 }), 400, 'VALIDATION_ERROR'],
       [{ status: 413, type: 'entity.too.large' }, 413, 'PAYLOAD_TOO_LARGE'],
+      [{ status: 403, type: 'entity.verify.failed' }, 403, 'FORBIDDEN'],
     ];
     for (const [error, status, code] of cases) {
       const r = toErrorResponse(error);

@@ -62,9 +62,11 @@ function bodyParserError(exception: object): ErrorResponse | null {
   if (status === 413) {
     return TOO_LARGE;
   }
-  if (status === 400) {
-    // A decompression failure (bad gzip bytes) has no type of its own.
-    return { status: 400, body: { error: 'The request body could not be read (malformed JSON or Content-Encoding).', code: ErrorCode.VALIDATION_ERROR } };
+  // Any other refusal of a body (a decompression failure has no type of its own; a host's parser
+  // may have a verify hook): the input's fault, so its own 4xx status, never a 500.
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const error = status === 400 ? 'The request body could not be read (malformed JSON or Content-Encoding).' : 'The request body was refused.';
+    return { status, body: { error, code: CODE_BY_STATUS[status] ?? ErrorCode.VALIDATION_ERROR } };
   }
   return null;
 }
