@@ -361,7 +361,7 @@ describe('talker names', () => {
 
   it('refuses such bot names at creation, naming the field and the problem', async () => {
     const empty = await t.http.post('/v1/session/create').send({ bots: [{ name: '' }] }).expect(400);
-    expect(empty.body.error).toBe('Invalid request: bots[0].name must not be empty.');
+    expect(empty.body.error).toBe('bots[0].name must not be empty.');
     const hidden = await t.http.post('/v1/session/create').send({ bots: [{ name: 'Ann' }, { name: '\u2066Bob\u2069' }] }).expect(400);
     expect(hidden.body.error).toContain('bots[1].name must not contain invisible formatting characters');
     const blank = await t.http.post('/v1/session/create').send({ bots: [{ name: '\u2800' }] }).expect(400);

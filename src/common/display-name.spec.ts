@@ -115,10 +115,10 @@ function validationMessage(body: unknown, cls: new () => object): string {
 
 describe(IsDisplayName.name, () => {
   it('gives the same sentence as the plain function, naming the field (nested paths included)', () => {
-    expect(validationMessage({ name: '' }, Named)).toBe('Invalid request: name must not be empty.');
-    expect(validationMessage({ name: 'a:b' }, Named)).toBe('Invalid request: name must not contain ":".');
+    expect(validationMessage({ name: '' }, Named)).toBe('name must not be empty.');
+    expect(validationMessage({ name: 'a:b' }, Named)).toBe('name must not contain ":".');
     expect(validationMessage({ members: [{ name: 'ok' }, { name: '\u3164' }] }, Crew)).toBe(
-      'Invalid request: members[1].name must contain at least one visible character.',
+      'members[1].name must contain at least one visible character.',
     );
     expect(validationMessage({ members: [], nickname: 'Bob\u202e' }, Crew)).toContain('nickname must not contain invisible formatting');
   });

@@ -1,4 +1,5 @@
 import { registerDecorator, type ValidationArguments, type ValidationOptions } from 'class-validator';
+import { kindOf } from './validation.js';
 
 /**
  * The one rule for names that people and bots read (bot names, talker names over WebSocket and
@@ -59,7 +60,7 @@ function describe(char: string): string {
 /** What is wrong with a name, as the end of a sentence after the field ("must not be empty"), or null. */
 export function nameProblem(value: unknown, max: number): string | null {
   if (typeof value !== 'string') {
-    return 'must be a string';
+    return `must be a string, not ${kindOf(value)}`;
   }
   if (value.trim().length === 0) {
     return 'must not be empty';

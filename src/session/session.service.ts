@@ -1,9 +1,9 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { codePointLength, nameKey, nameProblem } from '../common/display-name.js';
+import { codePointLength, nameKey } from '../common/display-name.js';
 import { ErrorCode } from '../common/error-code.enum.js';
 import { FellowshipError } from '../common/fellowship.error.js';
-import { knownProperties } from '../common/validation.js';
+import { knownProperties, validateBody } from '../common/validation.js';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
 import { EventChannel } from '../hub/event-channel.js';
@@ -12,7 +12,7 @@ import { LoopService } from '../loop/loop.service.js';
 import { MemoryService } from '../memory/memory.service.js';
 import { SecretBox } from '../memory/secret-box.js';
 import { SESSION_STORE, type MemoryEntry, type SessionStore } from '../memory/session-store.port.js';
-import { BotDto, CreateSessionDto, LIMITS, LlmOptionsDto } from './dto/create-session.dto.js';
+import { BotDto, CreateSessionDto, LlmOptionsDto, PostMessageDto } from './dto/create-session.dto.js';
 import { Session, sessionLogger } from './session.js';
 import { SessionRegistry, type Resolved } from './session.registry.js';
 import type { MemoryMode, Message, SessionConfig, SessionStatus } from './session.types.js';
@@ -179,10 +179,8 @@ export class SessionService implements OnApplicationBootstrap {
     if (session.config.participation_mode === 'autonomous') {
       throw FellowshipError.forbidden('Talker messages are not accepted in autonomous mode.');
     }
-    if (typeof message !== 'object' || message === null || Array.isArray(message)) {
-      throw FellowshipError.validation('Invalid request: the body must be a JSON object.');
-    }
-    const { name: given, content } = message as { name?: unknown; content?: unknown };
+    // The same sentences as every other body: missing, then the type, then emptiness (common/validation.ts).
+    const { name: given, content } = validateBody(PostMessageDto, message);
     // `name: null` means no name, as for every optional field.
     const name = given === undefined || given === null ? session.freeName(REST_TALKER_NAME) : this.checkName(session, given);
     this.checkContent(content);
@@ -202,25 +200,20 @@ export class SessionService implements OnApplicationBootstrap {
     if (!loop) {
       throw FellowshipError.ended();
     }
-    return loop.acceptTalker({ talker_id: talkerId, name, content: content as string });
+    return loop.acceptTalker({ talker_id: talkerId, name, content });
   }
 
-  private checkName(session: Session, name: unknown): string {
-    const problem = nameProblem(name, LIMITS.nameChars);
-    if (problem !== null) {
-      throw FellowshipError.invalidField('name', `name ${problem}.`);
-    }
-    const trimmed = (name as string).trim();
+  /** A name the DTO has already checked against the name rule: it must not be a bot's either. */
+  private checkName(session: Session, name: string): string {
+    const trimmed = name.trim();
     if (session.isBotName(trimmed)) {
       throw FellowshipError.invalidField('name', "name is one of the bots' names.");
     }
     return trimmed;
   }
 
-  private checkContent(content: unknown): void {
-    if (typeof content !== 'string') {
-      throw FellowshipError.invalidField('content', 'content must be a string.');
-    }
+  /** Content the DTO has already checked is a non-empty string. */
+  private checkContent(content: string): void {
     if (content.trim().length === 0) {
       throw FellowshipError.invalidField('content', 'content must not be empty.');
     }
