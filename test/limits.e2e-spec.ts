@@ -284,7 +284,7 @@ describe('allowed origins (CORS_ORIGINS)', () => {
     await close();
   });
 
-  it('refuses a WebSocket upgrade from another origin, and takes the allowed one and non-browser clients', async () => {
+  it('refuses a WebSocket upgrade from another origin, and takes the allowed one, its own and non-browser clients', async () => {
     const res = await request(url).post('/v1/session/create').send({ bots: bots('A') }).expect(201);
     const wsUrl = `${url.replace('http', 'ws')}/v1/session/${res.body.token as string}/connect`;
     await expect(WsClient.connect(wsUrl, { origin: 'https://evil.example' })).rejects.toThrow(/403/);
@@ -293,8 +293,12 @@ describe('allowed origins (CORS_ORIGINS)', () => {
     await good.next('member_joined');
     const cli = await WsClient.connect(wsUrl);
     await cli.next('member_joined');
+    // A page of this server (the console) is same-origin: never refused.
+    const own = await WsClient.connect(wsUrl, { origin: url });
+    await own.next('member_joined');
     good.close();
     cli.close();
+    own.close();
   });
 
   it('answers CORS for the allowed origin only', async () => {

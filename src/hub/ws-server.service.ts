@@ -12,6 +12,15 @@ import { fellowshipLogger } from '../ops/fellowship-logger.js';
 
 type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
+/** A page served by this server itself (the console) may always connect: its Origin names our Host. */
+function sameHost(origin: string, host: string | undefined): boolean {
+  try {
+    return host !== undefined && new URL(origin).host === host;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The WebSocket endpoint `WS {prefix}/v1/session/{token}/connect`, on our own `ws` server bound to
  * the HTTP server's `upgrade` event for our path only.
@@ -94,7 +103,7 @@ export class WsServerService implements OnApplicationBootstrap, BeforeApplicatio
     }
     const origin = req.headers.origin;
     const allowed = this.options.corsOrigins;
-    if (origin && allowed.length > 0 && !allowed.includes(origin) && !allowed.includes('*')) {
+    if (origin && allowed.length > 0 && !allowed.includes(origin) && !allowed.includes('*') && !sameHost(origin, req.headers.host)) {
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
