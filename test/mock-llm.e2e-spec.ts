@@ -687,6 +687,28 @@ describe('MockLlmServer (OpenAI-compatible mock backend)', () => {
       expect(text).toBe('alpha beta ');
       await server.waitFor((s) => s.requests[0]?.aborted === true);
     });
+
+    it('gateAfterChunks holds the stream after N chunks until the gate is released', async () => {
+      const held = gate();
+      server.script({ content: 'alpha beta gamma delta', gateAfterChunks: { chunks: 2, gate: held.promise } });
+      const stream = await client.chat.completions.create({ model: 'm', messages: [], stream: true });
+      let text = '';
+      let contentChunks = 0;
+      for await (const chunk of stream) {
+        const piece = chunk.choices[0]?.delta.content ?? '';
+        text += piece;
+        if (piece) {
+          contentChunks++;
+        }
+        if (contentChunks === 2 && piece) {
+          // The mock writes a whole ungated stream at once; this one must still be open.
+          expect(text).toBe('alpha beta ');
+          expect(server.requests[0].answeredAt).toBeUndefined();
+          held.release();
+        }
+      }
+      expect(text).toBe('alpha beta gamma delta');
+    });
   });
 
   describe('request bookkeeping', () => {

@@ -501,6 +501,7 @@ export class MockLlmServer {
     if (reply.malformed && !(await send('{"id":"broken","object":"chat.completion.chunk","choices":[{"delta":'))) {return;}
     const stopAfter = Math.min(reply.cutAfterChunks ?? Infinity, reply.hangAfterChunks ?? Infinity);
     for (let i = 0; i < plan.bodyChunks.length && i < stopAfter; i++) {
+      if (reply.gateAfterChunks?.chunks === i && !(await ex.wait(reply.gateAfterChunks.gate))) {return;}
       if (!(await send(plan.bodyChunks[i]))) {return;}
     }
     if (reply.cutAfterChunks !== undefined && reply.cutAfterChunks <= (reply.hangAfterChunks ?? Infinity)) {

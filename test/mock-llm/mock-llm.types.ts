@@ -35,6 +35,11 @@ export interface MockReply {
   chunkDelayMs?: number;
   /** Hold the answer (before headers, after the latency) until this settles (resolve or reject). */
   gate?: Promise<unknown>;
+  /**
+   * Streaming: after `chunks` body chunks (counted like `cutAfterChunks`), hold the rest of the
+   * stream until `gate` settles — a partial answer a test can look at, then release.
+   */
+  gateAfterChunks?: { chunks: number; gate: Promise<unknown> };
   /** Explicit stream content pieces (default: the content split before each word). */
   chunks?: string[];
   /**
