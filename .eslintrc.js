@@ -25,6 +25,26 @@ export default tseslint.config(
     },
   },
   {
+    // The console's browser client: what it may import is what its import map serves, and it
+    // never writes to the browser console (the browser tests fail on any console error).
+    files: ['src/console/client/**/*.ts'],
+    ignores: ['src/console/client/**/*.spec.ts'],
+    rules: {
+      'no-console': 'error',
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(?!\\./|preact$|preact/hooks$|htm$)',
+              message: 'The console client imports only its own modules and preact, preact/hooks and htm (its import map).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['test/**/*.ts', 'src/**/*.spec.ts', 'scripts/**/*.ts'],
     rules: {
       '@typescript-eslint/no-non-null-assertion': 'off',

@@ -9,6 +9,7 @@ import { ErrorCode } from './common/error-code.enum.js';
 import type { ErrorBody } from './common/fellowship.error.js';
 import { answerError, ServerExceptionFilter } from './common/http-exception.filter.js';
 import { routeError } from './common/route-errors.service.js';
+import { mountFellowshipConsole } from './console/console.mount.js';
 import type { ResolvedFellowshipOptions } from './config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from './fellowship.constants.js';
 import { fellowshipLogger } from './ops/fellowship-logger.js';
@@ -27,7 +28,8 @@ export function trustProxySetting(raw: string): string[] | false {
 /**
  * Everything the standalone server adds around the module: body limit, the JSON answer for body
  * errors, unknown routes and malformed requests, trust proxy, CORS, the operations routes
- * (/health/live, /health/ready, /metrics), OpenAPI at /openapi.json and Swagger UI at /docs.
+ * (/health/live, /health/ready, /metrics), OpenAPI at /openapi.json, Swagger UI at /docs and the web
+ * console at /console (CONSOLE_ENABLED).
  */
 export interface ServerSettings {
   maxBodyBytes: number;
@@ -74,6 +76,7 @@ export async function createServer(
     app.enableCors({ origin: origins.includes('*') ? true : origins });
   }
   mountDocs(app);
+  mountFellowshipConsole(app);
   return app;
 }
 

@@ -1,6 +1,6 @@
 /**
  * Public surface of the `fellowship` package: the embeddable module, its options, the pieces a
- * host uses to operate it (health indicator, Prometheus registry, OpenAPI document), and the types
+ * host uses to operate it (health indicator, Prometheus registry, OpenAPI document, web console), and the types
  * of the wire contract (events, session status, messages).
  */
 export { FellowshipModule } from './fellowship.module.js';
@@ -16,6 +16,7 @@ export {
   type LlmCallKind,
 } from './ops/metrics/fellowship-metrics.service.js';
 export { FellowshipOpsModule } from './ops/ops.module.js';
+export { mountFellowshipConsole, type FellowshipConsoleOptions } from './console/console.mount.js';
 export { FellowshipLogger, fellowshipLogger } from './ops/fellowship-logger.js';
 export { SESSION_STORE } from './memory/session-store.port.js';
 export type {

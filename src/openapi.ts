@@ -33,7 +33,7 @@ export function createFellowshipOpenApi(app: INestApplication, options: Fellowsh
   const { title = 'Fellowship', operations = false } = typeof options === 'string' ? { title: options } : options;
   const config = new DocumentBuilder()
     .setTitle(title)
-    .setDescription(DESCRIPTION)
+    .setDescription(operations ? `${DESCRIPTION} A web console (docs/console.md) is served at \`/console\` unless CONSOLE_ENABLED=false.` : DESCRIPTION)
     .setVersion('1')
     .addBearerAuth()
     .build();

@@ -23,6 +23,11 @@ describe(validateEnv.name, () => {
     expect(envToOptions(validateEnv({ LLM_ERROR_TEXT_MAX_CHARS: '0' })).llmErrorTextMaxChars).toBe(0);
   });
 
+  it('serves the console unless CONSOLE_ENABLED is false', () => {
+    expect(envToOptions(validateEnv({})).consoleEnabled).toBe(true);
+    expect(envToOptions(validateEnv({ CONSOLE_ENABLED: 'false' })).consoleEnabled).toBe(false);
+  });
+
   it.each([
     ['PORT', 'abc'],
     ['PORT', '70000'],
@@ -32,6 +37,7 @@ describe(validateEnv.name, () => {
     ['SUMMARIZE_THRESHOLD', '2'],
     ['SESSION_TTL_DEFAULT', 'soon'],
     ['LLM_ERROR_TEXT_MAX_CHARS', '-1'],
+    ['CONSOLE_ENABLED', 'perhaps'],
   ])('names the bad variable %s=%s', (name, value) => {
     expect(() => validateEnv({ [name]: value })).toThrow(ConfigError);
     expect(() => validateEnv({ [name]: value })).toThrow(new RegExp(`${name}=`));

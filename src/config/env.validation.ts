@@ -82,6 +82,7 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(int) @IsInt() @Min(0) SHUTDOWN_GRACE_MS = D.shutdownGraceMs;
   @IsOptional() @Transform(int) @IsInt() @Min(1) HEALTH_TIMEOUT_MS = D.healthTimeoutMs;
   @IsOptional() @Transform(bool) @IsBoolean() HEALTH_CHECK_BACKEND = D.healthCheckBackend;
+  @IsOptional() @Transform(bool) @IsBoolean() CONSOLE_ENABLED = D.consoleEnabled;
 }
 
 export class ConfigError extends Error {}
@@ -165,5 +166,6 @@ export function envToOptions(env: EnvironmentVariables): FellowshipOptions {
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
     healthTimeoutMs: env.HEALTH_TIMEOUT_MS,
     healthCheckBackend: env.HEALTH_CHECK_BACKEND,
+    consoleEnabled: env.CONSOLE_ENABLED,
   };
 }

@@ -116,6 +116,11 @@ export interface FellowshipOptions {
   healthTimeoutMs?: number;
   /** Readiness also probes the backend (`GET {llmBaseUrl}/models`), as a non-fatal detail. Default false. */
   healthCheckBackend?: boolean;
+  /**
+   * Serve the web console (CONTRACT §16) where the app mounts it with `mountFellowshipConsole(app)`
+   * (the standalone server: `/console`). False: that call mounts nothing. Default true.
+   */
+  consoleEnabled?: boolean;
   /** Logger for Fellowship's own lines; `false` silences them. Default: Nest's application logger. */
   logger?: LoggerService | false;
 }
@@ -179,6 +184,7 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   shutdownGraceMs: 2000,
   healthTimeoutMs: 2000,
   healthCheckBackend: false,
+  consoleEnabled: true,
 };
 
 export function resolveOptions(options: FellowshipOptions): ResolvedFellowshipOptions {
