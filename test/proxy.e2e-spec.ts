@@ -21,7 +21,9 @@ import type { Request } from 'express';
 import { createServer } from '../src/bootstrap.js';
 import { FellowshipModule } from '../src/fellowship.module.js';
 import { gate, MockLlmServer } from './mock-llm/mock-llm.server.js';
+import { launchChromium, WatchedPage } from './support/browser.js';
 import { SseClient, WsClient } from './support/clients.js';
+import { createAndTalk } from './support/console.js';
 import { TEST_OPTIONS } from './support/app.js';
 
 const run = promisify(execFile);
@@ -341,6 +343,20 @@ describe('behind nginx (docs/deployment.md)', () => {
       expect(JSON.parse(res.body)).toEqual({ ip: CLIENT_ADDRESS });
     } finally {
       await untrusting.close();
+    }
+  });
+
+  it('serves the web console through the proxy: a talker gets a reply in the browser, every request through nginx', async () => {
+    const browser = await launchChromium();
+    const watched = await WatchedPage.open(browser, proxyUrl);
+    try {
+      llm.script({ content: 'Hello through nginx.' });
+      await watched.page.goto(`${proxyUrl}/console`);
+      await createAndTalk(watched.page, 'Hello through nginx.');
+      watched.expectClean();
+    } finally {
+      await watched.close();
+      await browser.close();
     }
   });
 

@@ -64,7 +64,19 @@ describe('the packed package in a host app', () => {
 
   it('ships compiled code and declarations, no sources, tests or source maps', () => {
     const files = packed.files.map((f) => f.path);
-    expect(files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/fellowship.module.js']));
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'package.json',
+        'README.md',
+        'dist/index.js',
+        'dist/index.d.ts',
+        'dist/fellowship.module.js',
+        // The web console's compiled client and its static files.
+        'dist/console/client/main.js',
+        'dist/console/client/console.css',
+        'dist/console/client/favicon.svg',
+      ]),
+    );
     const unwanted = files.filter(
       (f) => /^(src|test|scripts)\//.test(f) || f.includes('.spec.') || f.endsWith('.map') || (f.endsWith('.ts') && !f.endsWith('.d.ts')),
     );
@@ -106,6 +118,7 @@ describe('the packed package in a host app', () => {
         'FellowshipMetrics',
         'addFellowshipToOpenApi',
         'SESSION_STORE',
+        'mountFellowshipConsole',
       ]),
     );
   }, SETUP_TIMEOUT_MS);
@@ -158,7 +171,7 @@ describe('the packed package in a host app', () => {
     let host: HostApp;
 
     beforeAll(async () => {
-      host = await startHostApp({ pkg, mode, prefix, wsAdapter, fellowship: { ...TEST_OPTIONS, llmBaseUrl: llm.baseUrl } });
+      host = await startHostApp({ pkg, mode, prefix, wsAdapter, console: true, fellowship: { ...TEST_OPTIONS, llmBaseUrl: llm.baseUrl } });
     });
     afterAll(async () => {
       await host?.close();
@@ -169,6 +182,13 @@ describe('the packed package in a host app', () => {
       await expectHostMountedOps(host);
       if (wsAdapter) {
         await expectHostGateway(host);
+      }
+    });
+
+    it('serves the web console from the installed package, its modules from the installed preact and htm', async () => {
+      for (const path of ['/console', '/console/main.js', '/console/console.css', '/console/vendor/preact.mjs', '/console/vendor/hooks.mjs', '/console/vendor/htm.mjs']) {
+        const res = await fetch(`${host.base}${path}`);
+        expect({ path, status: res.status }).toEqual({ path, status: 200 });
       }
     });
   });

@@ -1,8 +1,8 @@
 /**
  * A small host application that embeds Fellowship the way CONTRACT §12 and docs/embedding.md say:
  * its own controller, (optionally) its own Nest WebSocket gateway on the `WsAdapter`, a global
- * prefix, and Fellowship's health indicator / Prometheus registry / OpenAPI document mounted on
- * routes of its own choosing.
+ * prefix, and Fellowship's health indicator / Prometheus registry / OpenAPI document (and, when
+ * asked, its web console) mounted on routes of its own choosing.
  *
  * The package is a parameter so the same host runs against the sources (test/embedding.e2e-spec.ts)
  * and against the packed, installed build (test/host-app/host-app.e2e-spec.ts).
@@ -31,6 +31,8 @@ export interface HostAppConfig {
   fellowship: Options;
   /** The host's application logger (`false` = silent). */
   hostLogger?: LoggerService | false;
+  /** `mountFellowshipConsole(app)` before the app starts (the console at `{prefix}/console`). */
+  console?: boolean;
 }
 
 export interface HostApp {
@@ -127,6 +129,9 @@ export async function startHostApp(config: HostAppConfig): Promise<HostApp> {
   }
   if (config.wsAdapter) {
     app.useWebSocketAdapter(new WsAdapter(app));
+  }
+  if (config.console) {
+    config.pkg.mountFellowshipConsole(app);
   }
   await app.init();
   const hostDocument = SwaggerModule.createDocument(app, new DocumentBuilder().setTitle('Host').setVersion('1').build(), {
