@@ -1,6 +1,8 @@
 /**
  * `npm run demo`: starts the test backend and the built server, creates a 3-bot autonomous
- * session, and prints the conversation live in the terminal until it ends.
+ * session, prints its link in the web console (the control token in the URL's fragment, which
+ * browsers never send to a server) and the conversation live in the terminal until it ends, then
+ * keeps the server up for the console until Ctrl-C.
  */
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -65,8 +67,9 @@ async function main(): Promise<void> {
       stream_tokens: true,
     }),
   });
-  const { observer_token } = (await res.json()) as { observer_token: string };
-  process.stdout.write(`session created; watching at ${base}/v1/session/${observer_token}/stream\n\n`);
+  const { token, observer_token } = (await res.json()) as { token: string; observer_token: string };
+  process.stdout.write(`session created; open it in the web console: ${base}/console#token=${token}\n`);
+  process.stdout.write(`(or watch it over SSE: ${base}/v1/session/${observer_token}/stream)\n\n`);
   const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/session/${observer_token}/connect?role=observer`);
   let turn: number | undefined;
   await new Promise<void>((resolve) => {
@@ -87,8 +90,17 @@ async function main(): Promise<void> {
     });
     ws.on('close', () => resolve());
   });
+  // The console link stays good, and the console can create more sessions against the test backend.
+  process.stdout.write(`\nThe server keeps running for the console at ${base}/console — Ctrl-C to stop.\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+    server.once('exit', () => resolve());
+  });
   server.kill('SIGTERM');
-  await new Promise((resolve) => server.once('exit', resolve));
+  if (server.exitCode === null) {
+    await new Promise((resolve) => server.once('exit', resolve));
+  }
   await llm.close();
 }
 
