@@ -17,7 +17,7 @@ import * as fellowship from '../src/index.js';
 import { startHostApp, type HostApp } from './host-app/host-app.js';
 import { gate } from './mock-llm/mock-llm.server.js';
 import { bots, startApp, TEST_OPTIONS, type TestApp } from './support/app.js';
-import { DESKTOP, launchChromium, PHONE, WatchedPage, type WatchedPageOptions } from './support/browser.js';
+import { DESKTOP, launchChromium, PHONE, saveScreenshot, WatchedPage, type WatchedPageOptions } from './support/browser.js';
 import { createAndTalk, expectState, fillCreateForm, items, joinAsTalker, messages, say, WAIT_MS } from './support/console.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -223,7 +223,7 @@ describe('web console (CONTRACT §16)', () => {
     // Usage counts a call once it is done: Alice's, not Bob's, still held.
     await desktop.getByRole('region', { name: 'Usage' }).filter({ hasText: /LLM calls\s*1(?!\d)/ }).waitFor({ timeout: WAIT_MS });
     await desktop.evaluate('window.scrollTo(0, 0)');
-    await desktop.screenshot({ path: join(IMAGES, 'console-desktop.png'), fullPage: true });
+    await saveScreenshot(browser, desktop, join(IMAGES, 'console-desktop.png'), { fullPage: true });
 
     const phone = await open(t.url, `/console#token=${token}`, { viewport: PHONE, colorScheme: 'dark' });
     // Joined while Bob's held answer is under way: the tokens before its arrival are not replayed (live-only).
@@ -231,7 +231,7 @@ describe('web console (CONTRACT §16)', () => {
     await phone.getByRole('region', { name: 'Members' }).getByText('1 talker · 1 observer').waitFor({ timeout: WAIT_MS });
     await phone.getByRole('button', { name: 'Join as talker' }).waitFor({ timeout: WAIT_MS });
     await phone.evaluate('window.scrollTo(0, 0)');
-    await phone.screenshot({ path: join(IMAGES, 'console-phone.png') });
+    await saveScreenshot(browser, phone, join(IMAGES, 'console-phone.png'));
 
     bobHeld.release();
     await items(phone).nth(2).filter({ hasText: 'what would make us stop.' }).waitFor({ timeout: WAIT_MS });

@@ -6,7 +6,7 @@
  * Every page is watched: a page error, a console error or warning, or a request (HTTP or
  * WebSocket) to any origin but the server's is recorded, and `expectClean()` fails the test on it.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
 export const CHROMIUM_PATH = '/usr/bin/chromium';
@@ -99,4 +99,55 @@ export class WatchedPage {
   async close(): Promise<void> {
     await this.context.close();
   }
+}
+
+/**
+ * Pixels that may differ between two renderings of the same page before a screenshot counts as
+ * changed: Chromium's anti-aliasing varies by a few pixels from run to run, and a test run should
+ * not rewrite an image in docs/ (a change in git) for that.
+ */
+const SCREENSHOT_TOLERANCE_PX = 64;
+
+/** In a blank page: how many pixels differ between two PNGs (given as base64); -1 if their sizes differ. */
+const COMPARE_PNGS = `async ([a, b]) => {
+  const load = (data) => new Promise((resolve, reject) => {
+    const image = new Image();
+    image.onload = () => resolve(image);
+    image.onerror = reject;
+    image.src = 'data:image/png;base64,' + data;
+  });
+  const [x, y] = await Promise.all([load(a), load(b)]);
+  if (x.width !== y.width || x.height !== y.height) return -1;
+  const pixels = (image) => {
+    const canvas = document.createElement('canvas');
+    canvas.width = image.width;
+    canvas.height = image.height;
+    const context = canvas.getContext('2d');
+    context.drawImage(image, 0, 0);
+    return context.getImageData(0, 0, image.width, image.height).data;
+  };
+  const [p, q] = [pixels(x), pixels(y)];
+  let differing = 0;
+  for (let i = 0; i < p.length; i += 4) {
+    if (p[i] !== q[i] || p[i + 1] !== q[i + 1] || p[i + 2] !== q[i + 2] || p[i + 3] !== q[i + 3]) differing++;
+  }
+  return differing;
+}`;
+
+/** Writes a screenshot of the page to `path`, unless the image there already shows the same thing. */
+export async function saveScreenshot(browser: Browser, page: Page, path: string, options: { fullPage?: boolean } = {}): Promise<void> {
+  const shot = await page.screenshot({ fullPage: options.fullPage ?? false, animations: 'disabled', caret: 'hide' });
+  if (existsSync(path)) {
+    const blank = await browser.newPage();
+    try {
+      const compare = `(${COMPARE_PNGS})(${JSON.stringify([readFileSync(path).toString('base64'), shot.toString('base64')])})`;
+      const differing = await blank.evaluate<number>(compare);
+      if (differing >= 0 && differing <= SCREENSHOT_TOLERANCE_PX) {
+        return;
+      }
+    } finally {
+      await blank.close();
+    }
+  }
+  writeFileSync(path, shot);
 }
