@@ -209,6 +209,8 @@ export function SessionView({ api, token, control: knownControl, observerToken, 
       onLink: setLink,
       onClosed: (code, reason) => {
         if (code === 1000) {
+          // The session ended and the server closed its members: members are 0 now (§12).
+          refresher.request();
           return;
         }
         dispatch({ kind: 'notice', code: `WS_${code}`, message: closeReason(code, reason) });
