@@ -18,9 +18,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { resolveOptions } from '../src/config/fellowship-options.interface.js';
-import { FellowshipDatabase } from '../src/memory/database.service.js';
-import { TypeOrmSessionStore } from '../src/memory/typeorm-session.store.js';
-import type { SessionConfig, Usage } from '../src/session/session.types.js';
+import { FellowshipDatabase } from '../src/persistence/database.service.js';
+import { TypeOrmSessionStore } from '../src/persistence/typeorm-session.store.js';
+import type { SessionConfig, Usage } from '../src/model/session.types.js';
 
 const [sessions, rounds, eventsPerBatch] = [2, 3, 4].map((i, n) => Number(process.argv[i] ?? [100, 100, 4][n]));
 Logger.overrideLogger(false);

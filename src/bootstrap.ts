@@ -11,8 +11,8 @@ import { answerError, ServerExceptionFilter } from './common/http-exception.filt
 import { routeError } from './common/route-errors.service.js';
 import { mountFellowshipConsole } from './console/console.mount.js';
 import type { ResolvedFellowshipOptions } from './config/fellowship-options.interface.js';
-import { FELLOWSHIP_OPTIONS } from './fellowship.constants.js';
-import { fellowshipLogger } from './ops/fellowship-logger.js';
+import { FELLOWSHIP_OPTIONS } from './config/fellowship-options.token.js';
+import { fellowshipLogger } from './common/fellowship-logger.js';
 import { createFellowshipOpenApi } from './openapi.js';
 import { FellowshipOpsModule } from './ops/ops.module.js';
 

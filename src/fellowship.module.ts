@@ -2,7 +2,8 @@ import { DynamicModule, Module, type MiddlewareConsumer, type NestModule } from 
 import { RequestBodyMiddleware } from './common/request-body.middleware.js';
 import { RouteErrorsService } from './common/route-errors.service.js';
 import { resolveOptions, type FellowshipOptions } from './config/fellowship-options.interface.js';
-import { FELLOWSHIP_OPTIONS } from './fellowship.constants.js';
+import { FELLOWSHIP_OPTIONS } from './config/fellowship-options.token.js';
+import { ControlModule } from './control/control.module.js';
 import {
   FELLOWSHIP_ASYNC_OPTIONS_TYPE,
   FELLOWSHIP_MODULE_OPTIONS,
@@ -10,12 +11,18 @@ import {
   FellowshipConfigurableModule,
 } from './fellowship.module-definition.js';
 import { HubModule } from './hub/hub.module.js';
+import { SessionController } from './hub/session.controller.js';
 import { SseController } from './hub/sse.controller.js';
 import { LoopModule } from './loop/loop.module.js';
 import { MemoryModule } from './memory/memory.module.js';
+import { SESSION_CENSUS } from './metrics/fellowship-metrics.service.js';
+import { HttpMetricsMiddleware } from './ops/metrics/http-metrics.middleware.js';
 import { ObservabilityModule } from './ops/observability.module.js';
-import { SessionController } from './session/session.controller.js';
+import { PersistenceModule } from './persistence/persistence.module.js';
 import { SessionModule } from './session/session.module.js';
+import { SessionRegistry } from './session/session.registry.js';
+
+const FEATURES = [HubModule, ControlModule, SessionModule, LoopModule, MemoryModule, PersistenceModule, ObservabilityModule];
 
 /**
  * Fellowship as a Nest module. `forRoot(options)` / `forRootAsync({ imports, inject, useFactory })`;
@@ -27,20 +34,25 @@ import { SessionModule } from './session/session.module.js';
  * request-body middleware, and an Express error handler that answers only paths under `/v1/session`.
  */
 @Module({
-  imports: [SessionModule, HubModule, LoopModule, MemoryModule, ObservabilityModule],
+  imports: FEATURES,
   providers: [
     {
       provide: FELLOWSHIP_OPTIONS,
       useFactory: (options: FellowshipOptions) => resolveOptions(options ?? {}),
       inject: [FELLOWSHIP_MODULE_OPTIONS],
     },
+    // The session gauges of the metrics (a lower layer) read the registry through this port.
+    { provide: SESSION_CENSUS, useExisting: SessionRegistry },
     RouteErrorsService,
   ],
-  exports: [FELLOWSHIP_OPTIONS, SessionModule, HubModule, LoopModule, MemoryModule, ObservabilityModule],
+  exports: [FELLOWSHIP_OPTIONS, SESSION_CENSUS, ...FEATURES],
 })
 export class FellowshipModule extends FellowshipConfigurableModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {
     consumer.apply(RequestBodyMiddleware).forRoutes(SessionController, SseController);
+    // Counts requests on Fellowship's own routes only (a host's routes are never touched). After
+    // the body check, in this order, as when each module configured its own.
+    consumer.apply(HttpMetricsMiddleware).forRoutes(SessionController, SseController);
   }
 
   static override forRoot(options: typeof FELLOWSHIP_OPTIONS_TYPE = {}): DynamicModule {

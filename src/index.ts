@@ -4,7 +4,7 @@
  * of the wire contract (events, session status, messages).
  */
 export { FellowshipModule } from './fellowship.module.js';
-export { FELLOWSHIP_OPTIONS } from './fellowship.constants.js';
+export { FELLOWSHIP_OPTIONS } from './config/fellowship-options.token.js';
 export type { FellowshipOptions, ResolvedFellowshipOptions } from './config/fellowship-options.interface.js';
 export { DEFAULT_FELLOWSHIP_OPTIONS } from './config/fellowship-options.interface.js';
 export { createFellowshipOpenApi, addFellowshipToOpenApi, type FellowshipOpenApiOptions } from './openapi.js';
@@ -14,11 +14,11 @@ export {
   FELLOWSHIP_METRICS_REGISTRY,
   LLM_LATENCY_BUCKETS_SECONDS,
   type LlmCallKind,
-} from './ops/metrics/fellowship-metrics.service.js';
+} from './metrics/fellowship-metrics.service.js';
 export { FellowshipOpsModule } from './ops/ops.module.js';
 export { mountFellowshipConsole, type FellowshipConsoleOptions } from './console/console.mount.js';
-export { FellowshipLogger, fellowshipLogger } from './ops/fellowship-logger.js';
-export { SESSION_STORE } from './memory/session-store.port.js';
+export { FellowshipLogger, fellowshipLogger } from './common/fellowship-logger.js';
+export { SESSION_STORE } from './persistence/session-store.port.js';
 export type {
   SessionStore,
   SessionSnapshot,
@@ -28,7 +28,7 @@ export type {
   MemoryState,
   RetainedTail,
   PruneResult,
-} from './memory/session-store.port.js';
-export type * from './hub/events.js';
-export type * from './session/session.types.js';
+} from './persistence/session-store.port.js';
+export type * from './events/events.js';
+export type * from './model/session.types.js';
 export { ErrorCode } from './common/error-code.enum.js';

@@ -2,10 +2,9 @@ import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
 import { MAX_JSON_DEPTH } from './common/request-body.js';
 import type { ResolvedFellowshipOptions } from './config/fellowship-options.interface.js';
-import { FELLOWSHIP_OPTIONS } from './fellowship.constants.js';
+import { FELLOWSHIP_OPTIONS } from './config/fellowship-options.token.js';
 import { HubModule } from './hub/hub.module.js';
 import { FellowshipOpsModule } from './ops/ops.module.js';
-import { SessionModule } from './session/session.module.js';
 
 export interface FellowshipOpenApiOptions {
   /** Document title (standalone: "Fellowship"). */
@@ -38,7 +37,7 @@ export function createFellowshipOpenApi(app: INestApplication, options: Fellowsh
     .addBearerAuth()
     .build();
   const document = SwaggerModule.createDocument(app, config, {
-    include: operations ? [SessionModule, HubModule, FellowshipOpsModule] : [SessionModule, HubModule],
+    include: operations ? [HubModule, FellowshipOpsModule] : [HubModule],
   });
   return withConfiguredBounds(document, app.get<ResolvedFellowshipOptions>(FELLOWSHIP_OPTIONS));
 }

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { TokenCounter } from '../src/context/token-counter.service.js';
 import type { ChatMessage as LlmChatMessage } from '../src/llm/llm.types.js';
-import type { Message } from '../src/session/session.types.js';
+import type { Message } from '../src/model/session.types.js';
 import { gate, type ChatMessage, type RecordedRequest } from './mock-llm/mock-llm.server.js';
 import type { Received } from './support/clients.js';
 import { bots, startApp, type TestApp } from './support/app.js';

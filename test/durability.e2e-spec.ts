@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { SessionRegistry } from '../src/session/session.registry.js';
-import { RetentionService } from '../src/memory/retention.service.js';
+import { RetentionService } from '../src/persistence/retention.service.js';
 import { gate, MockLlmServer } from './mock-llm/mock-llm.server.js';
 import { bots, expectContiguous, startApp, type TestApp } from './support/app.js';
 

@@ -11,7 +11,7 @@ import type { LoggerService } from '@nestjs/common';
 import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import * as fellowship from '../src/index.js';
-import { SessionService } from '../src/session/session.service.js';
+import { SessionService } from '../src/control/session.service.js';
 import { startHostApp, type HostApp } from './host-app/host-app.js';
 import { MockLlmServer } from './mock-llm/mock-llm.server.js';
 import { TEST_OPTIONS, startApp, type TestApp } from './support/app.js';

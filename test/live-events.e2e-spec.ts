@@ -5,7 +5,7 @@
  * resume.
  */
 import { describe, expect, it } from '@jest/globals';
-import { SESSION_STORE, type SessionStore } from '../src/memory/session-store.port.js';
+import { SESSION_STORE, type SessionStore } from '../src/persistence/session-store.port.js';
 import { gate } from './mock-llm/mock-llm.server.js';
 import type { Received } from './support/clients.js';
 import { appForSuite, bots, expectContiguous, type TestApp } from './support/app.js';

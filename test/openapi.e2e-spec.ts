@@ -21,7 +21,7 @@ import { getMetadataStorage } from 'class-validator';
 import type { OpenAPIV3 } from 'openapi-types';
 import { DEFAULT_FELLOWSHIP_OPTIONS } from '../src/config/fellowship-options.interface.js';
 import * as fellowship from '../src/index.js';
-import { BotDto, CreateSessionDto, LlmOptionsDto, PostMessageDto } from '../src/session/dto/create-session.dto.js';
+import { BotDto, CreateSessionDto, LlmOptionsDto, PostMessageDto } from '../src/control/dto/create-session.dto.js';
 import { startHostApp } from './host-app/host-app.js';
 import { TEST_OPTIONS, startApp, type TestApp } from './support/app.js';
 

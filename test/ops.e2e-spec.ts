@@ -1,8 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { createServer as createHttpServer } from 'node:http';
 import { register as globalRegistry } from 'prom-client';
-import { SESSION_STORE, type SessionStore } from '../src/memory/session-store.port.js';
-import { FellowshipMetrics } from '../src/ops/metrics/fellowship-metrics.service.js';
+import { SESSION_STORE, type SessionStore } from '../src/persistence/session-store.port.js';
+import { FellowshipMetrics } from '../src/metrics/fellowship-metrics.service.js';
 import { bots, startApp, type TestApp } from './support/app.js';
 
 /** A loopback port nobody listens on (bound, then released). */

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import type { LookupAddress } from 'node:dns';
 import { performance } from 'node:perf_hooks';
-import type { DnsLookup } from '../src/llm/backend-fetch.js';
+import type { DnsLookup } from '../src/config/fellowship-options.interface.js';
 import { MockLlmServer } from './mock-llm/mock-llm.server.js';
 import { bots, CONTROL_ROUTES, startApp, type TestApp } from './support/app.js';
 import type { WsClient } from './support/clients.js';

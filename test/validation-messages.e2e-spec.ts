@@ -6,7 +6,7 @@
  * Bot and talker names have their own rule and tests; only presence and type are checked here.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { LIMITS } from '../src/session/dto/create-session.dto.js';
+import { LIMITS } from '../src/control/dto/create-session.dto.js';
 import { bots, startApp, type TestApp } from './support/app.js';
 
 const BOT = { name: 'Alice', system_prompt: 'You are Alice.' };

@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Inject, Injectable, Logger, NotFoundException, type LoggerService } from '@nestjs/common';
 import type { Response } from 'express';
-import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
-import { fellowshipLogger } from '../ops/fellowship-logger.js';
+import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
+import { fellowshipLogger } from './fellowship-logger.js';
 import { ErrorCode } from './error-code.enum.js';
 import { ErrorBody, FellowshipError } from './fellowship.error.js';
 import { kindOf } from './validation.js';

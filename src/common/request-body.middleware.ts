@@ -1,7 +1,7 @@
 import { Inject, Injectable, type LoggerService, type NestMiddleware } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
-import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
-import { fellowshipLogger } from '../ops/fellowship-logger.js';
+import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
+import { fellowshipLogger } from './fellowship-logger.js';
 import { answerError } from './http-exception.filter.js';
 import { requestBodyProblem } from './request-body.js';
 

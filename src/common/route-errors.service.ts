@@ -1,8 +1,8 @@
 import { Inject, Injectable, type LoggerService, type OnModuleInit } from '@nestjs/common';
 import { ApplicationConfig, HttpAdapterHost } from '@nestjs/core';
 import type { NextFunction, Request, Response } from 'express';
-import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
-import { fellowshipLogger } from '../ops/fellowship-logger.js';
+import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
+import { fellowshipLogger } from './fellowship-logger.js';
 import { FellowshipError } from './fellowship.error.js';
 import { answerError } from './http-exception.filter.js';
 import { mediaTypeProblem } from './request-body.js';

@@ -1,6 +1,9 @@
 import type { LoggerService } from '@nestjs/common';
+import type { LookupAddress } from 'node:dns';
 import type { DataSource } from 'typeorm';
-import type { DnsLookup } from '../llm/backend-fetch.js';
+
+/** Resolves a host name to every address it has (`dns.lookup` with `all: true` by default). */
+export type DnsLookup = (hostname: string) => Promise<LookupAddress[]>;
 
 /**
  * Options of the embeddable FellowshipModule. They mirror the standalone server's environment

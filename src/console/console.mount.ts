@@ -8,8 +8,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode } from '../common/error-code.enum.js';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
-import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
-import { fellowshipLogger } from '../ops/fellowship-logger.js';
+import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
+import { fellowshipLogger } from '../common/fellowship-logger.js';
 import { CONSOLE_SEGMENT, CONSOLE_VENDOR_FILES, consoleCsp, consolePage } from './console.page.js';
 
 export interface FellowshipConsoleOptions {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { resolveOptions } from '../config/fellowship-options.interface.js';
-import type { BotConfig, Message } from '../session/session.types.js';
+import type { BotConfig, Message } from '../model/session.types.js';
 import { chooseCompaction, ContextService, scope, summaryKey, type CompactionPlan, type PromptParts } from './context.service.js';
 
 const bot = (name: string, system_prompt = `You are ${name}.`): BotConfig => ({

@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
-import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
+import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 import type { ChatMessage } from '../llm/llm.types.js';
-import type { BotConfig, ContextMode, Message } from '../session/session.types.js';
+import type { BotConfig, ContextMode, Message } from '../model/session.types.js';
 
 /** A rolling summary of the older part of a context: its text and the last turn it covers. */
 export interface RollingSummary {

@@ -1,9 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
-import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
+import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 import { LlmService } from '../llm/llm.service.js';
 import { LlmError, type LlmAttempt, type LlmTarget } from '../llm/llm.types.js';
-import type { Message } from '../session/session.types.js';
+import type { Message } from '../model/session.types.js';
 import { ContextService } from './context.service.js';
 import { splitReasoning } from './reasoning.js';
 

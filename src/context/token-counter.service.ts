@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { countTokens } from 'gpt-tokenizer';
 import { DEFAULT_FELLOWSHIP_OPTIONS, type ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
-import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
+import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 import type { ChatMessage } from '../llm/llm.types.js';
 
 /**

@@ -1,15 +1,18 @@
 import { Module } from '@nestjs/common';
+import { ApiKeyGuard } from '../control/api-key.guard.js';
+import { ControlModule } from '../control/control.module.js';
 import { LoopModule } from '../loop/loop.module.js';
 import { SessionModule } from '../session/session.module.js';
 import { HubService } from './hub.service.js';
+import { SessionController } from './session.controller.js';
 import { SseController } from './sse.controller.js';
 import { WsServerService } from './ws-server.service.js';
 
-/** Members: the WebSocket endpoint, the SSE stream, fan-out and replay. */
+/** The transports: the REST routes, the WebSocket endpoint, the SSE stream, and the members. */
 @Module({
-  imports: [SessionModule, LoopModule],
-  controllers: [SseController],
-  providers: [HubService, WsServerService],
+  imports: [ControlModule, SessionModule, LoopModule],
+  controllers: [SessionController, SseController],
+  providers: [HubService, WsServerService, ApiKeyGuard],
   exports: [HubService],
 })
 export class HubModule {}

@@ -6,14 +6,14 @@ import { ErrorCode } from '../common/error-code.enum.js';
 import { FellowshipError } from '../common/fellowship.error.js';
 import { within } from '../common/within.js';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
-import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
+import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 import { LoopService } from '../loop/loop.service.js';
-import { LIMITS } from '../session/dto/create-session.dto.js';
+import { LIMITS } from '../control/dto/create-session.dto.js';
 import { SessionRegistry } from '../session/session.registry.js';
-import { publicMessage, SessionService } from '../session/session.service.js';
+import { publicMessage, SessionService } from '../control/session.service.js';
 import type { Session } from '../session/session.js';
 import { CLOSE, type Member, SseMember, WsMember } from './member.js';
-import { fellowshipLogger } from '../ops/fellowship-logger.js';
+import { fellowshipLogger } from '../common/fellowship-logger.js';
 
 export interface ConnectParams {
   token: string;

@@ -1,10 +1,10 @@
 import type { Response } from 'express';
 import type { WebSocket } from 'ws';
 import type { Session } from '../session/session.js';
-import type { MemberRole } from '../session/session.types.js';
+import type { MemberRole } from '../model/session.types.js';
 import type { Socket } from 'node:net';
-import { EventBatch, type SerializedEvent, type Subscriber } from './event-channel.js';
-import type { ReplyEvent } from './events.js';
+import { EventBatch, type SerializedEvent, type Subscriber } from '../events/event-channel.js';
+import type { ReplyEvent } from '../events/events.js';
 
 /** A reply without its timestamp (distributes over the union). */
 export type ReplyBody = ReplyEvent extends infer E ? (E extends ReplyEvent ? Omit<E, 'ts'> : never) : never;

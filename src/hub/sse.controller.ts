@@ -4,8 +4,8 @@ import type { Request, Response } from 'express';
 import { Inject } from '@nestjs/common';
 import { FellowshipExceptionFilter } from '../common/http-exception.filter.js';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
-import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
-import { ANY_ROUTE_ERRORS, ApiErrorResponses } from '../session/dto/session-response.dto.js';
+import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
+import { ANY_ROUTE_ERRORS, ApiErrorResponses } from '../control/dto/session-response.dto.js';
 import { HubService } from './hub.service.js';
 import { SseMember } from './member.js';
 

@@ -5,10 +5,10 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { escapeRegExp, globalPrefixPath } from '../common/route-prefix.js';
-import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
+import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 import { HubService } from './hub.service.js';
 import { WsMember } from './member.js';
-import { fellowshipLogger } from '../ops/fellowship-logger.js';
+import { fellowshipLogger } from '../common/fellowship-logger.js';
 
 type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 

@@ -2,9 +2,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { Logger } from '@nestjs/common';
 import type { LookupAddress } from 'node:dns';
 import { MockLlmServer } from '../../test/mock-llm/mock-llm.server.js';
-import { resolveOptions, type FellowshipOptions } from '../config/fellowship-options.interface.js';
+import { resolveOptions, type DnsLookup, type FellowshipOptions } from '../config/fellowship-options.interface.js';
 import OpenAI from 'openai';
-import { BackendFetch, backendErrorBody, BackendRefusal, neverSent, type DnsLookup } from './backend-fetch.js';
+import { BackendFetch, backendErrorBody, BackendRefusal, neverSent } from './backend-fetch.js';
 
 const post = { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', messages: [] }) };
 

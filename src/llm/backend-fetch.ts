@@ -2,14 +2,11 @@ import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/commo
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { APIError } from 'openai';
 import { Agent, fetch as undiciFetch } from 'undici';
-import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
-import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
+import type { DnsLookup, ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
+import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 import { addressAdmitted, classifyAddress, ipLiteral, type AddressVerdict, type HostNaming } from './address-policy.js';
 import { allowlistNaming, parseHttpUrl } from './base-url.policy.js';
-import { fellowshipLogger } from '../ops/fellowship-logger.js';
-
-/** Resolves a host name to every address it has (`dns.lookup` with `all: true` by default). */
-export type DnsLookup = (hostname: string) => Promise<LookupAddress[]>;
+import { fellowshipLogger } from '../common/fellowship-logger.js';
 
 export const systemDnsLookup: DnsLookup = (hostname) =>
   new Promise((resolve, reject) => {

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import OpenAI, { APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
-import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
+import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import {
   LlmError,
@@ -13,8 +13,9 @@ import {
 } from './llm.types.js';
 import { BackendFetch, backendErrorBody, findRefusal, neverSent } from './backend-fetch.js';
 import { contextLengthRefusal, refusesParameter, showableBackendText } from './backend-error.js';
-import { FellowshipMetrics, llmCallKind } from '../ops/metrics/fellowship-metrics.service.js';
-import { fellowshipLogger } from '../ops/fellowship-logger.js';
+import { FellowshipMetrics } from '../metrics/fellowship-metrics.service.js';
+import { llmCallKind } from './llm-call-kind.js';
+import { fellowshipLogger } from '../common/fellowship-logger.js';
 
 const UNRECOVERABLE = new Set([401, 403, 404]);
 

@@ -3,16 +3,16 @@ import type { ResolvedFellowshipOptions } from '../config/fellowship-options.int
 import { ContextService } from '../context/context.service.js';
 import { SummarizerService } from '../context/summarizer.service.js';
 import { TokenCounter } from '../context/token-counter.service.js';
-import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
+import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 import { LlmService } from '../llm/llm.service.js';
 import type { LlmTarget } from '../llm/llm.types.js';
-import { FellowshipMetrics } from '../ops/metrics/fellowship-metrics.service.js';
+import { FellowshipMetrics } from '../metrics/fellowship-metrics.service.js';
 import { OrchestratorService } from '../orchestrator/orchestrator.service.js';
 import { within } from '../common/within.js';
 import type { Session } from '../session/session.js';
 import { LoopScheduler } from './loop-scheduler.service.js';
 import { SessionLoop } from './session-loop.js';
-import { fellowshipLogger } from '../ops/fellowship-logger.js';
+import { fellowshipLogger } from '../common/fellowship-logger.js';
 
 export type SessionEndListener = (session: Session) => void;
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
-import type { SessionEventBody } from '../hub/events.js';
+import type { SessionEventBody } from '../events/events.js';
 import type { Session } from '../session/session.js';
-import type { Message } from '../session/session.types.js';
+import type { Message } from '../model/session.types.js';
 import { Rectifier } from './rectifier.js';
 
 /** The slice of Session the rectifier uses: append (turns at append) and debug. */

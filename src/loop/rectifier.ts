@@ -1,5 +1,5 @@
 import type { Session } from '../session/session.js';
-import type { Message } from '../session/session.types.js';
+import type { Message } from '../model/session.types.js';
 
 export interface TalkerInput {
   talker_id: string | null;

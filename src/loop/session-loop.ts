@@ -16,7 +16,7 @@ import type { LlmService } from '../llm/llm.service.js';
 import { LlmError, type ChatMessage, type LlmAttempt, type LlmTarget } from '../llm/llm.types.js';
 import type { OrchestratorService } from '../orchestrator/orchestrator.service.js';
 import type { Session, UsageAccount } from '../session/session.js';
-import type { BotConfig, EndReason, PauseReason } from '../session/session.types.js';
+import type { BotConfig, EndReason, PauseReason } from '../model/session.types.js';
 import { Rectifier, type TalkerInput } from './rectifier.js';
 
 export interface LoopDeps {

@@ -1,11 +1,11 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { SummarizerService } from '../context/summarizer.service.js';
-import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
+import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 import { LoopService } from '../loop/loop.service.js';
 import type { Session } from '../session/session.js';
-import { SESSION_STORE, type MemoryEntry, type MemoryState, type SessionStore } from './session-store.port.js';
-import { fellowshipLogger } from '../ops/fellowship-logger.js';
+import { SESSION_STORE, type MemoryEntry, type MemoryState, type SessionStore } from '../persistence/session-store.port.js';
+import { fellowshipLogger } from '../common/fellowship-logger.js';
 
 /**
  * Cross-session memory (CONTRACT §9). When a session with a memory store and at least one message

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import type { BotConfig } from '../session/session.types.js';
+import type { BotConfig } from '../model/session.types.js';
 import { parseAnswer } from './orchestrator.service.js';
 import { orchestratorTools } from './orchestrator.tools.js';
 

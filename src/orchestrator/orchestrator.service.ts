@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { Inject } from '@nestjs/common';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { ContextService } from '../context/context.service.js';
-import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
+import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 import { LlmService } from '../llm/llm.service.js';
 import {
   LlmError,
@@ -13,7 +13,7 @@ import {
   type LlmTarget,
   type LlmToolCall,
 } from '../llm/llm.types.js';
-import type { BotConfig, Message } from '../session/session.types.js';
+import type { BotConfig, Message } from '../model/session.types.js';
 import { END_SESSION, HOLD, orchestratorTools, SELECT_SPEAKER } from './orchestrator.tools.js';
 
 export type OrchestratorDecision =

@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { describe, expect, it } from '@jest/globals';
 import { Session } from './session.js';
 import { SessionRegistry } from './session.registry.js';
-import type { SessionConfig } from './session.types.js';
+import type { SessionConfig } from '../model/session.types.js';
 import { newSessionId, newToken, sameToken, SESSION_ID_PREFIX, tokenHash } from './tokens.js';
 
 function session(control: string, observer: string): Session {

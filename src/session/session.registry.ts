@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { Session } from './session.js';
-import type { AccessRole } from './session.types.js';
+import type { AccessRole } from '../model/session.types.js';
 import { sameToken, tokenHash } from './tokens.js';
 
 export interface Resolved {

@@ -1,10 +1,10 @@
 import type { Logger } from '@nestjs/common';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
-import { fellowshipLogger } from '../ops/fellowship-logger.js';
+import { fellowshipLogger } from '../common/fellowship-logger.js';
 import { nameKey } from '../common/display-name.js';
-import { EventChannel } from '../hub/event-channel.js';
-import type { DebugCategory, SessionEventBody } from '../hub/events.js';
-import type { SessionSnapshot } from '../memory/session-store.port.js';
+import { EventChannel } from '../events/event-channel.js';
+import type { DebugCategory, SessionEventBody } from '../events/events.js';
+import type { SessionSnapshot } from '../persistence/session-store.port.js';
 import {
   emptyCounters,
   type EndReason,
@@ -15,7 +15,7 @@ import {
   type SessionStatus,
   type Usage,
   type UsageCounters,
-} from './session.types.js';
+} from '../model/session.types.js';
 import type { TalkerRateLimiter } from './talker-rate-limiter.js';
 
 /** The logger of one session: every line names it by its public id, never by a token. */

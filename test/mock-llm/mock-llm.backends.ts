@@ -4,10 +4,9 @@
  * wordings follow each project's own messages (llama.cpp server, vLLM's OpenAI server, Ollama's
  * OpenAI compatibility layer, OpenAI); the numbers come from the request.
  */
-import type { MockReply } from './mock-llm.types.js';
+import type { BackendStyle, MockReply, ParameterRefusalStyle } from './mock-llm.types.js';
 
-/** Whose words a refusal is in. */
-export type BackendStyle = 'llama.cpp' | 'vllm' | 'ollama' | 'openai';
+export type { BackendStyle, ParameterRefusalStyle };
 
 /** What the refused request asked for. */
 export interface ContextOverflow {
@@ -67,9 +66,6 @@ export function contextRefusal(style: BackendStyle, o: ContextOverflow): MockRep
       });
   }
 }
-
-/** Backends that refuse an unsupported parameter (Ollama accepts `tool_choice` and ignores it). */
-export type ParameterRefusalStyle = Exclude<BackendStyle, 'ollama'>;
 
 /** The answer of a backend that does not accept the body field `name` (with the value `value`). */
 export function parameterRefusal(style: ParameterRefusalStyle, name: string, value: unknown): MockReply {

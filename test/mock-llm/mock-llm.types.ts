@@ -1,7 +1,12 @@
 /**
  * Public types of the scriptable mock OpenAI-compatible backend (see mock-llm.server.ts).
  */
-import type { BackendStyle, ParameterRefusalStyle } from './mock-llm.backends.js';
+
+/** Whose words a refusal is in (mock-llm.backends.ts). */
+export type BackendStyle = 'llama.cpp' | 'vllm' | 'ollama' | 'openai';
+
+/** Backends that refuse an unsupported parameter (Ollama accepts `tool_choice` and ignores it). */
+export type ParameterRefusalStyle = Exclude<BackendStyle, 'ollama'>;
 
 /** A tool call the mock assistant should make. `arguments` is the raw JSON string sent to the client. */
 export interface MockToolCall {

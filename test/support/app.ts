@@ -4,7 +4,7 @@ import request from 'supertest';
 import { createServer } from '../../src/bootstrap.js';
 import type { FellowshipOptions } from '../../src/config/fellowship-options.interface.js';
 import { FellowshipModule } from '../../src/fellowship.module.js';
-import type { Message } from '../../src/session/session.types.js';
+import type { Message } from '../../src/model/session.types.js';
 import { MockLlmServer } from '../mock-llm/mock-llm.server.js';
 import { SseClient, WsClient } from './clients.js';
 

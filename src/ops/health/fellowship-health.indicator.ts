@@ -1,9 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import type { ResolvedFellowshipOptions } from '../../config/fellowship-options.interface.js';
-import { FELLOWSHIP_OPTIONS } from '../../fellowship.constants.js';
+import { FELLOWSHIP_OPTIONS } from '../../config/fellowship-options.token.js';
 import { BackendFetch } from '../../llm/backend-fetch.js';
-import { SESSION_STORE, type SessionStore } from '../../memory/session-store.port.js';
+import { SESSION_STORE, type SessionStore } from '../../persistence/session-store.port.js';
 
 class ProbeTimeout extends Error {}
 

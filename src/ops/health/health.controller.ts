@@ -2,7 +2,7 @@ import { Controller, Get, Inject, ServiceUnavailableException } from '@nestjs/co
 import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { HealthCheck, HealthCheckService, type HealthCheckResult, type HealthIndicatorFunction, type HealthIndicatorResult } from '@nestjs/terminus';
 import type { ResolvedFellowshipOptions } from '../../config/fellowship-options.interface.js';
-import { FELLOWSHIP_OPTIONS } from '../../fellowship.constants.js';
+import { FELLOWSHIP_OPTIONS } from '../../config/fellowship-options.token.js';
 import { FellowshipHealthIndicator } from './fellowship-health.indicator.js';
 
 /** A check that was not made (CONTRACT §12): `"status": "unchecked"`, never `up`. */

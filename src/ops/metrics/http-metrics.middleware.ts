@@ -1,6 +1,6 @@
 import { Injectable, type NestMiddleware } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
-import { FellowshipMetrics } from './fellowship-metrics.service.js';
+import { FellowshipMetrics } from '../../metrics/fellowship-metrics.service.js';
 
 /**
  * Counts each request on Fellowship's routes once it is answered (or its connection closes: an SSE

@@ -1,7 +1,7 @@
 import { Controller, Get, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { FellowshipMetrics } from './fellowship-metrics.service.js';
+import { FellowshipMetrics } from '../../metrics/fellowship-metrics.service.js';
 
 /** `GET /metrics` of the standalone server: Prometheus text, Fellowship's own registry only. */
 @ApiTags('operations')

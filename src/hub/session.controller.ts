@@ -3,8 +3,8 @@ import { ApiBearerAuth, ApiBody, ApiOperation, ApiParam, ApiResponse, ApiTags } 
 import { FellowshipExceptionFilter } from '../common/http-exception.filter.js';
 import { MAX_JSON_DEPTH } from '../common/request-body.js';
 import { FellowshipValidationPipe } from '../common/validation.js';
-import { ApiKeyGuard } from './api-key.guard.js';
-import { CreateSessionDto, PostMessageDto } from './dto/create-session.dto.js';
+import { ApiKeyGuard } from '../control/api-key.guard.js';
+import { CreateSessionDto, PostMessageDto } from '../control/dto/create-session.dto.js';
 import {
   AcceptedMessageDto,
   ANY_ROUTE_ERRORS,
@@ -13,10 +13,10 @@ import {
   HistoryDto,
   MemoryDto,
   SessionStatusDto,
-} from './dto/session-response.dto.js';
-import { SessionService, type CreateSessionResult } from './session.service.js';
-import type { Message, SessionStatus } from './session.types.js';
-import type { MemoryEntry } from '../memory/session-store.port.js';
+} from '../control/dto/session-response.dto.js';
+import { SessionService, type CreateSessionResult } from '../control/session.service.js';
+import type { Message, SessionStatus } from '../model/session.types.js';
+import type { MemoryEntry } from '../persistence/session-store.port.js';
 
 const TOKEN_PARAM = { name: 'token', description: 'Control token, or (where allowed) observer token. URL-encode it if it is not base64url.' };
 

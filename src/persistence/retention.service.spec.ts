@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { resolveOptions } from '../config/fellowship-options.interface.js';
-import type { SessionConfig } from '../session/session.types.js';
+import type { SessionConfig } from '../model/session.types.js';
 import { InMemorySessionStore } from './in-memory-session.store.js';
 import { RetentionService } from './retention.service.js';
 import type { SessionSnapshot } from './session-store.port.js';

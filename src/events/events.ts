@@ -1,4 +1,4 @@
-import type { EndReason, MemberRole, Message, PauseReason } from '../session/session.types.js';
+import type { EndReason, MemberRole, Message, PauseReason } from '../model/session.types.js';
 
 /**
  * Server → member events (CONTRACT §6), typed once and shared by the loop, the hub, the WebSocket

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { resolveOptions, type FellowshipOptions } from '../config/fellowship-options.interface.js';
-import type { Message, SessionConfig, Usage } from '../session/session.types.js';
+import type { Message, SessionConfig, Usage } from '../model/session.types.js';
 import { FellowshipDatabase } from './database.service.js';
 import { FELLOWSHIP_MIGRATIONS } from './migrations/index.js';
 import type { SessionSnapshot, StoredEvent } from './session-store.port.js';

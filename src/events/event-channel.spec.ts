@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
-import { InMemorySessionStore } from '../memory/in-memory-session.store.js';
-import type { CommitBatch, SessionStore } from '../memory/session-store.port.js';
-import type { Message } from '../session/session.types.js';
+import { InMemorySessionStore } from '../persistence/in-memory-session.store.js';
+import type { CommitBatch, SessionStore } from '../persistence/session-store.port.js';
+import type { Message } from '../model/session.types.js';
 import { EventChannel, type Join, type SerializedEvent } from './event-channel.js';
 
 function message(turn: number): Message {

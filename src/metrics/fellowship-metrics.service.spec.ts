@@ -1,28 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
-import type { LlmRequest } from '../../llm/llm.types.js';
-import { SessionRegistry } from '../../session/session.registry.js';
-import { FellowshipMetrics, llmCallKind } from './fellowship-metrics.service.js';
+import { FellowshipMetrics, type SessionCensus } from './fellowship-metrics.service.js';
 
-const target = { baseUrl: 'http://backend/v1', apiKey: null, model: 'm' };
-
-describe(llmCallKind.name, () => {
-  it('tells the orchestrator (tools), bot turns (stop sequences) and summaries apart', () => {
-    const tool = { type: 'function' as const, function: { name: 'select_speaker', parameters: {} } };
-    expect(llmCallKind({ target, messages: [], tools: [tool] })).toBe('orchestrator');
-    expect(llmCallKind({ target, messages: [], stop: undefined, temperature: 0.3 })).toBe('bot');
-    expect(llmCallKind({ target, messages: [], stop: ['Bob:'] })).toBe('bot');
-    expect(llmCallKind({ target, messages: [] })).toBe('other');
-  });
-
-  it('prefers an explicit kind', () => {
-    const request = { target, messages: [], stop: ['x'], kind: 'other' } as LlmRequest;
-    expect(llmCallKind(request)).toBe('other');
-  });
-});
+const noSessions: SessionCensus = { all: () => [] };
 
 describe(FellowshipMetrics.name, () => {
   it('counts attempts, errors, tokens and latency by kind on its own registry', async () => {
-    const sut = new FellowshipMetrics(new SessionRegistry());
+    const sut = new FellowshipMetrics(noSessions);
     sut.llmAttempt('orchestrator', { ok: true, usage: { prompt_tokens: 10, completion_tokens: 4 }, latencyMs: 300 });
     sut.llmAttempt('orchestrator', { ok: false, usage: null, latencyMs: 50 });
     const text = await sut.metrics();
@@ -36,7 +19,7 @@ describe(FellowshipMetrics.name, () => {
   });
 
   it('observes time to first token for streamed requests only, and counts bot turns, ended sessions and HTTP requests', async () => {
-    const sut = new FellowshipMetrics(new SessionRegistry());
+    const sut = new FellowshipMetrics(noSessions);
     sut.llmAttempt('bot', { ok: true, usage: null, latencyMs: 900, firstTokenMs: 80 });
     sut.llmAttempt('bot', { ok: true, usage: null, latencyMs: 900 });
     sut.botTurn();
@@ -57,8 +40,8 @@ describe(FellowshipMetrics.name, () => {
   });
 
   it("adds prom-client's process metrics, prefixed, to every instance's registry without registering anything twice", async () => {
-    const first = new FellowshipMetrics(new SessionRegistry());
-    const second = new FellowshipMetrics(new SessionRegistry());
+    const first = new FellowshipMetrics(noSessions);
+    const second = new FellowshipMetrics(noSessions);
     for (const sut of [first, second]) {
       const text = await sut.metrics();
       expect(text).toContain('# TYPE fellowship_process_cpu_user_seconds_total counter');

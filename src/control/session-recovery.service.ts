@@ -1,17 +1,17 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
-import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
-import { SerializedEvent } from '../hub/event-channel.js';
+import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
+import { SerializedEvent } from '../events/event-channel.js';
 import { LoopService } from '../loop/loop.service.js';
 import { MemoryService } from '../memory/memory.service.js';
-import { RetentionService } from '../memory/retention.service.js';
-import { SecretBox } from '../memory/secret-box.js';
-import { SESSION_STORE, type SessionSnapshot, type SessionStore, type StoredEvent } from '../memory/session-store.port.js';
-import { Session, sessionLogger } from './session.js';
-import { SessionRegistry } from './session.registry.js';
+import { RetentionService } from '../persistence/retention.service.js';
+import { SecretBox } from '../persistence/secret-box.js';
+import { SESSION_STORE, type SessionSnapshot, type SessionStore, type StoredEvent } from '../persistence/session-store.port.js';
+import { Session, sessionLogger } from '../session/session.js';
+import { SessionRegistry } from '../session/session.registry.js';
 import { SessionService } from './session.service.js';
-import type { Message } from './session.types.js';
-import { fellowshipLogger } from '../ops/fellowship-logger.js';
+import type { Message } from '../model/session.types.js';
+import { fellowshipLogger } from '../common/fellowship-logger.js';
 
 /** The part of the loop's persisted state that recovery reads (see SessionLoop's LoopState). */
 interface ReactiveState {

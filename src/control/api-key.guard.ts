@@ -4,7 +4,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { ErrorCode } from '../common/error-code.enum.js';
 import { FellowshipError } from '../common/fellowship.error.js';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
-import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
+import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 

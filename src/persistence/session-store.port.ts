@@ -1,4 +1,4 @@
-import type { Message, SessionConfig, SessionStatus, Usage } from '../session/session.types.js';
+import type { Message, SessionConfig, SessionStatus, Usage } from '../model/session.types.js';
 
 /** Injection token of the persistence port. */
 export const SESSION_STORE = Symbol('FELLOWSHIP_SESSION_STORE');

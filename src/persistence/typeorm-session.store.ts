@@ -1,8 +1,8 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import type { QueryRunner } from 'typeorm';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
-import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
-import type { Message } from '../session/session.types.js';
+import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
+import type { Message } from '../model/session.types.js';
 import { FellowshipDatabase } from './database.service.js';
 import type {
   CommitBatch,
@@ -15,7 +15,7 @@ import type {
   StoredEvent,
 } from './session-store.port.js';
 import { StoreClosedError, WriteQueue, type WriteQueueStats, type RowWrite } from './write-queue.js';
-import { fellowshipLogger } from '../ops/fellowship-logger.js';
+import { fellowshipLogger } from '../common/fellowship-logger.js';
 
 interface SessionRow {
   id: string;

@@ -2,11 +2,11 @@ import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from 
 import sqlite3 from 'sqlite3';
 import { DataSource } from 'typeorm';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
-import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
+import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 import { FELLOWSHIP_ENTITIES } from './entities/index.js';
 import { runFellowshipMigrations } from './migration-runner.js';
 import { FELLOWSHIP_MIGRATIONS, FELLOWSHIP_MIGRATIONS_TABLE } from './migrations/index.js';
-import { fellowshipLogger } from '../ops/fellowship-logger.js';
+import { fellowshipLogger } from '../common/fellowship-logger.js';
 
 /** TypeORM drivers that speak SQLite's dialect (our migrations and queries are SQLite SQL). */
 const SQLITE_DRIVERS: ReadonlySet<string> = new Set([

@@ -1,5 +1,5 @@
-import type { Message } from '../session/session.types.js';
-import type { CommitBatch, SessionStore, StoredEvent } from '../memory/session-store.port.js';
+import type { Message } from '../model/session.types.js';
+import type { CommitBatch, SessionStore, StoredEvent } from '../persistence/session-store.port.js';
 import { isLiveOnly, type NumberedEvent, type NumberedEventBody, type SessionEvent, type SessionEventBody } from './events.js';
 
 /** An event serialised once and handed, as the same bytes, to every member (WS text / SSE frame). */

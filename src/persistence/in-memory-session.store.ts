@@ -1,4 +1,4 @@
-import type { Message } from '../session/session.types.js';
+import type { Message } from '../model/session.types.js';
 import type {
   CommitBatch,
   MemoryEntry,

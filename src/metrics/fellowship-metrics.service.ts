@@ -1,14 +1,33 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { LlmAttempt, LlmRequest } from '../../llm/llm.types.js';
-import { SessionRegistry } from '../../session/session.registry.js';
-import { END_REASONS, type EndReason, type MemberRole, type SessionState } from '../../session/session.types.js';
+import { END_REASONS, type EndReason, type MemberRole, type SessionState } from '../model/session.types.js';
 
 /** Injection token of Fellowship's own Prometheus registry (never the global default one). */
 export const FELLOWSHIP_METRICS_REGISTRY = Symbol('FELLOWSHIP_METRICS_REGISTRY');
 
+/**
+ * Injection token of what the session gauges read on each scrape: the sessions held in memory
+ * (FellowshipModule binds it to the session registry, which sits above this layer).
+ */
+export const SESSION_CENSUS = Symbol('FELLOWSHIP_SESSION_CENSUS');
+
+/** The sessions the gauges count. */
+export interface SessionCensus {
+  all(): Iterable<{ readonly state: SessionState; readonly ended: boolean; readonly talkers: number; readonly observers: number }>;
+}
+
 /** Who an LLM request was made for: a bot turn, the orchestrator, or anything else (summaries, memory). */
-export type LlmCallKind = 'bot' | 'orchestrator' | 'other';
+export const LLM_CALL_KINDS = ['bot', 'orchestrator', 'other'] as const;
+export type LlmCallKind = (typeof LLM_CALL_KINDS)[number];
+
+/** One request sent to the backend, as the LLM client reports it. */
+export interface LlmAttemptSample {
+  ok: boolean;
+  usage: { prompt_tokens: number; completion_tokens: number } | null;
+  latencyMs: number;
+  /** Streamed requests only. */
+  firstTokenMs?: number;
+}
 
 /** LLM latency buckets, seconds: local models answer in tenths of a second, long streams in minutes. */
 export const LLM_LATENCY_BUCKETS_SECONDS: readonly number[] = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120];
@@ -22,21 +41,7 @@ const STATES: readonly SessionState[] = ['waiting', 'running', 'paused', 'ended'
 const ROLES: readonly MemberRole[] = ['talker', 'observer'];
 const MS_PER_SECOND = 1000;
 
-/**
- * Which account a request serves. An explicit `kind` on the request wins; until the callers set
- * one, it is read from the request's shape: the orchestrator offers tools, a bot turn always sets
- * stop sequences, and summaries (context and memory) do neither.
- */
-export function llmCallKind(request: LlmRequest): LlmCallKind {
-  const explicit = (request as LlmRequest & { kind?: unknown }).kind;
-  if (explicit === 'bot' || explicit === 'orchestrator' || explicit === 'other') {
-    return explicit;
-  }
-  if (request.tools && request.tools.length > 0) {
-    return 'orchestrator';
-  }
-  return 'stop' in request || request.onToken !== undefined ? 'bot' : 'other';
-}
+const NO_SESSIONS: SessionCensus = { all: () => [] };
 
 let processMetrics: Registry | undefined;
 
@@ -73,7 +78,7 @@ export class FellowshipMetrics {
   private readonly sessionsEnded: Counter<'reason'>;
   private readonly httpRequests: Counter<'method' | 'route' | 'status'>;
 
-  constructor(sessions: SessionRegistry) {
+  constructor(@Optional() @Inject(SESSION_CENSUS) sessions: SessionCensus = NO_SESSIONS) {
     const registers = [this.registry];
     const shared = processMetricsRegistry();
     for (const { name } of shared.getMetricsAsArray()) {
@@ -167,7 +172,7 @@ export class FellowshipMetrics {
       registers,
     });
     // Every label combination from the start, so that rates work before the first call.
-    for (const kind of ['bot', 'orchestrator', 'other'] as const) {
+    for (const kind of LLM_CALL_KINDS) {
       this.llmCalls.inc({ kind }, 0);
       this.llmErrors.inc({ kind }, 0);
       this.llmTokens.inc({ kind, type: 'prompt' }, 0);
@@ -194,7 +199,7 @@ export class FellowshipMetrics {
   }
 
   /** One request sent to the backend, success or failure. */
-  llmAttempt(kind: LlmCallKind, attempt: Pick<LlmAttempt, 'ok' | 'usage' | 'latencyMs' | 'firstTokenMs'>): void {
+  llmAttempt(kind: LlmCallKind, attempt: LlmAttemptSample): void {
     this.llmCalls.inc({ kind });
     if (!attempt.ok) {
       this.llmErrors.inc({ kind });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
-import type { StoredEvent } from '../memory/session-store.port.js';
+import type { StoredEvent } from '../persistence/session-store.port.js';
 import { owedReply } from './session-recovery.service.js';
-import type { Message } from './session.types.js';
+import type { Message } from '../model/session.types.js';
 
 const events = (...types: string[]): StoredEvent[] => types.map((type, i) => ({ seq: i + 1, type, json: '{}' }));
 const said = (...kinds: Message['kind'][]): Message[] =>

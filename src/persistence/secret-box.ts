@@ -2,9 +2,9 @@ import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
-import { FELLOWSHIP_OPTIONS } from '../fellowship.constants.js';
+import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 import { FellowshipDatabase } from './database.service.js';
-import { fellowshipLogger } from '../ops/fellowship-logger.js';
+import { fellowshipLogger } from '../common/fellowship-logger.js';
 
 const ALGORITHM = 'aes-256-gcm';
 const KEY_BYTES = 32;

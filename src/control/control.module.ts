@@ -1,0 +1,15 @@
+import { Module } from '@nestjs/common';
+import { LoopModule } from '../loop/loop.module.js';
+import { MemoryModule } from '../memory/memory.module.js';
+import { PersistenceModule } from '../persistence/persistence.module.js';
+import { SessionModule } from '../session/session.module.js';
+import { SessionRecoveryService } from './session-recovery.service.js';
+import { SessionService } from './session.service.js';
+
+/** The use cases behind the routes (CONTRACT §3–4) and restart recovery. */
+@Module({
+  imports: [SessionModule, LoopModule, MemoryModule, PersistenceModule],
+  providers: [SessionService, SessionRecoveryService],
+  exports: [SessionService],
+})
+export class ControlModule {}
