@@ -20,12 +20,15 @@ const int = ({ value }: { value: unknown }): unknown =>
 const num = ({ value }: { value: unknown }): unknown =>
   typeof value === 'string' && value.trim() !== '' && !Number.isNaN(Number(value)) ? Number(value) : value;
 
+const NODE_ENVS = ['development', 'production', 'test'] as const;
+const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+
 /**
  * The standalone server's environment (CONTRACT §11), validated once at start-up. Every variable is
  * optional with a working default; a bad value stops the server with a message naming it.
  */
 export class EnvironmentVariables {
-  @IsOptional() @IsIn(['development', 'production', 'test']) NODE_ENV: 'development' | 'production' | 'test' = 'development';
+  @IsOptional() @IsIn(NODE_ENVS) NODE_ENV: (typeof NODE_ENVS)[number] = 'development';
   @IsOptional() @IsString() @MinLength(1) HOST = '0.0.0.0';
   @IsOptional() @Transform(int) @IsInt() @Min(0) @Max(65535) PORT = 3000;
   @IsOptional() @IsString() @MinLength(1) LLM_BASE_URL = D.llmBaseUrl;
@@ -40,7 +43,7 @@ export class EnvironmentVariables {
   DATA_ENCRYPTION_KEY = D.encryptionKey;
   @IsOptional() @Transform(int) @IsInt() @Min(1) DB_WRITE_GROUP_MAX = D.dbWriteGroupMax;
   @IsOptional() @IsString() @MinLength(1) LOG_DIR = 'logs';
-  @IsOptional() @IsIn(['error', 'warn', 'info', 'debug']) LOG_LEVEL: 'error' | 'warn' | 'info' | 'debug' = 'info';
+  @IsOptional() @IsIn(LOG_LEVELS) LOG_LEVEL: (typeof LOG_LEVELS)[number] = 'info';
   @IsOptional() @IsString() API_KEYS = '';
   @IsOptional() @IsString() LLM_BASE_URL_ALLOWLIST = '';
   @IsOptional() @Transform(bool) @IsBoolean() LLM_ALLOW_PRIVATE_ADDRESSES = D.llmAllowPrivateAddresses;

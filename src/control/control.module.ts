@@ -5,11 +5,12 @@ import { PersistenceModule } from '../persistence/persistence.module.js';
 import { SessionModule } from '../session/session.module.js';
 import { SessionRecoveryService } from './session-recovery.service.js';
 import { SessionService } from './session.service.js';
+import { TalkerInputService } from './talker-input.service.js';
 
 /** The use cases behind the routes (CONTRACT §3–4) and restart recovery. */
 @Module({
   imports: [SessionModule, LoopModule, MemoryModule, PersistenceModule],
-  providers: [SessionService, SessionRecoveryService],
-  exports: [SessionService],
+  providers: [SessionService, TalkerInputService, SessionRecoveryService],
+  exports: [SessionService, TalkerInputService],
 })
 export class ControlModule {}

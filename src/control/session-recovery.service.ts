@@ -1,24 +1,16 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { fellowshipLogger } from '../common/fellowship-logger.js';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
-import { SerializedEvent } from '../events/event-channel.js';
 import { LoopService } from '../loop/loop.service.js';
 import { MemoryService } from '../memory/memory.service.js';
+import type { Message } from '../model/session.types.js';
 import { RetentionService } from '../persistence/retention.service.js';
 import { SecretBox } from '../persistence/secret-box.js';
 import { SESSION_STORE, type SessionSnapshot, type SessionStore, type StoredEvent } from '../persistence/session-store.port.js';
-import { Session, sessionLogger } from '../session/session.js';
+import type { LoopState } from '../session/loop-state.js';
+import { SessionFactory } from '../session/session.factory.js';
 import { SessionRegistry } from '../session/session.registry.js';
-import { SessionService } from './session.service.js';
-import type { Message } from '../model/session.types.js';
-import { fellowshipLogger } from '../common/fellowship-logger.js';
-
-/** The part of the loop's persisted state that recovery reads (see SessionLoop's LoopState). */
-interface ReactiveState {
-  burstPending?: boolean;
-  repliesLeft?: number;
-  holding?: boolean;
-}
 
 /**
  * Restart recovery (CONTRACT §10). Runs at application bootstrap, before the server listens: every
@@ -44,7 +36,7 @@ export class SessionRecoveryService implements OnApplicationBootstrap {
   constructor(
     @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
     @Inject(SESSION_STORE) private readonly store: SessionStore,
-    private readonly sessions: SessionService,
+    private readonly factory: SessionFactory,
     private readonly registry: SessionRegistry,
     private readonly loops: LoopService,
     private readonly secrets: SecretBox,
@@ -91,39 +83,12 @@ export class SessionRecoveryService implements OnApplicationBootstrap {
         keyError = error instanceof Error ? error.message : String(error);
       }
     }
-    const session = new Session(
-      {
-        id: snapshot.id,
-        controlHash: snapshot.controlHash,
-        observerHash: snapshot.observerHash,
-        // Sessions stored before start_paused existed were not created paused.
-        config: { ...snapshot.config, start_paused: snapshot.config.start_paused ?? false },
-        apiKey,
-        createdAt: new Date(snapshot.createdAt),
-      },
-      sessionLogger(this.options, snapshot.id),
-    );
-    session.botTurns = snapshot.status.bot_turns;
-    session.usage = snapshot.usage;
-    session.endedAt = snapshot.endedAt ? new Date(snapshot.endedAt) : null;
-    session.endReason = snapshot.status.end_reason;
-    session.endDetail = snapshot.status.end_detail;
-    session.pauseReason = snapshot.status.pause_reason;
-    session.loopState = snapshot.loopState;
-    session.lastActivity = Date.now();
-
     const [messages, tail, seq] = await Promise.all([
       this.store.loadMessages(snapshot.id),
       this.store.loadRecentEvents(snapshot.id, this.options.eventRetention),
       this.store.lastSeq(snapshot.id),
     ]);
-    session.messages.push(...messages);
-    this.sessions.attachChannel(session, {
-      seq,
-      visibleMessages: messages.length,
-      retained: tail.events.map((e) => new SerializedEvent(e.seq, e.type, e.json)),
-      droppedThrough: tail.droppedThrough,
-    });
+    const session = this.factory.restore(snapshot, { apiKey, messages, tail, seq });
     this.registry.add(session);
 
     if (session.ended) {
@@ -133,18 +98,15 @@ export class SessionRecoveryService implements OnApplicationBootstrap {
       return false;
     }
     if (session.config.participation_mode === 'reactive' && owedReply(session.loopState, messages, tail.events)) {
-      const state = session.loopState as ReactiveState;
-      state.repliesLeft = (state.repliesLeft ?? 0) + 1;
+      session.loopState.repliesLeft++;
     }
     const memory = session.config.memory_id ? (await this.memory.entries(session.config.memory_id)).map((e) => e.content) : [];
-    const loop = this.loops.start(session, memory);
-    const maxTime = session.config.max_time;
+    const loop = this.loops.start(session, { memory });
     if (keyError) {
       loop.end('error', `this session's LLM API key could not be restored: ${keyError}`);
-    } else if (maxTime !== null && Date.now() >= session.createdAt.getTime() + maxTime * 1000) {
-      // Before the loop's first await resumes: no turn is dispatched for a session already over time.
-      loop.end('max_time');
-    } else {
+    } else if (!this.loops.endIfDue(session)) {
+      // A session already over time (max_time) has just ended, before the loop's first await
+      // resumed: no turn is dispatched for it.
       session.logger.log(`resumed after restart (seq ${seq}, ${messages.length} messages)`);
     }
     return true;
@@ -167,8 +129,7 @@ export class SessionRecoveryService implements OnApplicationBootstrap {
  * bot_message / error after it, or when the last message is a talker's and nothing is pending or
  * on hold (after a talker message, that state exists only while a turn is being prepared).
  */
-export function owedReply(loopState: Record<string, unknown>, messages: readonly Message[], events: readonly StoredEvent[]): boolean {
-  const state = loopState as ReactiveState;
+export function owedReply(state: Readonly<Pick<LoopState, 'burstPending' | 'repliesLeft' | 'holding'>>, messages: readonly Message[], events: readonly StoredEvent[]): boolean {
   if (state.holding) {
     return false;
   }
@@ -182,5 +143,5 @@ export function owedReply(loopState: Record<string, unknown>, messages: readonly
     }
   }
   const last = messages[messages.length - 1];
-  return last?.kind === 'talker' && !state.burstPending && (state.repliesLeft ?? 0) === 0;
+  return last?.kind === 'talker' && !state.burstPending && state.repliesLeft === 0;
 }

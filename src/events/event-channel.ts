@@ -90,6 +90,14 @@ type Pending =
   | { event: SessionEvent; serialized: SerializedEvent; message: Message | undefined; join?: undefined }
   | { join: Join; event?: undefined };
 
+/** Where a restored session's channel carries on: its seq, its delivered history, its retained events. */
+export interface ChannelStart {
+  seq: number;
+  visibleMessages: number;
+  retained?: SerializedEvent[];
+  droppedThrough?: number;
+}
+
 export interface EventChannelDeps {
   sessionId: string;
   store: SessionStore;
@@ -132,10 +140,7 @@ export class EventChannel {
 
   constructor(
     private readonly deps: EventChannelDeps,
-    start: { seq: number; visibleMessages: number; retained?: SerializedEvent[]; droppedThrough?: number } = {
-      seq: 0,
-      visibleMessages: 0,
-    },
+    start: ChannelStart = { seq: 0, visibleMessages: 0 },
   ) {
     this.droppedThrough = start.droppedThrough ?? 0;
     this.assignedSeq = start.seq;

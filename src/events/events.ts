@@ -19,14 +19,9 @@ export type SessionEventBody =
   | { type: 'error'; code: string; message: string; bot?: string; turn?: number }
   | { type: 'debug'; category: DebugCategory; data: Record<string, unknown> };
 
-export type DebugCategory =
-  | 'llm_call'
-  | 'orchestrator'
-  | 'loop'
-  | 'context_tokens'
-  | 'rectification'
-  | 'summarization'
-  | 'retry';
+/** What a `debug` event is about (CONTRACT §6). */
+export const DEBUG_CATEGORIES = ['llm_call', 'orchestrator', 'loop', 'context_tokens', 'rectification', 'summarization', 'retry'] as const;
+export type DebugCategory = (typeof DEBUG_CATEGORIES)[number];
 
 export type SessionEventType = SessionEventBody['type'];
 

@@ -1,5 +1,4 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { nameProblem } from '../common/display-name.js';
 import { ErrorCode } from '../common/error-code.enum.js';
@@ -10,8 +9,11 @@ import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 import { LoopService } from '../loop/loop.service.js';
 import { LIMITS } from '../control/dto/create-session.dto.js';
 import { SessionRegistry } from '../session/session.registry.js';
-import { publicMessage, SessionService } from '../control/session.service.js';
+import { SessionService } from '../control/session.service.js';
+import { TalkerInputService } from '../control/talker-input.service.js';
+import { isOneOf, MEMBER_ROLES, publicMessage, type MemberRole } from '../model/session.types.js';
 import type { Session } from '../session/session.js';
+import { readFrame, wsError } from './client-frames.js';
 import { CLOSE, type Member, SseMember, WsMember } from './member.js';
 import { fellowshipLogger } from '../common/fellowship-logger.js';
 
@@ -49,6 +51,7 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
   constructor(
     @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
     private readonly sessions: SessionService,
+    private readonly talkerInput: TalkerInputService,
     private readonly loops: LoopService,
     private readonly registry: SessionRegistry,
   ) {
@@ -62,9 +65,9 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
   }
 
   /** Validates a connection request; returns what to attach or a refusal (nothing is changed). */
-  check(params: ConnectParams, transport: 'ws' | 'sse'): { session: Session; role: 'talker' | 'observer'; after: number | null } | Refusal {
+  check(params: ConnectParams, transport: 'ws' | 'sse'): { session: Session; role: MemberRole; after: number | null } | Refusal {
     const role = params.role ?? 'observer';
-    if (role !== 'talker' && role !== 'observer') {
+    if (!isOneOf(MEMBER_ROLES, role)) {
       return new Refusal(CLOSE.badRequest, FellowshipError.validation('role must be "talker" or "observer".'));
     }
     let after: number | null = null;
@@ -145,21 +148,9 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
       session.channel.join({ subscriber: member, begin: () => this.endedSnapshot(member, session, after) }, null);
       return;
     }
-    if (member.role === 'talker') {
-      session.talkers++;
-      session.talkerSerial++;
-      member.talkerId = randomUUID();
-      // `Talker <n>` in join order, never a name a bot or a connected talker has.
-      member.name ??= session.freeName('Talker', session.talkerSerial);
-      session.talkerJoined(member.name);
-    } else {
-      session.observers++;
-    }
-    session.channel.join(
-      { subscriber: member, begin: () => this.snapshot(member, session, after) },
-      { type: 'member_joined', role: member.role, talker_id: member.talkerId, name: member.name },
-    );
-    session.logger.log(`${member.role} joined${member.name ? ` (${member.name})` : ''}`);
+    const joined = session.join(member.role, member.name, { subscriber: member, begin: () => this.snapshot(member, session, after) });
+    member.talkerId = joined.talkerId;
+    member.name = joined.name;
   }
 
   /** At the member's join point: the replay after its cursor, or the history snapshot. */
@@ -207,47 +198,30 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
     if (session.ended) {
       return;
     }
-    if (member.role === 'talker') {
-      session.talkers--;
-      session.talkerLeft(member.name ?? '');
-    } else {
-      session.observers--;
-    }
-    session.publish({ type: 'member_left', role: member.role, talker_id: member.talkerId, name: member.name });
-    session.humanActivity();
-    if (session.members === 0) {
-      this.loops.armIdle(session);
-    }
+    session.leave(member);
+    this.loops.membersChanged(session);
   }
 
   /** A text frame from a WebSocket member. Every bad frame gets an `error` reply; nothing is dropped silently. */
   onFrame(member: Member, raw: string): void {
-    let frame: unknown;
-    try {
-      frame = JSON.parse(raw);
-    } catch {
-      member.reply({ type: 'error', code: ErrorCode.BAD_MESSAGE, message: 'Malformed JSON.' });
+    const reading = readFrame(raw);
+    if (!reading.ok) {
+      const { message, clientId } = reading;
+      member.reply({ type: 'error', code: ErrorCode.BAD_MESSAGE, message, ...(clientId !== undefined ? { client_id: clientId } : {}) });
       return;
     }
-    if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
-      member.reply({ type: 'error', code: ErrorCode.BAD_MESSAGE, message: 'A frame must be a JSON object with a "type".' });
-      return;
-    }
-    const f = frame as Record<string, unknown>;
-    const clientId = typeof f.client_id === 'string' ? f.client_id.slice(0, 200) : null;
-    switch (f.type) {
+    const { frame, clientId } = reading;
+    switch (frame.type) {
       case 'ping':
         member.reply({ type: 'pong' });
         return;
       case 'user_message':
-        this.userMessage(member, f.content, clientId);
+        this.userMessage(member, frame.content, clientId);
         return;
-      default:
-        member.reply({ type: 'error', code: ErrorCode.BAD_MESSAGE, message: 'Unknown frame type.', client_id: clientId });
     }
   }
 
-  /** A WS `user_message`: the transport checks (role), then the one talker path (SessionService.speak). */
+  /** A WS `user_message`: the transport checks (role), then the one talker path (TalkerInputService.speak). */
   private userMessage(member: Member, content: unknown, clientId: string | null): void {
     const session = member.session;
     if (!session) {
@@ -258,7 +232,7 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
       return;
     }
     try {
-      const { queued } = this.sessions.speak(session, member.talkerId, { name: member.name ?? undefined, content });
+      const { queued } = this.talkerInput.speak(session, member.talkerId, { name: member.name ?? undefined, content });
       member.reply({ type: 'ack', client_id: clientId, queued });
     } catch (error) {
       if (!(error instanceof FellowshipError)) {
@@ -354,15 +328,4 @@ function closedPromise(member: Member): Promise<unknown> {
     return member.res.writableFinished || member.res.destroyed ? Promise.resolve() : Promise.race([once(member.res, 'finish'), once(member.res, 'close')]);
   }
   return Promise.resolve();
-}
-
-/**
- * A FellowshipError as a WS `error` reply: what REST answers 400 is `BAD_MESSAGE` on a socket (as
- * in v1); every other code is the same; anything else is an internal error, without detail.
- */
-function wsError(error: unknown): { code: ErrorCode; message: string } {
-  if (!(error instanceof FellowshipError)) {
-    return { code: ErrorCode.INTERNAL_ERROR, message: 'Internal error; the message was not recorded.' };
-  }
-  return { code: error.code === ErrorCode.VALIDATION_ERROR ? ErrorCode.BAD_MESSAGE : error.code, message: error.message };
 }

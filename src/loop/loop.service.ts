@@ -1,28 +1,36 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown, Optional } from '@nestjs/common';
+import { fellowshipLogger } from '../common/fellowship-logger.js';
+import { within } from '../common/within.js';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
+import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 import { ContextService } from '../context/context.service.js';
 import { SummarizerService } from '../context/summarizer.service.js';
 import { TokenCounter } from '../context/token-counter.service.js';
-import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 import { LlmService } from '../llm/llm.service.js';
-import type { LlmTarget } from '../llm/llm.types.js';
 import { FellowshipMetrics } from '../metrics/fellowship-metrics.service.js';
+import type { EndCondition, EndReason } from '../model/end-conditions.js';
 import { OrchestratorService } from '../orchestrator/orchestrator.service.js';
-import { within } from '../common/within.js';
 import type { Session } from '../session/session.js';
+import { dueTimer, TIMER_CONDITIONS } from './end-condition-checks.js';
 import { LoopScheduler } from './loop-scheduler.service.js';
 import { SessionLoop } from './session-loop.js';
-import { fellowshipLogger } from '../common/fellowship-logger.js';
 
 export type SessionEndListener = (session: Session) => void;
 
-/** Creates and tracks the loop of every live session and arms its max_time and idle timers. */
+/** How a loop starts. */
+export interface LoopStart {
+  /** Memory entries given to every bot of the session. */
+  memory?: readonly string[];
+  /** The session starts paused (`start_paused`): no turn before `resume`. */
+  paused?: boolean;
+}
+
+/** Creates and tracks the loop of every live session and arms its timer end conditions. */
 @Injectable()
 export class LoopService implements OnApplicationShutdown {
   private readonly logger: Logger;
   private readonly loops = new Map<string, SessionLoop>();
   private readonly endListeners: SessionEndListener[] = [];
-  private readonly memory = new Map<string, string[]>();
   /** Ended sessions whose loop is still unwinding (an aborted call being counted), by session id. */
   private readonly settling = new Map<string, Promise<void>>();
 
@@ -44,8 +52,7 @@ export class LoopService implements OnApplicationShutdown {
     this.endListeners.push(listener);
   }
 
-  /** `paused`: the session starts paused (`start_paused`): no turn before `resume`. */
-  start(session: Session, memory: string[] = [], paused = false): SessionLoop {
+  start(session: Session, { memory = [], paused = false }: LoopStart = {}): SessionLoop {
     const loop = new SessionLoop(session, {
       llm: this.llm,
       context: this.context,
@@ -53,22 +60,12 @@ export class LoopService implements OnApplicationShutdown {
       summarizer: this.summarizer,
       tokens: this.tokens,
       options: this.options,
-      target: (s, model) => this.target(s, model),
-      memory: (s) => this.memory.get(s.id) ?? [],
+      memory,
       onEnd: (s) => this.ended(s),
       onBotTurn: () => this.metrics?.botTurn(),
-      logger: this.logger,
     });
     this.loops.set(session.id, loop);
-    if (memory.length > 0) {
-      this.memory.set(session.id, memory);
-    }
-    const maxTime = session.config.max_time;
-    if (maxTime !== null) {
-      const remaining = session.createdAt.getTime() + maxTime * 1000 - Date.now();
-      this.scheduler.set(session.id, 'max_time', remaining, () => loop.end('max_time'));
-    }
-    this.armIdle(session);
+    this.armTimers(session);
     if (paused) {
       loop.pause('client_request');
     }
@@ -85,33 +82,18 @@ export class LoopService implements OnApplicationShutdown {
     return this.loops.size;
   }
 
-  /**
-   * Idle expiry (CONTRACT §7): no human activity (`Session.humanActivity()`: creation, a talker
-   * message, a control request, a member leaving) and no member connected for `session_ttl`
-   * seconds. Bot output does not count, so an unwatched autonomous session ends `session_ttl` after
-   * the last human touch. The timer only re-checks when it fires, so activity costs nothing.
-   */
-  armIdle(session: Session): void {
-    if (session.ended) {
-      return;
-    }
-    const ttlMs = session.config.session_ttl * 1000;
-    const check = (): void => {
-      if (session.ended) {
-        return;
-      }
-      const remaining = session.lastActivity + ttlMs - Date.now();
-      if (session.members === 0 && remaining <= 0) {
-        this.loops.get(session.id)?.end('idle_timeout');
-        return;
-      }
-      this.scheduler.set(session.id, 'idle', session.members > 0 ? ttlMs : remaining, check);
-    };
-    this.scheduler.set(session.id, 'idle', session.lastActivity + ttlMs - Date.now(), check);
+  /** A member left: the timer end conditions read the members, so they are armed again. */
+  membersChanged(session: Session): void {
+    this.armTimers(session);
   }
 
-  target(session: Session, model: string): LlmTarget {
-    return { baseUrl: session.config.llm.base_url, apiKey: session.apiKey, model };
+  /**
+   * Ends a session whose timer end condition was already due when its loop started (a session
+   * restored after its `max_time`): at once, before the loop's first call. True if it ended.
+   */
+  endIfDue(session: Session): boolean {
+    const reason = dueTimer(session, Date.now());
+    return reason !== null && (this.loops.get(session.id)?.end(reason) ?? false);
   }
 
   /**
@@ -123,6 +105,37 @@ export class LoopService implements OnApplicationShutdown {
     if (settling) {
       await within(settling, Date.now() + this.options.endSettleTimeoutMs);
     }
+  }
+
+  /**
+   * The timer end conditions (model/end-conditions.ts: `max_time`, `idle_timeout`), each on its
+   * own timer: when it fires, a condition met ends the session, one not met is armed again. The
+   * timer only looks when it fires, so activity costs nothing.
+   */
+  private armTimers(session: Session): void {
+    if (session.ended) {
+      return;
+    }
+    for (const [reason, condition] of TIMER_CONDITIONS) {
+      this.arm(session, reason, condition);
+    }
+  }
+
+  private arm(session: Session, reason: EndReason, condition: Extract<EndCondition, { kind: 'timer' }>): void {
+    const ms = condition.next(session, Date.now());
+    if (ms === null) {
+      return;
+    }
+    this.scheduler.set(session.id, reason, ms, () => {
+      if (session.ended) {
+        return;
+      }
+      if (condition.met(session, Date.now())) {
+        this.loops.get(session.id)?.end(reason);
+      } else {
+        this.arm(session, reason, condition);
+      }
+    });
   }
 
   private ended(session: Session): void {
@@ -139,7 +152,6 @@ export class LoopService implements OnApplicationShutdown {
     }
     this.scheduler.clear(session.id);
     this.loops.delete(session.id);
-    this.memory.delete(session.id);
     for (const listener of this.endListeners) {
       try {
         listener(session);

@@ -1,11 +1,6 @@
-import type { Session } from '../session/session.js';
 import type { Message } from '../model/session.types.js';
-
-export interface TalkerInput {
-  talker_id: string | null;
-  name: string;
-  content: string;
-}
+import type { TalkerInput } from '../session/loop-state.js';
+import type { Session } from '../session/session.js';
 
 /**
  * History rectification (CONTRACT §5), the one place that decides where a talker message lands.

@@ -113,7 +113,7 @@ export class MemoryService implements OnModuleInit, OnApplicationShutdown {
         return;
       }
       const content = await this.summarizer.summarize({
-        target: this.loops.target(session, session.config.llm.bot_model),
+        target: session.target(session.config.llm.bot_model),
         previous: null,
         messages: session.messages,
         prompt: this.options.memorySummaryPrompt,

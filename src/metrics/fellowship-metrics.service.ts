@@ -1,6 +1,7 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { END_REASONS, type EndReason, type MemberRole, type SessionState } from '../model/session.types.js';
+import { END_REASONS, type EndReason } from '../model/end-conditions.js';
+import { MEMBER_ROLES, SESSION_STATES, type MemberRole, type SessionState } from '../model/session.types.js';
 
 /** Injection token of Fellowship's own Prometheus registry (never the global default one). */
 export const FELLOWSHIP_METRICS_REGISTRY = Symbol('FELLOWSHIP_METRICS_REGISTRY');
@@ -37,8 +38,6 @@ export const TIME_TO_FIRST_TOKEN_BUCKETS_SECONDS: readonly number[] = [0.05, 0.1
 
 const METRIC_PREFIX = 'fellowship_';
 
-const STATES: readonly SessionState[] = ['waiting', 'running', 'paused', 'ended'];
-const ROLES: readonly MemberRole[] = ['talker', 'observer'];
 const MS_PER_SECOND = 1000;
 
 const NO_SESSIONS: SessionCensus = { all: () => [] };
@@ -93,7 +92,7 @@ export class FellowshipMetrics {
       labelNames: ['state'],
       registers,
       collect() {
-        const counts = new Map<SessionState, number>(STATES.map((s) => [s, 0]));
+        const counts = new Map<SessionState, number>(SESSION_STATES.map((s) => [s, 0]));
         for (const session of sessions.all()) {
           counts.set(session.state, (counts.get(session.state) ?? 0) + 1);
         }
@@ -117,7 +116,7 @@ export class FellowshipMetrics {
           }
         }
         const byRole: Record<MemberRole, number> = { talker: talkers, observer: observers };
-        for (const role of ROLES) {
+        for (const role of MEMBER_ROLES) {
           this.set({ role }, byRole[role]);
         }
       },

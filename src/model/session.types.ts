@@ -1,21 +1,51 @@
-/** Domain types shared by the session, loop, context and hub modules (wire names are snake_case). */
+/**
+ * Domain types shared by every layer (wire names are snake_case). Each set of names is written once,
+ * as an `as const` list: the type, the DTO validators (`@IsIn`) and the OpenAPI enums all come from
+ * it. The end reasons live with their conditions, in end-conditions.ts.
+ */
+import type { EndReason } from './end-conditions.js';
 
-export type ParticipationMode = 'autonomous' | 'reactive' | 'collaborative';
-export type TurnOrder = 'round_robin' | 'orchestrated';
-export type ContextMode = 'shared' | 'scoped';
-export type SessionState = 'waiting' | 'running' | 'paused' | 'ended';
-export const END_REASONS = ['max_turns', 'max_time', 'max_context', 'orchestrator', 'client_request', 'idle_timeout', 'error'] as const;
-export type EndReason = (typeof END_REASONS)[number];
-export type PauseReason = 'client_request' | 'llm_unavailable';
-export type MemberRole = 'talker' | 'observer';
-export type AccessRole = 'control' | 'observer';
+export type { EndReason } from './end-conditions.js';
+
+/** Whether `value` is one of a list of names (narrowing it to the list's type). */
+export function isOneOf<T extends string>(names: readonly T[], value: unknown): value is T {
+  return (names as readonly unknown[]).includes(value);
+}
+
+export const PARTICIPATION_MODES = ['autonomous', 'reactive', 'collaborative'] as const;
+export type ParticipationMode = (typeof PARTICIPATION_MODES)[number];
+
+export const TURN_ORDERS = ['round_robin', 'orchestrated'] as const;
+export type TurnOrder = (typeof TURN_ORDERS)[number];
+
+export const CONTEXT_MODES = ['shared', 'scoped'] as const;
+export type ContextMode = (typeof CONTEXT_MODES)[number];
+
+export const SESSION_STATES = ['waiting', 'running', 'paused', 'ended'] as const;
+export type SessionState = (typeof SESSION_STATES)[number];
+
+export const PAUSE_REASONS = ['client_request', 'llm_unavailable'] as const;
+export type PauseReason = (typeof PAUSE_REASONS)[number];
+
+/** How a member takes part: talkers speak, observers watch. */
+export const MEMBER_ROLES = ['talker', 'observer'] as const;
+export type MemberRole = (typeof MEMBER_ROLES)[number];
+
+/** What a token grants: the control token everything, the observer token reading. */
+export const ACCESS_ROLES = ['control', 'observer'] as const;
+export type AccessRole = (typeof ACCESS_ROLES)[number];
+
 /** `config.memory` as shown: `inherit` never carries the earlier session's token (CONTRACT §3). */
-export type MemoryMode = 'none' | 'new' | 'inherit';
+export const MEMORY_MODES = ['none', 'new', 'inherit'] as const;
+export type MemoryMode = (typeof MEMORY_MODES)[number];
+
+export const MESSAGE_KINDS = ['bot', 'talker'] as const;
+export type MessageKind = (typeof MESSAGE_KINDS)[number];
 
 /** One turn of history (CONTRACT §5). */
 export interface Message {
   turn: number;
-  kind: 'bot' | 'talker';
+  kind: MessageKind;
   name: string;
   bot: string | null;
   talker_id: string | null;
@@ -100,4 +130,36 @@ export interface SessionStatus {
 
 export function emptyCounters(): UsageCounters {
   return { llm_calls: 0, prompt_tokens: 0, completion_tokens: 0 };
+}
+
+/** A message as members see it: with its reasoning (null when none) only if the session shows reasoning. */
+export function publicMessage(m: Message, showReasoning: boolean): Message {
+  const { reasoning, ...rest } = m;
+  return showReasoning ? { ...rest, reasoning: reasoning ?? null } : rest;
+}
+
+/** The usage ledger of a new session: every bot from creation. */
+export function emptyUsage(bots: readonly BotConfig[]): Usage {
+  return { ...emptyCounters(), bots: Object.fromEntries(bots.map((b) => [b.name, emptyCounters()])), orchestrator: emptyCounters(), other: emptyCounters() };
+}
+
+/** Who an LLM call was made for, in the usage ledger. */
+export type UsageAccount = { bot: string } | 'orchestrator' | 'other';
+
+/** Counts one request (its tokens, when the backend reported them) in the total and in its account. */
+export function addUsage(usage: Usage, account: UsageAccount, tokens: { prompt_tokens: number; completion_tokens: number } | null): void {
+  const add = (c: UsageCounters): void => {
+    c.llm_calls++;
+    c.prompt_tokens += tokens?.prompt_tokens ?? 0;
+    c.completion_tokens += tokens?.completion_tokens ?? 0;
+  };
+  add(usage);
+  if (account === 'orchestrator') {
+    add(usage.orchestrator);
+  } else if (account === 'other') {
+    add(usage.other);
+  } else {
+    usage.bots[account.bot] ??= emptyCounters();
+    add(usage.bots[account.bot]);
+  }
 }

@@ -39,8 +39,11 @@ export interface SessionSnapshot {
   endedAt: string | null;
   status: Pick<SessionStatus, 'end_reason' | 'end_detail' | 'pause_reason' | 'bot_turns'>;
   usage: Usage;
-  /** Loop state that is not derivable from history (round-robin pointer, burst, hold…). */
-  loopState: Record<string, unknown>;
+  /**
+   * Loop state that is not derivable from history (round-robin pointer, burst, hold…), as the
+   * loop-state codec wrote it (session/loop-state.ts): plain JSON, opaque to the store.
+   */
+  loopState: unknown;
   /**
    * The memory summary of an ended session with memory (CONTRACT §9): `written`, `failed` (no
    * entry, not retried) or absent/null = not done yet (a restart does it).

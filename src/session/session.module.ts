@@ -1,9 +1,12 @@
 import { Module } from '@nestjs/common';
+import { PersistenceModule } from '../persistence/persistence.module.js';
+import { SessionFactory } from './session.factory.js';
 import { SessionRegistry } from './session.registry.js';
 
-/** The sessions held in memory. */
+/** The sessions held in memory, and the one place they are built. */
 @Module({
-  providers: [SessionRegistry],
-  exports: [SessionRegistry],
+  imports: [PersistenceModule],
+  providers: [SessionRegistry, SessionFactory],
+  exports: [SessionRegistry, SessionFactory],
 })
 export class SessionModule {}

@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { describe, expect, it } from '@jest/globals';
+import { InMemorySessionStore } from '../persistence/in-memory-session.store.js';
 import { Session } from './session.js';
 import { SessionRegistry } from './session.registry.js';
 import type { SessionConfig } from '../model/session.types.js';
@@ -16,6 +17,7 @@ function session(control: string, observer: string): Session {
       createdAt: new Date(),
     },
     new Logger('test'),
+    { store: new InMemorySessionStore(), retention: 10 },
   );
 }
 

@@ -1,30 +1,27 @@
 import type { Logger } from '@nestjs/common';
-import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
-import { fellowshipLogger } from '../common/fellowship-logger.js';
 import { nameKey } from '../common/display-name.js';
-import { EventChannel } from '../events/event-channel.js';
+import { EventChannel, type ChannelStart, type Join } from '../events/event-channel.js';
 import type { DebugCategory, SessionEventBody } from '../events/events.js';
-import type { SessionSnapshot } from '../persistence/session-store.port.js';
+import type { LlmTarget } from '../llm/llm.types.js';
+import type { EndView } from '../model/end-conditions.js';
 import {
-  emptyCounters,
+  addUsage,
+  emptyUsage,
+  type BotConfig,
   type EndReason,
+  type MemberRole,
   type Message,
   type PauseReason,
   type SessionConfig,
   type SessionState,
   type SessionStatus,
   type Usage,
-  type UsageCounters,
+  type UsageAccount,
 } from '../model/session.types.js';
+import type { CommitBatch, SessionStore } from '../persistence/session-store.port.js';
+import { encodeLoopState, newLoopState, type LoopState } from './loop-state.js';
+import { Roster, type MemberIdentity } from './roster.js';
 import type { TalkerRateLimiter } from './talker-rate-limiter.js';
-
-/** The logger of one session: every line names it by its public id, never by a token. */
-export function sessionLogger(options: Pick<ResolvedFellowshipOptions, 'logger'>, id: string): Logger {
-  return fellowshipLogger(options, `session ${id}`);
-}
-
-/** Who an LLM call was made for, in the usage ledger. */
-export type UsageAccount = { bot: string } | 'orchestrator' | 'other';
 
 export interface SessionInit {
   /** The public id (`ses_…`, CONTRACT §2), also the row key. Never derived from a token. */
@@ -36,12 +33,35 @@ export interface SessionInit {
   createdAt: Date;
 }
 
+/** Where a session's events go: the store they are written to first, and how many are kept for replay. */
+export type { MemberIdentity } from './roster.js';
+
+export interface SessionEvents {
+  store: SessionStore;
+  retention: number;
+  /** A restored session's channel carries on from here. */
+  start?: ChannelStart;
+}
+
+/** What a restored session had when the server stopped (session_store rows, decoded). */
+export interface SavedState {
+  botTurns: number;
+  usage: Usage;
+  endedAt: Date | null;
+  endReason: EndReason | null;
+  endDetail: string | null;
+  pauseReason: PauseReason | null;
+  loopState: LoopState;
+  messages: readonly Message[];
+}
+
 /**
- * One session's state: config, history, counters, members and its event channel. The rules that
- * change it live in the loop (turns, rectification) and the hub (members); this class only keeps
- * the invariants every one of them relies on (turn numbers contiguous, events in history order).
+ * One session's state: config, history, counters, members and its event channel. Every change of
+ * that state is a method here (join, leave, pause, resume, end, human activity, restore, history),
+ * each publishing its event; the rules that decide when to call them live in the loop (turns,
+ * rectification), the hub (members) and the control services (requests).
  */
-export class Session {
+export class Session implements EndView {
   readonly id: string;
   readonly controlHash: string;
   readonly observerHash: string;
@@ -49,6 +69,7 @@ export class Session {
   /** Key for this session's backend; held in memory only (encrypted in the store). */
   readonly apiKey: string | null;
   readonly createdAt: Date;
+  readonly channel: EventChannel;
 
   readonly messages: Message[] = [];
   botTurns = 0;
@@ -59,26 +80,21 @@ export class Session {
   pauseReason: PauseReason | null = null;
   /** Nothing to do until a talker speaks (set by the loop). */
   waitingForTalker = false;
-  talkers = 0;
-  observers = 0;
-  /** Talkers ever joined, for default names (`Talker <n>`). */
-  talkerSerial = 0;
   /** TALKER_RATE_LIMIT's state: made at the first talker message, dropped when the session ends. */
   talkerRate: TalkerRateLimiter | null = null;
-  /** Names of the connected talkers (name key -> connections), so default names avoid them. */
-  private readonly talkerNames = new Map<string, number>();
+  private readonly roster = new Roster((name) => this.isBotName(name));
   /**
    * Last human activity (ms epoch): the idle clock's start (CONTRACT §7). Only `humanActivity()`
    * moves it; bot and orchestrator output never does.
    */
   lastActivity: number;
-  /** Extra loop state persisted with the session (round-robin pointer, burst, hold). */
-  loopState: Record<string, unknown> = {};
-  channel!: EventChannel;
+  /** The loop's own state, persisted with the session (session/loop-state.ts). */
+  loopState: LoopState = newLoopState();
 
   constructor(
     init: SessionInit,
     readonly logger: Logger,
+    events: SessionEvents,
   ) {
     this.id = init.id;
     this.controlHash = init.controlHash;
@@ -87,12 +103,17 @@ export class Session {
     this.apiKey = init.apiKey;
     this.createdAt = init.createdAt;
     this.lastActivity = init.createdAt.getTime();
-    this.usage = {
-      ...emptyCounters(),
-      bots: Object.fromEntries(init.config.bots.map((b) => [b.name, emptyCounters()])),
-      orchestrator: emptyCounters(),
-      other: emptyCounters(),
-    };
+    this.usage = emptyUsage(init.config.bots);
+    this.channel = new EventChannel(
+      {
+        sessionId: this.id,
+        store: events.store,
+        retention: events.retention,
+        sessionState: () => this.persistedState(),
+        onCommitError: (error) => this.logger.error(`persisting events failed: ${String(error)}`),
+      },
+      events.start,
+    );
   }
 
   get ended(): boolean {
@@ -113,8 +134,30 @@ export class Session {
     return this.waitingForTalker ? 'waiting' : 'running';
   }
 
+  get talkers(): number {
+    return this.roster.talkers;
+  }
+
+  get observers(): number {
+    return this.roster.observers;
+  }
+
   get members(): number {
-    return this.talkers + this.observers;
+    return this.roster.size;
+  }
+
+  /** The bots that take part, in round-robin order. */
+  get bots(): readonly BotConfig[] {
+    return this.config.bots;
+  }
+
+  get debugEnabled(): boolean {
+    return this.config.debug;
+  }
+
+  /** Where a call for this session goes, with which model. */
+  target(model: string): LlmTarget {
+    return { baseUrl: this.config.llm.base_url, apiKey: this.apiKey, model };
   }
 
   /** Talkers may not take a bot's name (bots would not know who said what). */
@@ -123,37 +166,95 @@ export class Session {
     return this.config.bots.some((b) => nameKey(b.name) === key);
   }
 
-  /** A talker connection with this name joined (counted, so a default name never repeats it). */
-  talkerJoined(name: string): void {
-    const key = nameKey(name);
-    this.talkerNames.set(key, (this.talkerNames.get(key) ?? 0) + 1);
+  /** A default name no bot and no connected talker has (Roster.freeName). */
+  freeName(base: string): string {
+    return this.roster.freeName(base);
   }
 
-  talkerLeft(name: string): void {
-    const key = nameKey(name);
-    const count = (this.talkerNames.get(key) ?? 0) - 1;
-    if (count > 0) {
-      this.talkerNames.set(key, count);
-    } else {
-      this.talkerNames.delete(key);
+  /**
+   * A member joins a session not ended: it is counted (a talker gets an id, and `Talker <n>` in
+   * join order unless it gave a name), and its `member_joined` is published with `join` placed
+   * right before it in the event order (see EventChannel.join).
+   */
+  join(role: MemberRole, name: string | null, join: Join): MemberIdentity {
+    const member = this.roster.add(role, name);
+    this.channel.join(join, { type: 'member_joined', role, talker_id: member.talkerId, name: member.name });
+    this.logger.log(`${role} joined${member.name ? ` (${member.name})` : ''}`);
+    return member;
+  }
+
+  /** A member of a session not ended left: uncounted, `member_left`, and it is human activity. */
+  leave(member: MemberIdentity): void {
+    if (this.ended) {
+      return;
+    }
+    this.roster.remove(member);
+    this.publish({ type: 'member_left', role: member.role, talker_id: member.talkerId, name: member.name });
+    this.humanActivity();
+  }
+
+  /** Pauses (no new LLM call starts until `resume`); false when ended or already paused. */
+  pause(reason: PauseReason): boolean {
+    if (this.ended || this.paused) {
+      return false;
+    }
+    this.pauseReason = reason;
+    this.publish({ type: 'session_paused', reason });
+    this.logger.log(`paused (${reason})`);
+    return true;
+  }
+
+  /**
+   * Lifts a pause; false when ended or not paused. `settle` runs once the pause is lifted and
+   * before `session_resumed` is published (the loop says then whether it waits for a talker).
+   */
+  resume(settle?: () => void): boolean {
+    if (this.ended || !this.paused) {
+      return false;
+    }
+    this.pauseReason = null;
+    settle?.();
+    this.publish({ type: 'session_resumed' });
+    this.logger.log('resumed');
+    return true;
+  }
+
+  /**
+   * Ends the session (once; false when it had ended). `settle` runs once it counts as ended and
+   * before `session_end` is published: what must land before the end (talker messages held behind
+   * an aborted generation) lands there.
+   */
+  end(reason: EndReason, detail: string | null, settle?: () => void): boolean {
+    if (this.ended) {
+      return false;
+    }
+    this.endReason = reason;
+    this.endDetail = detail;
+    this.endedAt = new Date();
+    this.waitingForTalker = false;
+    settle?.();
+    this.publish({ type: 'session_end', reason, detail });
+    this.logger.log(`ended (${reason}${detail ? `: ${detail}` : ''})`);
+    // An ended session takes no talker message: its rate-limit state goes.
+    this.talkerRate = null;
+    return true;
+  }
+
+  /** Whether the loop has nothing to do until a talker speaks (the `waiting` state). */
+  setWaiting(waiting: boolean): void {
+    if (this.waitingForTalker !== waiting) {
+      this.waitingForTalker = waiting;
+      this.debug('loop', { state: waiting ? 'waiting_for_talker' : 'running' });
     }
   }
 
   /**
-   * A default name no bot and no connected talker has: `base` (or `base from` when `from` is given),
-   * else the next number up: `API`, `API 2`, `API 3`…; `Talker 3`, `Talker 4`…
+   * A human did something: a talker message (WS or REST), a control request (pause, resume,
+   * steering), a member leaving. Restarts the idle clock; creation starts it (and a restart
+   * restarts it). Every human-activity path calls this; bot and orchestrator output never does.
    */
-  freeName(base: string, from?: number): string {
-    for (let n = from ?? 1; ; n++) {
-      const name = from === undefined && n === 1 ? base : `${base} ${n}`;
-      if (!this.isBotName(name) && !this.talkerNames.has(nameKey(name))) {
-        return name;
-      }
-    }
-  }
-
-  get debugEnabled(): boolean {
-    return this.config.debug;
+  humanActivity(): void {
+    this.lastActivity = Date.now();
   }
 
   /** Append a message at the next turn and publish its event: the only way history grows. */
@@ -174,13 +275,9 @@ export class Session {
     return full;
   }
 
-  /**
-   * A human did something: a talker message (WS or REST), a control request (pause, resume,
-   * steering), a member leaving. Restarts the idle clock; creation starts it (and a restart
-   * restarts it). Every human-activity path calls this; bot and orchestrator output never does.
-   */
-  humanActivity(): void {
-    this.lastActivity = Date.now();
+  /** A bot message was recorded. */
+  countBotTurn(): void {
+    this.botTurns++;
   }
 
   publish(body: SessionEventBody): void {
@@ -194,20 +291,23 @@ export class Session {
   }
 
   recordUsage(account: UsageAccount, usage: { prompt_tokens: number; completion_tokens: number } | null): void {
-    const add = (c: UsageCounters): void => {
-      c.llm_calls++;
-      c.prompt_tokens += usage?.prompt_tokens ?? 0;
-      c.completion_tokens += usage?.completion_tokens ?? 0;
-    };
-    add(this.usage);
-    if (account === 'orchestrator') {
-      add(this.usage.orchestrator);
-    } else if (account === 'other') {
-      add(this.usage.other);
-    } else {
-      this.usage.bots[account.bot] ??= emptyCounters();
-      add(this.usage.bots[account.bot]);
-    }
+    addUsage(this.usage, account, usage);
+  }
+
+  /**
+   * Puts back what a stopped server had (restart recovery). The idle clock restarts now: clients
+   * had no way to reconnect while the server was down.
+   */
+  restore(saved: SavedState): void {
+    this.botTurns = saved.botTurns;
+    this.usage = saved.usage;
+    this.endedAt = saved.endedAt;
+    this.endReason = saved.endReason;
+    this.endDetail = saved.endDetail;
+    this.pauseReason = saved.pauseReason;
+    this.loopState = saved.loopState;
+    this.lastActivity = Date.now();
+    this.messages.push(...saved.messages);
   }
 
   status(): SessionStatus {
@@ -230,7 +330,7 @@ export class Session {
   }
 
   /** The persistable part of the state (written with every event batch). */
-  persistedState(): Partial<SessionSnapshot> {
+  persistedState(): NonNullable<CommitBatch['session']> {
     return {
       endedAt: this.endedAt?.toISOString() ?? null,
       status: {
@@ -240,7 +340,7 @@ export class Session {
         bot_turns: this.botTurns,
       },
       usage: this.usage,
-      loopState: this.loopState,
+      loopState: encodeLoopState(this.loopState),
     };
   }
 }

@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsDisplayName } from '../../common/display-name.js';
+import { CONTEXT_MODES, PARTICIPATION_MODES, TURN_ORDERS, type ContextMode, type ParticipationMode, type TurnOrder } from '../../model/session.types.js';
 import {
   ArrayMinSize,
   IsArray,
@@ -160,23 +161,23 @@ export class CreateSessionDto {
   @ApiPropertyOptional({
     description:
       'autonomous: bots only, starts at once; reactive: bots answer each burst of talker messages; collaborative: starts at the first talker message, then bots keep conversing. Default: `reactive`.',
-    enum: ['autonomous', 'reactive', 'collaborative'],
+    enum: [...PARTICIPATION_MODES],
     example: 'autonomous',
     nullable: true,
   })
   @IsOptional()
-  @IsIn(['autonomous', 'reactive', 'collaborative'])
-  participation_mode?: 'autonomous' | 'reactive' | 'collaborative';
+  @IsIn(PARTICIPATION_MODES)
+  participation_mode?: ParticipationMode;
 
   @ApiPropertyOptional({
     description: 'round_robin: fixed order; orchestrated: a hidden LLM call picks each speaker (needs ≥ 3 bots). Default: `round_robin`.',
-    enum: ['round_robin', 'orchestrated'],
+    enum: [...TURN_ORDERS],
     example: 'round_robin',
     nullable: true,
   })
   @IsOptional()
-  @IsIn(['round_robin', 'orchestrated'])
-  turn_order?: 'round_robin' | 'orchestrated';
+  @IsIn(TURN_ORDERS)
+  turn_order?: TurnOrder;
 
   @ApiPropertyOptional({ description: 'Simultaneous talker connections. Default: 1.', type: 'integer', minimum: 1, maximum: LIMITS.maxTalkers, nullable: true })
   @IsOptional()
@@ -262,10 +263,10 @@ export class CreateSessionDto {
   @IsBoolean()
   stream_tokens?: boolean;
 
-  @ApiPropertyOptional({ description: 'shared: every bot sees everything; scoped: see docs/options.md. Default: `shared`.', enum: ['shared', 'scoped'], nullable: true })
+  @ApiPropertyOptional({ description: 'shared: every bot sees everything; scoped: see docs/options.md. Default: `shared`.', enum: [...CONTEXT_MODES], nullable: true })
   @IsOptional()
-  @IsIn(['shared', 'scoped'])
-  context_mode?: 'shared' | 'scoped';
+  @IsIn(CONTEXT_MODES)
+  context_mode?: ContextMode;
 
   @ApiPropertyOptional({ description: 'Summarise older messages instead of ending with max_context: a summary of at most a quarter of the limit, the last messages kept verbatim (fewer when they would not fit). Default: false.', nullable: true })
   @IsOptional()

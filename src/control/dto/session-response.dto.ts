@@ -1,6 +1,8 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional, ApiResponse } from '@nestjs/swagger';
 import { MAX_JSON_DEPTH } from '../../common/request-body.js';
+import { END_REASONS } from '../../model/end-conditions.js';
+import { CONTEXT_MODES, MEMORY_MODES, MESSAGE_KINDS, PARTICIPATION_MODES, PAUSE_REASONS, SESSION_STATES, TURN_ORDERS } from '../../model/session.types.js';
 
 /** Response shapes, for the OpenAPI document (the service returns plain objects of these shapes). */
 
@@ -48,8 +50,8 @@ export class LlmConfigViewDto {
 export class SessionConfigDto {
   @ApiProperty({ description: 'Bots.', type: [BotConfigDto] }) bots!: BotConfigDto[];
   @ApiProperty({ description: 'Global system prompt.', nullable: true, type: String }) global_system_prompt!: string | null;
-  @ApiProperty({ description: 'Participation mode.', enum: ['autonomous', 'reactive', 'collaborative'] }) participation_mode!: string;
-  @ApiProperty({ description: 'Turn order.', enum: ['round_robin', 'orchestrated'] }) turn_order!: string;
+  @ApiProperty({ description: 'Participation mode.', enum: [...PARTICIPATION_MODES] }) participation_mode!: string;
+  @ApiProperty({ description: 'Turn order.', enum: [...TURN_ORDERS] }) turn_order!: string;
   @ApiProperty({ description: 'Max simultaneous talkers.', type: 'integer' }) max_talkers!: number;
   @ApiProperty({ description: 'Reactive replies per burst.', type: 'integer' }) replies_per_message!: number;
   @ApiProperty({ description: 'History rectification.' }) rectify_history!: boolean;
@@ -60,9 +62,9 @@ export class SessionConfigDto {
   @ApiProperty({ description: 'Idle timeout, seconds.' }) session_ttl!: number;
   @ApiProperty({ description: 'Seconds between bot turns.' }) turn_delay!: number;
   @ApiProperty({ description: 'Token streaming.' }) stream_tokens!: boolean;
-  @ApiProperty({ description: 'Context mode.', enum: ['shared', 'scoped'] }) context_mode!: string;
+  @ApiProperty({ description: 'Context mode.', enum: [...CONTEXT_MODES] }) context_mode!: string;
   @ApiProperty({ description: 'Context summarization.' }) summarize_context!: boolean;
-  @ApiProperty({ description: 'Memory option: "none", "new", or "inherit" (the earlier session\'s token is never shown).', enum: ['none', 'new', 'inherit'] }) memory!: string;
+  @ApiProperty({ description: 'Memory option: "none", "new", or "inherit" (the earlier session\'s token is never shown).', enum: [...MEMORY_MODES] }) memory!: string;
   @ApiProperty({ description: 'Memory store id, or null.', nullable: true, type: String }) memory_id!: string | null;
   @ApiProperty({ description: 'Debug events.' }) debug!: boolean;
   @ApiProperty({ description: 'Orchestrated: previous speaker may repeat.' }) allow_repeat_speaker!: boolean;
@@ -77,17 +79,17 @@ export class SessionStatusDto {
     example: 'ses_3q2-7wYBcV0Xz9kR1mTn4A',
   })
   id!: string;
-  @ApiProperty({ description: 'waiting: nothing to do until a talker speaks.', enum: ['waiting', 'running', 'paused', 'ended'], example: 'running' })
+  @ApiProperty({ description: 'waiting: nothing to do until a talker speaks.', enum: [...SESSION_STATES], example: 'running' })
   state!: string;
   @ApiProperty({ description: 'Messages in history (the last turn number).', type: 'integer', minimum: 0, example: 7 }) turn!: number;
   @ApiProperty({ description: 'Bot messages in history.', type: 'integer', minimum: 0, example: 5 }) bot_turns!: number;
   @ApiProperty({ description: 'Creation time, ISO-8601.', format: 'date-time', example: '2026-01-31T09:00:00.000Z' }) created_at!: string;
   @ApiProperty({ description: 'End time, or null.', nullable: true, type: String, format: 'date-time', example: null }) ended_at!: string | null;
-  @ApiProperty({ description: 'Why it ended, or null.', nullable: true, type: String, enum: ['max_turns', 'max_time', 'max_context', 'orchestrator', 'client_request', 'idle_timeout', 'error'] })
+  @ApiProperty({ description: 'Why it ended, or null.', nullable: true, type: String, enum: [...END_REASONS] })
   end_reason!: string | null;
   @ApiPropertyOptional({ description: 'Detail of the end (orchestrator reason, error), or null.', nullable: true, type: String })
   end_detail!: string | null;
-  @ApiPropertyOptional({ description: 'Why it is paused, or null.', nullable: true, type: String, enum: ['client_request', 'llm_unavailable'] })
+  @ApiPropertyOptional({ description: 'Why it is paused, or null.', nullable: true, type: String, enum: [...PAUSE_REASONS] })
   pause_reason!: string | null;
   @ApiProperty({ description: 'Connections open now (WebSocket and SSE), by role; 0 and 0 once the session has ended.', type: MembersDto }) members!: MembersDto;
   @ApiProperty({ description: 'Effective options, defaults filled in; never a key.', type: SessionConfigDto }) config!: SessionConfigDto;
@@ -103,7 +105,7 @@ export class CreateSessionResponseDto {
 
 export class MessageDto {
   @ApiProperty({ description: 'Turn number, contiguous from 1.', type: 'integer', minimum: 1, example: 3 }) turn!: number;
-  @ApiProperty({ description: 'Who spoke.', enum: ['bot', 'talker'], example: 'bot' }) kind!: string;
+  @ApiProperty({ description: 'Who spoke.', enum: [...MESSAGE_KINDS], example: 'bot' }) kind!: string;
   @ApiProperty({ description: 'Display name.', example: 'Alice' }) name!: string;
   @ApiProperty({ description: 'Bot name, or null for talkers.', nullable: true, type: String, example: 'Alice' }) bot!: string | null;
   @ApiProperty({ description: 'Talker id, or null (bots, REST-posted messages).', nullable: true, type: String, example: null }) talker_id!: string | null;

@@ -1,0 +1,152 @@
+import { randomUUID } from 'node:crypto';
+import { nameKey } from '../common/display-name.js';
+import { FellowshipError } from '../common/fellowship.error.js';
+import { knownProperties } from '../common/validation.js';
+import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
+import { matchesAllowlist, sameBackend } from '../llm/base-url.policy.js';
+import type { MemoryMode, SessionConfig } from '../model/session.types.js';
+import type { Resolved } from '../session/session.registry.js';
+import { BotDto, CreateSessionDto, LlmOptionsDto } from './dto/create-session.dto.js';
+
+const TOP_LEVEL = knownProperties(CreateSessionDto);
+const BOT_FIELDS = knownProperties(BotDto);
+const LLM_FIELDS = knownProperties(LlmOptionsDto);
+
+/**
+ * How a create request becomes the session's effective config: the checks the DTO cannot make
+ * (they need the server's settings or other sessions), then every default filled in.
+ */
+export function buildConfig(
+  dto: CreateSessionDto,
+  o: ResolvedFellowshipOptions,
+  /** Resolves the control token of `memory: "inherit:<token>"`. */
+  resolve: (token: string) => Resolved | undefined,
+): SessionConfig {
+  if (dto.bots.length > o.maxBotsPerSession) {
+    throw FellowshipError.invalidField('bots', `bots: at most ${o.maxBotsPerSession} bots per session.`);
+  }
+  const seen = new Set<string>();
+  const contextLimit = dto.max_context_tokens ?? o.defaultContextLimit;
+  dto.bots.forEach((bot, i) => {
+    const key = nameKey(bot.name);
+    if (seen.has(key)) {
+      throw FellowshipError.invalidField(`bots[${i}].name`, `bots[${i}].name: "${bot.name}" is used twice (names are case-insensitive).`);
+    }
+    seen.add(key);
+    if ((bot.system_prompt ?? '').length > o.maxSystemPromptChars) {
+      throw FellowshipError.invalidField(`bots[${i}].system_prompt`, `bots[${i}].system_prompt is longer than ${o.maxSystemPromptChars} characters.`);
+    }
+    // The prompt and the answer share the context: a bot that may answer with the whole limit
+    // could never be called, and the session would end with max_context at once.
+    if (typeof bot.max_tokens === 'number' && bot.max_tokens >= contextLimit) {
+      const limit = `the session's context limit of ${contextLimit} tokens (max_context_tokens${dto.max_context_tokens == null ? ', here the server default' : ''})`;
+      throw FellowshipError.invalidField(`bots[${i}].max_tokens`, `bots[${i}].max_tokens (${bot.max_tokens}) must be less than ${limit}: the prompt and the answer share it.`);
+    }
+  });
+  if ((dto.global_system_prompt ?? '').length > o.maxSystemPromptChars) {
+    throw FellowshipError.invalidField('global_system_prompt', `global_system_prompt is longer than ${o.maxSystemPromptChars} characters.`);
+  }
+  const turnOrder = dto.turn_order ?? 'round_robin';
+  if (turnOrder === 'orchestrated' && dto.bots.length < 3) {
+    throw FellowshipError.invalidField('turn_order', 'turn_order: "orchestrated" needs at least 3 bots.');
+  }
+  let baseUrl = o.llmBaseUrl;
+  if (typeof dto.llm?.base_url === 'string' && !sameBackend(dto.llm.base_url, o.llmBaseUrl)) {
+    if (!matchesAllowlist(dto.llm.base_url, o.llmBaseUrlAllowlist)) {
+      throw FellowshipError.invalidField('llm.base_url', 'llm.base_url is not allowed on this server (LLM_BASE_URL_ALLOWLIST).');
+    }
+    // No address check here: an IP literal that matched is named by its entry, which admits it
+    // (CONTRACT §3); a host name is checked at every call, against what it resolves to then.
+    baseUrl = dto.llm.base_url;
+  }
+  const requested = dto.memory ?? 'none';
+  // The status, the store and the logs say only "inherit": the earlier session's token is a
+  // credential (it ends that session), so it is used for this lookup and then forgotten.
+  const memory: MemoryMode = requested.startsWith('inherit:') ? 'inherit' : requested === 'new' ? 'new' : 'none';
+  let memoryId: string | null = null;
+  if (memory === 'new') {
+    memoryId = randomUUID();
+  } else if (memory === 'inherit') {
+    const earlier = resolve(requested.slice('inherit:'.length));
+    if (!earlier || earlier.role !== 'control') {
+      throw FellowshipError.invalidField('memory', 'memory: no session has this control token.');
+    }
+    memoryId = earlier.session.config.memory_id;
+    if (!memoryId) {
+      throw FellowshipError.invalidField('memory', 'memory: that session has no memory (it was created with memory "none").');
+    }
+  }
+  return {
+    bots: dto.bots.map((b) => ({
+      name: b.name.trim(),
+      system_prompt: b.system_prompt ?? '',
+      model: b.model ?? null,
+      temperature: b.temperature ?? null,
+      role: b.role ?? null,
+      max_tokens: b.max_tokens ?? null,
+    })),
+    global_system_prompt: dto.global_system_prompt ?? null,
+    participation_mode: dto.participation_mode ?? 'reactive',
+    turn_order: turnOrder,
+    max_talkers: dto.max_talkers ?? 1,
+    replies_per_message: dto.replies_per_message ?? 1,
+    rectify_history: dto.rectify_history ?? true,
+    goal: dto.goal ?? null,
+    max_turns: dto.max_turns ?? null,
+    max_time: dto.max_time ?? null,
+    max_context_tokens: dto.max_context_tokens ?? o.defaultContextLimit,
+    session_ttl: dto.session_ttl ?? o.sessionTtlDefault,
+    turn_delay: dto.turn_delay ?? 0,
+    stream_tokens: dto.stream_tokens ?? false,
+    context_mode: dto.context_mode ?? 'shared',
+    summarize_context: dto.summarize_context ?? false,
+    memory,
+    memory_id: memoryId,
+    debug: (dto.debug ?? false) || o.debug,
+    allow_repeat_speaker: dto.allow_repeat_speaker ?? true,
+    show_reasoning: dto.show_reasoning ?? false,
+    start_paused: dto.start_paused ?? false,
+    llm: {
+      base_url: baseUrl,
+      bot_model: dto.llm?.bot_model ?? o.defaultBotModel,
+      orchestrator_model: dto.llm?.orchestrator_model ?? o.defaultOrchestratorModel,
+      api_key_set: false,
+    },
+  };
+}
+
+/** The server key goes only to the server's own backend (CONTRACT §3). */
+export function apiKeyFor(baseUrl: string, llm: LlmOptionsDto | undefined, options: ResolvedFellowshipOptions): string | null {
+  if (llm?.api_key) {
+    return llm.api_key;
+  }
+  if (sameBackend(baseUrl, options.llmBaseUrl) && options.llmApiKey) {
+    return options.llmApiKey;
+  }
+  return null;
+}
+
+/** The options sent that no DTO declares (accepted, listed in `ignored_options`), as dotted paths. */
+export function ignoredOptions(dto: CreateSessionDto): string[] {
+  const out: string[] = [];
+  for (const key of Object.keys(dto)) {
+    if (!TOP_LEVEL.has(key)) {
+      out.push(key);
+    }
+  }
+  (Array.isArray(dto.bots) ? dto.bots : []).forEach((bot, i) => {
+    for (const key of Object.keys(bot)) {
+      if (!BOT_FIELDS.has(key)) {
+        out.push(`bots[${i}].${key}`);
+      }
+    }
+  });
+  if (dto.llm && typeof dto.llm === 'object') {
+    for (const key of Object.keys(dto.llm)) {
+      if (!LLM_FIELDS.has(key)) {
+        out.push(`llm.${key}`);
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,76 @@
+import { Inject, Injectable, type Logger } from '@nestjs/common';
+import { fellowshipLogger } from '../common/fellowship-logger.js';
+import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
+import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
+import { SerializedEvent } from '../events/event-channel.js';
+import type { Message } from '../model/session.types.js';
+import { SESSION_STORE, type RetainedTail, type SessionSnapshot, type SessionStore } from '../persistence/session-store.port.js';
+import { decodeLoopState } from './loop-state.js';
+import { Session, type SessionInit } from './session.js';
+
+/** The logger of one session: every line names it by its public id, never by a token. */
+function sessionLogger(options: Pick<ResolvedFellowshipOptions, 'logger'>, id: string): Logger {
+  return fellowshipLogger(options, `session ${id}`);
+}
+
+/** What restart recovery read back for one session, besides its row. */
+export interface RestoredParts {
+  /** The session's own key, decrypted (null: none, or it could not be). */
+  apiKey: string | null;
+  messages: Message[];
+  tail: RetainedTail;
+  /** The highest seq ever committed. */
+  seq: number;
+}
+
+/**
+ * The one place a `Session` is built: for a new session and for one restored after a restart, with
+ * its logger and its event channel wired to the store.
+ */
+@Injectable()
+export class SessionFactory {
+  constructor(
+    @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
+    @Inject(SESSION_STORE) private readonly store: SessionStore,
+  ) {}
+
+  create(init: SessionInit): Session {
+    return new Session(init, sessionLogger(this.options, init.id), { store: this.store, retention: this.options.eventRetention });
+  }
+
+  restore(snapshot: SessionSnapshot, parts: RestoredParts): Session {
+    const session = new Session(
+      {
+        id: snapshot.id,
+        controlHash: snapshot.controlHash,
+        observerHash: snapshot.observerHash,
+        // Sessions stored before start_paused existed were not created paused.
+        config: { ...snapshot.config, start_paused: snapshot.config.start_paused ?? false },
+        apiKey: parts.apiKey,
+        createdAt: new Date(snapshot.createdAt),
+      },
+      sessionLogger(this.options, snapshot.id),
+      {
+        store: this.store,
+        retention: this.options.eventRetention,
+        start: {
+          seq: parts.seq,
+          visibleMessages: parts.messages.length,
+          retained: parts.tail.events.map((e) => new SerializedEvent(e.seq, e.type, e.json)),
+          droppedThrough: parts.tail.droppedThrough,
+        },
+      },
+    );
+    session.restore({
+      botTurns: snapshot.status.bot_turns,
+      usage: snapshot.usage,
+      endedAt: snapshot.endedAt ? new Date(snapshot.endedAt) : null,
+      endReason: snapshot.status.end_reason,
+      endDetail: snapshot.status.end_detail,
+      pauseReason: snapshot.status.pause_reason,
+      loopState: decodeLoopState(snapshot.loopState),
+      messages: parts.messages,
+    });
+    return session;
+  }
+}

@@ -1,0 +1,109 @@
+import { describe, expect, it } from '@jest/globals';
+import { bot, sessionConfig, testSession } from '../../test/support/fakes.js';
+import { newLoopState } from './loop-state.js';
+import { Session } from './session.js';
+import { TalkerRateLimiter } from './talker-rate-limiter.js';
+
+const nobody = { subscriber: { deliver: (): void => undefined }, begin: (): boolean => true };
+
+describe(Session.name, () => {
+  it('counts members as they join and leave, names talkers, and publishes both', async () => {
+    const t = await testSession(sessionConfig({ bots: [bot('Talker 1')] }));
+    const { session } = t;
+    const ann = session.join('talker', 'Ann', nobody);
+    const unnamed = session.join('talker', null, nobody);
+    const watcher = session.join('observer', null, nobody);
+    expect(ann).toMatchObject({ role: 'talker', name: 'Ann', talkerId: expect.any(String) });
+    // "Talker 2" in join order, skipping what a bot or a connected talker is called.
+    expect(unnamed.name).toBe('Talker 2');
+    expect(watcher).toEqual({ role: 'observer', talkerId: null, name: null });
+    expect([session.talkers, session.observers, session.members]).toEqual([2, 1, 3]);
+    expect(session.freeName('Ann')).toBe('Ann 2');
+    const before = session.lastActivity;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    session.leave(ann);
+    expect(session.freeName('Ann')).toBe('Ann');
+    expect(session.lastActivity).toBeGreaterThan(before);
+    await t.settle();
+    expect(t.delivered.map((e) => (e.type === 'member_joined' || e.type === 'member_left' ? `${e.type}:${e.role}:${String(e.name)}` : e.type))).toEqual([
+      'member_joined:talker:Ann',
+      'member_joined:talker:Talker 2',
+      'member_joined:observer:null',
+      'member_left:talker:Ann',
+    ]);
+  });
+
+  it('pauses and resumes once each, settling what the caller needs between the change and its event', async () => {
+    const t = await testSession();
+    const { session } = t;
+    expect(session.pause('client_request')).toBe(true);
+    expect(session.pause('llm_unavailable')).toBe(false);
+    expect(session.state).toBe('paused');
+    const seen: string[] = [];
+    expect(session.resume(() => seen.push(`settled while ${session.state}`))).toBe(true);
+    expect(session.resume()).toBe(false);
+    expect(seen).toEqual(['settled while running']);
+    await t.settle();
+    expect(t.types()).toEqual(['session_paused:client_request', 'session_resumed']);
+  });
+
+  it('ends once, with what must land before session_end landing first, and takes no talker message after', async () => {
+    const t = await testSession();
+    const { session } = t;
+    session.talkerRate = new TalkerRateLimiter(1, 1);
+    session.join('observer', null, nobody);
+    expect(
+      session.end('orchestrator', 'Done.', () =>
+        session.append({ kind: 'talker', name: 'Ann', bot: null, talker_id: null, content: 'Held.', tokens: 1 }, (m) => ({
+          type: 'talker_message',
+          talker_id: null,
+          name: m.name,
+          content: m.content,
+          turn: m.turn,
+        })),
+      ),
+    ).toBe(true);
+    expect(session.end('client_request', null)).toBe(false);
+    expect(session.status()).toMatchObject({ state: 'ended', end_reason: 'orchestrator', end_detail: 'Done.', members: { talkers: 0, observers: 0 } });
+    expect(session.talkerRate).toBeNull();
+    expect(session.pause('client_request')).toBe(false);
+    await t.settle();
+    expect(t.types()).toEqual(['member_joined', 'talker_message:Ann:Held.', 'session_end:orchestrator']);
+  });
+
+  it('restores what a stopped server had, and writes it back with its next batch', async () => {
+    const t = await testSession();
+    const { session } = t;
+    const loopState = { ...newLoopState(), rrIndex: 1 };
+    session.restore({
+      botTurns: 1,
+      usage: { ...session.usage, llm_calls: 3 },
+      endedAt: null,
+      endReason: null,
+      endDetail: null,
+      pauseReason: 'llm_unavailable',
+      loopState,
+      messages: [{ turn: 1, kind: 'bot', name: 'Alice', bot: 'Alice', talker_id: null, content: 'Hi.', ts: new Date(0).toISOString(), tokens: 1 }],
+    });
+    expect(session.status()).toMatchObject({ state: 'paused', turn: 1, bot_turns: 1, pause_reason: 'llm_unavailable' });
+    session.resume();
+    await t.settle();
+    const [stored] = await t.store.loadSessions();
+    expect(stored.loopState).toEqual(loopState);
+    expect(stored.status).toEqual({ end_reason: null, end_detail: null, pause_reason: null, bot_turns: 1 });
+  });
+
+  it('keeps the usage ledger by account, a bot added later included', async () => {
+    const { session } = await testSession();
+    session.recordUsage({ bot: 'Alice' }, { prompt_tokens: 10, completion_tokens: 2 });
+    session.recordUsage('orchestrator', null);
+    session.recordUsage({ bot: 'Zed' }, { prompt_tokens: 1, completion_tokens: 1 });
+    expect(session.usage).toMatchObject({
+      llm_calls: 3,
+      prompt_tokens: 11,
+      completion_tokens: 3,
+      bots: { Alice: { llm_calls: 1 }, Bob: { llm_calls: 0 }, Zed: { llm_calls: 1 } },
+      orchestrator: { llm_calls: 1, prompt_tokens: 0 },
+    });
+  });
+});
