@@ -1,7 +1,7 @@
 import { DynamicModule, Module, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
 import { RequestBodyMiddleware } from './common/request-body.middleware.js';
 import { RouteErrorsService } from './common/route-errors.service.js';
-import { resolveOptions, type FellowshipOptions } from './config/fellowship-options.interface.js';
+import { resolveOptions } from './config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from './config/fellowship-options.token.js';
 import { ControlModule } from './control/control.module.js';
 import {
@@ -10,6 +10,7 @@ import {
   FELLOWSHIP_OPTIONS_TYPE,
   FellowshipConfigurableModule,
 } from './fellowship.module-definition.js';
+import { portProviders, PORT_TOKENS, withoutPorts, type FellowshipModuleOptions } from './fellowship.ports.js';
 import { HubModule } from './hub/hub.module.js';
 import { SessionController } from './hub/session.controller.js';
 import { SseController } from './hub/sse.controller.js';
@@ -38,14 +39,15 @@ const FEATURES = [HubModule, ControlModule, SessionModule, LoopModule, MemoryMod
   providers: [
     {
       provide: FELLOWSHIP_OPTIONS,
-      useFactory: (options: FellowshipOptions) => resolveOptions(options ?? {}),
+      useFactory: (options: FellowshipModuleOptions | undefined) => resolveOptions(withoutPorts(options ?? {})),
       inject: [FELLOWSHIP_MODULE_OPTIONS],
     },
+    ...portProviders(FELLOWSHIP_MODULE_OPTIONS),
     // The session gauges of the metrics (a lower layer) read the registry through this port.
     { provide: SESSION_CENSUS, useExisting: SessionRegistry },
     RouteErrorsService,
   ],
-  exports: [FELLOWSHIP_OPTIONS, SESSION_CENSUS, ...FEATURES],
+  exports: [FELLOWSHIP_OPTIONS, SESSION_CENSUS, ...PORT_TOKENS, ...FEATURES],
 })
 export class FellowshipModule extends FellowshipConfigurableModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {

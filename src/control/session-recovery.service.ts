@@ -117,6 +117,7 @@ export class SessionRecoveryService implements OnApplicationBootstrap {
       const session = this.registry.byIdOf(id);
       if (session) {
         this.registry.remove(session);
+        session.close();
       }
     }
   }

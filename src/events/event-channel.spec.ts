@@ -2,7 +2,11 @@ import { describe, expect, it } from '@jest/globals';
 import { InMemorySessionStore } from '../persistence/in-memory-session.store.js';
 import type { CommitBatch, SessionStore } from '../persistence/session-store.port.js';
 import type { Message } from '../model/session.types.js';
-import { EventChannel, type Join, type SerializedEvent } from './event-channel.js';
+import { EventChannel } from './event-channel.js';
+import { EventFeed, type Join, type Subscriber } from './event-feed.js';
+import type { SessionEventBody } from './events.js';
+import { InProcessEventBus } from './in-process-event-bus.js';
+import type { SerializedEvent } from './serialized-event.js';
 
 function message(turn: number): Message {
   return { turn, kind: 'talker', name: 'Ann', bot: null, talker_id: null, content: `m${turn}`, ts: '', tokens: 1 };
@@ -21,7 +25,23 @@ class GatedStore extends InMemorySessionStore {
   }
 }
 
-async function channelWith(store: SessionStore, retention = 100): Promise<{ sut: EventChannel; seen: SerializedEvent[] }> {
+/** A session's channel and this instance's feed, wired through the in-process bus, as a Session wires them. */
+interface Pipe {
+  sut: EventChannel;
+  feed: EventFeed;
+  seen: SerializedEvent[];
+}
+
+function subscribe(feed: EventFeed, subscriber: Subscriber): void {
+  feed.join({ subscriber, begin: () => true }, { after: feed.lastDeliveredSeq });
+}
+
+/** A member joining as Session.join does: its snapshot right before its own `member_joined`. */
+function join(pipe: Pipe, member: Join, announce: SessionEventBody & { type: 'member_joined' }): void {
+  pipe.feed.join(member, { before: pipe.sut.publish(announce).seq });
+}
+
+async function channelWith(store: SessionStore, retention = 100): Promise<Pipe> {
   await store.insertSession({
     id: 's',
     controlHash: 'c',
@@ -34,10 +54,13 @@ async function channelWith(store: SessionStore, retention = 100): Promise<{ sut:
     usage: {} as never,
     loopState: {},
   });
-  const sut = new EventChannel({ sessionId: 's', store, retention, sessionState: () => ({}), onCommitError: () => undefined });
+  const bus = new InProcessEventBus();
+  const sut = new EventChannel({ sessionId: 's', store, bus, sessionState: () => ({}), onCommitError: () => undefined });
+  const feed = new EventFeed(retention);
+  bus.subscribe('s', (events) => feed.receive(events));
   const seen: SerializedEvent[] = [];
-  sut.subscribers.add({ deliver: (batch) => seen.push(...batch.events) });
-  return { sut, seen };
+  subscribe(feed, { deliver: (batch) => seen.push(...batch.events) });
+  return { sut, feed, seen };
 }
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -50,7 +73,7 @@ async function settle(sut: EventChannel, store: GatedStore): Promise<void> {
   }
 }
 
-describe(EventChannel.name, () => {
+describe(`${EventChannel.name} and ${EventFeed.name}`, () => {
   it('numbers events synchronously and delivers them in order, serialised once', async () => {
     const { sut, seen } = await channelWith(new InMemorySessionStore());
     const a = sut.publish({ type: 'session_resumed' });
@@ -65,20 +88,20 @@ describe(EventChannel.name, () => {
 
   it('delivers nothing before the store has committed it (durable before broadcast)', async () => {
     const store = new GatedStore();
-    const { sut, seen } = await channelWith(store);
+    const { sut, feed, seen } = await channelWith(store);
     sut.publish({ type: 'talker_message', talker_id: null, name: 'Ann', content: 'm1', turn: 1 }, message(1));
     await tick();
     await tick();
     expect(store.commits).toHaveLength(1);
     expect(store.commits[0].messages).toHaveLength(1);
     expect(seen).toHaveLength(0);
-    expect(sut.visibleMessages).toBe(0);
+    expect(feed.visibleMessages).toBe(0);
     // Published while the first batch is being written: goes in the next batch.
     sut.publish({ type: 'session_resumed' });
     store.release();
     await tick();
     expect(seen.map((e) => e.seq)).toEqual([1]);
-    expect(sut.visibleMessages).toBe(1);
+    expect(feed.visibleMessages).toBe(1);
     store.release();
     await sut.drain();
     expect(seen.map((e) => e.seq)).toEqual([1, 2]);
@@ -87,7 +110,7 @@ describe(EventChannel.name, () => {
 
   it('gives token and debug events no seq, and keeps them out of the store and the replay log', async () => {
     const store = new InMemorySessionStore();
-    const { sut, seen } = await channelWith(store);
+    const { sut, feed, seen } = await channelWith(store);
     sut.publish({ type: 'turn_start', bot: 'A', turn: 1 });
     const token = sut.publish({ type: 'token', bot: 'A', token: 'x', turn: 1, index: 0 });
     sut.publish({ type: 'debug', category: 'loop', data: {} });
@@ -100,11 +123,11 @@ describe(EventChannel.name, () => {
     expect(seen[1].sseFrame).toBe(`event: token\ndata: ${seen[1].json}\n\n`);
     expect((await store.loadEvents('s', 0, 100)).map((e) => e.seq)).toEqual([1, 2]);
     expect(await store.lastSeq('s')).toBe(2);
-    expect(sut.lastDeliveredSeq).toBe(2);
-    expect(sut.replay(0)?.map((e) => e.seq)).toEqual([1, 2]);
-    expect(sut.replay(1)?.map((e) => e.seq)).toEqual([2]);
-    expect(sut.replay(2)).toEqual([]);
-    expect(sut.replay(3)).toBeNull();
+    expect(feed.lastDeliveredSeq).toBe(2);
+    expect(feed.replay(0)?.map((e) => e.seq)).toEqual([1, 2]);
+    expect(feed.replay(1)?.map((e) => e.seq)).toEqual([2]);
+    expect(feed.replay(2)).toEqual([]);
+    expect(feed.replay(3)).toBeNull();
   });
 
   it('writes nothing for a batch of live-only events', async () => {
@@ -118,25 +141,26 @@ describe(EventChannel.name, () => {
   });
 
   it('refuses cursors it cannot honour exactly', async () => {
-    const { sut } = await channelWith(new InMemorySessionStore(), 3);
+    const { sut, feed } = await channelWith(new InMemorySessionStore(), 3);
     for (let i = 0; i < 5; i++) {
       sut.publish({ type: 'session_resumed' });
     }
     await sut.drain();
-    expect(sut.replay(6)).toBeNull(); // beyond the current seq
-    expect(sut.replay(1)).toBeNull(); // seq 2 was dropped by retention
-    expect(sut.replay(2)?.map((e) => e.seq)).toEqual([3, 4, 5]);
-    expect(sut.replay(-1)).toBeNull();
-    expect(sut.replay(1.5)).toBeNull();
+    expect(feed.replay(6)).toBeNull(); // beyond the current seq
+    expect(feed.replay(1)).toBeNull(); // seq 2 was dropped by retention
+    expect(feed.replay(2)?.map((e) => e.seq)).toEqual([3, 4, 5]);
+    expect(feed.replay(-1)).toBeNull();
+    expect(feed.replay(1.5)).toBeNull();
   });
 
   it('still delivers when the store fails, and reports the failure', async () => {
     const errors: unknown[] = [];
     const store = new InMemorySessionStore();
     store.commit = () => Promise.reject(new Error('disk full'));
-    const sut = new EventChannel({ sessionId: 's', store, retention: 10, sessionState: () => ({}), onCommitError: (e) => errors.push(e) });
+    const bus = new InProcessEventBus();
+    const sut = new EventChannel({ sessionId: 's', store, bus, sessionState: () => ({}), onCommitError: (e) => errors.push(e) });
     const seen: number[] = [];
-    sut.subscribers.add({ deliver: (batch) => seen.push(...batch.events.map((e) => e.seq ?? 0)) });
+    bus.subscribe('s', (events) => seen.push(...events.map((e) => e.seq ?? 0)));
     sut.publish({ type: 'session_resumed' });
     await sut.drain();
     expect(seen).toEqual([1]);
@@ -144,13 +168,13 @@ describe(EventChannel.name, () => {
   });
 
   describe('join', () => {
-    const joiner = (sut: EventChannel, log: string[]): Join & { seen: SerializedEvent[] } => {
+    const joiner = (feed: EventFeed, log: string[]): Join & { seen: SerializedEvent[] } => {
       const seen: SerializedEvent[] = [];
       return {
         seen,
         subscriber: { deliver: (batch) => seen.push(...batch.events) },
         begin: () => {
-          log.push(`snapshot at ${sut.lastDeliveredSeq} with ${sut.visibleMessages} messages`);
+          log.push(`snapshot at ${feed.lastDeliveredSeq} with ${feed.visibleMessages} messages`);
           return true;
         },
       };
@@ -158,15 +182,16 @@ describe(EventChannel.name, () => {
 
     it('takes the snapshot behind events still on their way, and its own announcement comes right after it', async () => {
       const store = new GatedStore();
-      const { sut, seen } = await channelWith(store);
+      const pipe = await channelWith(store);
+      const { sut, feed, seen } = pipe;
       sut.publish({ type: 'talker_message', talker_id: null, name: 'Ann', content: 'm1', turn: 1 }, message(1));
       await tick();
       await tick();
       // The first batch is being written; a bot message is published behind it; then a member joins.
       sut.publish({ type: 'turn_start', bot: 'A', turn: 2 });
       const log: string[] = [];
-      const member = joiner(sut, log);
-      sut.join(member, { type: 'member_joined', role: 'observer', talker_id: null, name: null });
+      const member = joiner(feed, log);
+      join(pipe, member, { type: 'member_joined', role: 'observer', talker_id: null, name: null });
       expect(log).toEqual([]);
       await settle(sut, store);
       expect(store.commits.map((c) => c.events.map((e) => e.seq))).toEqual([[1], [2, 3]]);
@@ -180,14 +205,15 @@ describe(EventChannel.name, () => {
     });
 
     it('hands several joiners of one batch their own tails, sharing the batch bytes', async () => {
-      const { sut, seen } = await channelWith(new InMemorySessionStore());
+      const pipe = await channelWith(new InMemorySessionStore());
+      const { sut, feed, seen } = pipe;
       const log: string[] = [];
-      const first = joiner(sut, log);
-      const second = joiner(sut, log);
+      const first = joiner(feed, log);
+      const second = joiner(feed, log);
       const sse: Buffer[] = [];
-      sut.join({ ...first, subscriber: { deliver: (b) => (first.seen.push(...b.events), sse.push(b.sseBytes)) } }, { type: 'member_joined', role: 'observer', talker_id: null, name: 'one' });
+      join(pipe, { ...first, subscriber: { deliver: (b) => (first.seen.push(...b.events), sse.push(b.sseBytes)) } }, { type: 'member_joined', role: 'observer', talker_id: null, name: 'one' });
       sut.publish({ type: 'turn_start', bot: 'A', turn: 1 });
-      sut.join({ ...second, subscriber: { deliver: (b) => (second.seen.push(...b.events), sse.push(b.sseBytes)) } }, { type: 'member_joined', role: 'observer', talker_id: null, name: 'two' });
+      join(pipe, { ...second, subscriber: { deliver: (b) => (second.seen.push(...b.events), sse.push(b.sseBytes)) } }, { type: 'member_joined', role: 'observer', talker_id: null, name: 'two' });
       await sut.drain();
       expect(log).toEqual(['snapshot at 0 with 0 messages', 'snapshot at 2 with 0 messages']);
       expect(seen.map((e) => e.seq)).toEqual([1, 2, 3]);
@@ -198,18 +224,21 @@ describe(EventChannel.name, () => {
     });
 
     it('joins at once when nothing is on its way and there is nothing to announce; a refused begin subscribes nothing', async () => {
-      const { sut } = await channelWith(new InMemorySessionStore());
+      const pipe = await channelWith(new InMemorySessionStore());
+      const { sut, feed } = pipe;
       sut.publish({ type: 'session_resumed' });
       await sut.drain();
       const log: string[] = [];
-      const member = joiner(sut, log);
-      sut.join(member, null);
+      const member = joiner(feed, log);
+      // As Session.watch does: after everything published so far, announcing nothing.
+      feed.join(member, { after: sut.lastAssignedSeq });
       expect(log).toEqual(['snapshot at 1 with 0 messages']);
-      expect(sut.subscribers.has(member.subscriber)).toBe(true);
-      const gone = { subscriber: { deliver: () => undefined }, begin: () => false };
-      sut.join(gone, { type: 'member_joined', role: 'observer', talker_id: null, name: null });
+      const gone = { ...joiner(feed, log), begin: () => false };
+      join(pipe, gone, { type: 'member_joined', role: 'observer', talker_id: null, name: null });
+      sut.publish({ type: 'session_resumed' });
       await sut.drain();
-      expect(sut.subscribers.has(gone.subscriber)).toBe(false);
+      expect(member.seen.map((e) => e.seq)).toEqual([2, 3]);
+      expect(gone.seen).toEqual([]);
     });
   });
 });

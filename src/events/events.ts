@@ -53,6 +53,9 @@ export type ServerEvent = SessionEvent | HistoryEvent | ReplyEvent;
 /** Member → server frames (talkers over WebSocket). */
 export type ClientFrame = { type: 'user_message'; content: string; client_id?: string } | { type: 'ping' };
 
+/** The events that add a message to history (`Session.append` publishes each with its message). */
+export const MESSAGE_EVENTS: ReadonlySet<string> = new Set<SessionEventType>(['talker_message', 'bot_message']);
+
 /** Events not numbered and not kept in the retained log (live only, CONTRACT §6). */
 export const LIVE_ONLY_EVENTS: ReadonlySet<SessionEventType> = new Set<LiveOnlyEventType>(['token', 'debug']);
 

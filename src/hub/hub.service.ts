@@ -36,7 +36,7 @@ export class Refusal {
 
 /**
  * Members joining and leaving, and what they send. The snapshot-then-tail rule lives in `attach`:
- * it runs synchronously between two deliveries of the session's channel, so the history snapshot
+ * it runs synchronously between two deliveries of the session's feed, so the history snapshot
  * (or the replay) ends exactly at the seq where the member's live tail begins.
  */
 @Injectable()
@@ -145,7 +145,7 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
     if (session.ended) {
       // CONTRACT §6: an ended session gives history (seq before session_end), session_end, close;
       // no member_joined. Joined behind a session_end still on its way, if it is.
-      session.channel.join({ subscriber: member, begin: () => this.endedSnapshot(member, session, after) }, null);
+      session.watch({ subscriber: member, begin: () => this.endedSnapshot(member, session, after) });
       return;
     }
     const joined = session.join(member.role, member.name, { subscriber: member, begin: () => this.snapshot(member, session, after) });
@@ -158,11 +158,11 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
     if (member.closed) {
       return false;
     }
-    const replay = after !== null ? session.channel.replay(after) : null;
+    const replay = after !== null ? session.feed.replay(after) : null;
     if (replay) {
       member.write(replay);
     } else {
-      this.sendHistory(member, session, session.channel.lastDeliveredSeq);
+      this.sendHistory(member, session, session.feed.lastDeliveredSeq);
     }
     return !member.closed;
   }
@@ -171,16 +171,16 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
     if (member.closed) {
       return false;
     }
-    const channel = session.channel;
-    const replay = after !== null ? channel.replay(after) : null;
-    const end = channel.lastRetained();
+    const feed = session.feed;
+    const replay = after !== null ? feed.replay(after) : null;
+    const end = feed.lastRetained();
     if (replay) {
       member.write(replay);
     } else if (end?.type === 'session_end' && end.seq !== null) {
       this.sendHistory(member, session, end.seq - 1);
       member.write([end]);
     } else {
-      this.sendHistory(member, session, channel.lastDeliveredSeq);
+      this.sendHistory(member, session, feed.lastDeliveredSeq);
     }
     member.close(CLOSE.normal, 'session ended');
     return false;
@@ -193,7 +193,7 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
     if (!session || !this.members.delete(member)) {
       return;
     }
-    session.channel.subscribers.delete(member);
+    session.feed.unsubscribe(member);
     member.session = null;
     if (session.ended) {
       return;
@@ -244,7 +244,7 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
   }
 
   private sendHistory(member: Member, session: Session, seq: number): void {
-    const count = session.channel.visibleMessages;
+    const count = session.feed.visibleMessages;
     let cached = this.snapshots.get(session);
     if (!cached || cached.count !== count) {
       const messages = session.messages.slice(0, count).map((m) => publicMessage(m, session.config.show_reasoning));

@@ -3,7 +3,8 @@ import type { WebSocket } from 'ws';
 import type { Session } from '../session/session.js';
 import type { MemberRole } from '../model/session.types.js';
 import type { Socket } from 'node:net';
-import { EventBatch, type SerializedEvent, type Subscriber } from '../events/event-channel.js';
+import type { Subscriber } from '../events/event-feed.js';
+import { EventBatch, type SerializedEvent } from '../events/serialized-event.js';
 import type { ReplyEvent } from '../events/events.js';
 
 /** A reply without its timestamp (distributes over the union). */

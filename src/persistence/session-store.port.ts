@@ -74,6 +74,13 @@ export interface CommitBatch {
   messages: Message[];
   events: StoredEvent[];
   session?: Partial<Omit<SessionSnapshot, 'id' | 'controlHash' | 'observerHash' | 'legacyId' | 'createdAt'>>;
+  /**
+   * The epoch of the loop lease its writer holds (loop/loop-lease.port.ts), absent when it holds
+   * none. A store shared by several instances must refuse, in the same transaction as the write, a
+   * batch whose fence is older than the newest it has accepted for the session (a writer whose lease
+   * was taken over); a store of one instance (SQLite, in memory) has no other writer and ignores it.
+   */
+  fence?: number;
 }
 
 /**

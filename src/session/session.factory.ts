@@ -2,7 +2,8 @@ import { Inject, Injectable, type Logger } from '@nestjs/common';
 import { fellowshipLogger } from '../common/fellowship-logger.js';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
-import { SerializedEvent } from '../events/event-channel.js';
+import { EVENT_BUS, type EventBus } from '../events/event-bus.port.js';
+import { SerializedEvent } from '../events/serialized-event.js';
 import type { Message } from '../model/session.types.js';
 import { SESSION_STORE, type RetainedTail, type SessionSnapshot, type SessionStore } from '../persistence/session-store.port.js';
 import { decodeLoopState } from './loop-state.js';
@@ -25,17 +26,18 @@ export interface RestoredParts {
 
 /**
  * The one place a `Session` is built: for a new session and for one restored after a restart, with
- * its logger and its event channel wired to the store.
+ * its logger, its event channel wired to the store and the bus, and its feed subscribed to the bus.
  */
 @Injectable()
 export class SessionFactory {
   constructor(
     @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
     @Inject(SESSION_STORE) private readonly store: SessionStore,
+    @Inject(EVENT_BUS) private readonly bus: EventBus,
   ) {}
 
   create(init: SessionInit): Session {
-    return new Session(init, sessionLogger(this.options, init.id), { store: this.store, retention: this.options.eventRetention });
+    return new Session(init, sessionLogger(this.options, init.id), { store: this.store, bus: this.bus, retention: this.options.eventRetention });
   }
 
   restore(snapshot: SessionSnapshot, parts: RestoredParts): Session {
@@ -52,6 +54,7 @@ export class SessionFactory {
       sessionLogger(this.options, snapshot.id),
       {
         store: this.store,
+        bus: this.bus,
         retention: this.options.eventRetention,
         start: {
           seq: parts.seq,

@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { describe, expect, it } from '@jest/globals';
+import { InProcessEventBus } from '../events/in-process-event-bus.js';
 import { InMemorySessionStore } from '../persistence/in-memory-session.store.js';
 import { Session } from './session.js';
 import { SessionRegistry } from './session.registry.js';
@@ -17,7 +18,7 @@ function session(control: string, observer: string): Session {
       createdAt: new Date(),
     },
     new Logger('test'),
-    { store: new InMemorySessionStore(), retention: 10 },
+    { store: new InMemorySessionStore(), bus: new InProcessEventBus(), retention: 10 },
   );
 }
 

@@ -93,6 +93,21 @@ describe(Session.name, () => {
     expect(stored.status).toEqual({ end_reason: null, end_detail: null, pause_reason: null, bot_turns: 1 });
   });
 
+  it('lets the ended session be watched after its session_end, and stops receiving once closed', async () => {
+    const t = await testSession();
+    const { session } = t;
+    session.end('client_request', null);
+    const points: number[] = [];
+    session.watch({ subscriber: { deliver: () => undefined }, begin: () => (points.push(session.feed.lastDeliveredSeq), false) });
+    expect(points).toEqual([]);
+    await t.settle();
+    expect(points).toEqual([1]);
+    session.close();
+    session.publish({ type: 'session_resumed' });
+    await t.settle();
+    expect(t.types()).toEqual(['session_end:client_request']);
+  });
+
   it('keeps the usage ledger by account, a bot added later included', async () => {
     const { session } = await testSession();
     session.recordUsage({ bot: 'Alice' }, { prompt_tokens: 10, completion_tokens: 2 });

@@ -1,6 +1,7 @@
 import type { Logger } from '@nestjs/common';
 import { nameKey } from '../common/display-name.js';
-import { EventChannel, type ChannelStart, type Join } from '../events/event-channel.js';
+import { EventChannel } from '../events/event-channel.js';
+import { EventFeed, type Join } from '../events/event-feed.js';
 import type { DebugCategory, SessionEventBody } from '../events/events.js';
 import type { LlmTarget } from '../llm/llm.types.js';
 import type { EndView } from '../model/end-conditions.js';
@@ -18,42 +19,14 @@ import {
   type Usage,
   type UsageAccount,
 } from '../model/session.types.js';
-import type { CommitBatch, SessionStore } from '../persistence/session-store.port.js';
+import type { CommitBatch } from '../persistence/session-store.port.js';
 import { encodeLoopState, newLoopState, type LoopState } from './loop-state.js';
 import { Roster, type MemberIdentity } from './roster.js';
-import type { TalkerRateLimiter } from './talker-rate-limiter.js';
+import type { SavedState, SessionEvents, SessionInit } from './session-parts.js';
 
-export interface SessionInit {
-  /** The public id (`ses_…`, CONTRACT §2), also the row key. Never derived from a token. */
-  id: string;
-  controlHash: string;
-  observerHash: string;
-  config: SessionConfig;
-  apiKey: string | null;
-  createdAt: Date;
-}
-
-/** Where a session's events go: the store they are written to first, and how many are kept for replay. */
 export type { MemberIdentity } from './roster.js';
-
-export interface SessionEvents {
-  store: SessionStore;
-  retention: number;
-  /** A restored session's channel carries on from here. */
-  start?: ChannelStart;
-}
-
-/** What a restored session had when the server stopped (session_store rows, decoded). */
-export interface SavedState {
-  botTurns: number;
-  usage: Usage;
-  endedAt: Date | null;
-  endReason: EndReason | null;
-  endDetail: string | null;
-  pauseReason: PauseReason | null;
-  loopState: LoopState;
-  messages: readonly Message[];
-}
+export type { SavedState, SessionEvents, SessionInit } from './session-parts.js';
+import type { TalkerRateLimiter } from './talker-rate-limiter.js';
 
 /**
  * One session's state: config, history, counters, members and its event channel. Every change of
@@ -69,7 +42,11 @@ export class Session implements EndView {
   /** Key for this session's backend; held in memory only (encrypted in the store). */
   readonly apiKey: string | null;
   readonly createdAt: Date;
+  /** Where this session's events are published (the instance running its loop). */
   readonly channel: EventChannel;
+  /** What this instance has received of them, and its members' subscriptions. */
+  readonly feed: EventFeed;
+  private readonly unsubscribe: () => void;
 
   readonly messages: Message[] = [];
   botTurns = 0;
@@ -108,12 +85,14 @@ export class Session implements EndView {
       {
         sessionId: this.id,
         store: events.store,
-        retention: events.retention,
+        bus: events.bus,
         sessionState: () => this.persistedState(),
         onCommitError: (error) => this.logger.error(`persisting events failed: ${String(error)}`),
       },
-      events.start,
+      events.start?.seq,
     );
+    this.feed = new EventFeed(events.retention, events.start);
+    this.unsubscribe = events.bus.subscribe(this.id, (batch) => this.feed.receive(batch));
   }
 
   get ended(): boolean {
@@ -174,13 +153,19 @@ export class Session implements EndView {
   /**
    * A member joins a session not ended: it is counted (a talker gets an id, and `Talker <n>` in
    * join order unless it gave a name), and its `member_joined` is published with `join` placed
-   * right before it in the event order (see EventChannel.join).
+   * right before it in the event order (EventFeed.join).
    */
   join(role: MemberRole, name: string | null, join: Join): MemberIdentity {
     const member = this.roster.add(role, name);
-    this.channel.join(join, { type: 'member_joined', role, talker_id: member.talkerId, name: member.name });
+    const announced = this.channel.publish({ type: 'member_joined', role, talker_id: member.talkerId, name: member.name });
+    this.feed.join(join, { before: announced.seq });
     this.logger.log(`${role} joined${member.name ? ` (${member.name})` : ''}`);
     return member;
+  }
+
+  /** Someone watches without joining (an ended session): `join` is placed after everything published so far. */
+  watch(join: Join): void {
+    this.feed.join(join, { after: this.channel.lastAssignedSeq });
   }
 
   /** A member of a session not ended left: uncounted, `member_left`, and it is human activity. */
@@ -255,6 +240,11 @@ export class Session implements EndView {
    */
   humanActivity(): void {
     this.lastActivity = Date.now();
+  }
+
+  /** The session is no longer held in memory (retention removed it): its feed stops receiving. */
+  close(): void {
+    this.unsubscribe();
   }
 
   /** Append a message at the next turn and publish its event: the only way history grows. */

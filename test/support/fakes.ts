@@ -6,7 +6,8 @@
 import { fellowshipLogger } from '../../src/common/fellowship-logger.js';
 import { DEFAULT_FELLOWSHIP_OPTIONS } from '../../src/config/fellowship-options.interface.js';
 import type { SessionEvent } from '../../src/events/events.js';
-import type { SerializedEvent } from '../../src/events/event-channel.js';
+import { InProcessEventBus } from '../../src/events/in-process-event-bus.js';
+import type { SerializedEvent } from '../../src/events/serialized-event.js';
 import { LlmError, type LlmRequest, type LlmResult } from '../../src/llm/llm.types.js';
 import type { BotConfig, SessionConfig } from '../../src/model/session.types.js';
 import type { OrchestratorDecision, OrchestratorRequest } from '../../src/orchestrator/orchestrator.service.js';
@@ -67,7 +68,7 @@ export async function testSession(config: SessionConfig = sessionConfig()): Prom
   const session = new Session(
     { id, controlHash: `c${id}`, observerHash: `o${id}`, config, apiKey: null, createdAt: new Date() },
     fellowshipLogger({ logger: false }, 'test'),
-    { store, retention: 1000 },
+    { store, bus: new InProcessEventBus(), retention: 1000 },
   );
   await store.insertSession({
     id,
@@ -82,7 +83,7 @@ export async function testSession(config: SessionConfig = sessionConfig()): Prom
     loopState: {},
   });
   const delivered: SessionEvent[] = [];
-  session.channel.subscribers.add({ deliver: (batch) => delivered.push(...batch.events.map(parse)) });
+  session.feed.join({ subscriber: { deliver: (batch) => delivered.push(...batch.events.map(parse)) }, begin: () => true }, { after: 0 });
   return {
     session,
     store,
