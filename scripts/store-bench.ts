@@ -18,7 +18,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { resolveOptions } from '../src/config/fellowship-options.interface.js';
-import { FellowshipDatabase } from '../src/persistence/database.service.js';
 import { TypeOrmSessionStore } from '../src/persistence/typeorm-session.store.js';
 import type { SessionConfig, Usage } from '../src/model/session.types.js';
 
@@ -28,9 +27,8 @@ Logger.overrideLogger(false);
 async function run(groupMax: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fellowship-bench-'));
   const options = resolveOptions({ databasePath: join(dir, 'bench.sqlite'), dbWriteGroupMax: groupMax });
-  const db = new FellowshipDatabase(options);
-  await db.onModuleInit();
-  const store = new TypeOrmSessionStore(db, options);
+  const store = new TypeOrmSessionStore(options);
+  await store.onModuleInit();
   const ids = Array.from({ length: sessions }, (_, i) => `session-${i}`);
   const usage = { llm_calls: 0, prompt_tokens: 0, completion_tokens: 0, bots: {}, orchestrator: {}, other: {} } as unknown as Usage;
   await Promise.all(
@@ -83,7 +81,6 @@ async function run(groupMax: number): Promise<void> {
       `mean ${((stats.writeMs - before.writeMs) / transactions).toFixed(2)} ms, longest ${stats.longestWriteMs.toFixed(1)} ms`,
   );
   await store.onApplicationShutdown();
-  await db.onApplicationShutdown();
   rmSync(dir, { recursive: true, force: true });
 }
 

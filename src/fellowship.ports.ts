@@ -4,6 +4,10 @@ import type { FellowshipOptions, ResolvedFellowshipOptions } from './config/fell
 import { FELLOWSHIP_OPTIONS } from './config/fellowship-options.token.js';
 import { EVENT_BUS, type EventBus } from './events/event-bus.port.js';
 import { InProcessEventBus } from './events/in-process-event-bus.js';
+import { LocalLoopLease } from './loop/local-loop-lease.js';
+import { LOOP_LEASE, type LoopLease } from './loop/loop-lease.port.js';
+import { SESSION_STORE, type SessionStore } from './persistence/session-store.port.js';
+import { TypeOrmSessionStore } from './persistence/typeorm-session.store.js';
 
 /**
  * The ports a host may supply through FellowshipModule's options (each optional, with our default).
@@ -12,16 +16,27 @@ import { InProcessEventBus } from './events/in-process-event-bus.js';
  */
 export interface FellowshipPorts {
   /**
+   * Where sessions, history, retained events and memory entries are kept. Default: TypeORM on
+   * SQLite (`databasePath`, or the host's `dataSource`). Fellowship calls its lifecycle hooks
+   * (`onModuleInit`, `onApplicationShutdown`) as its own provider's.
+   */
+  sessionStore?: SessionStore;
+  /**
    * Event fan-out: how a session's committed events reach the members of every instance. Default:
    * in process (`InProcessEventBus`).
    */
   eventBus?: EventBus;
+  /**
+   * Loop ownership: which instance runs each session's loop, with the epoch its writes carry as a
+   * fence. Default: this instance runs them all (`LocalLoopLease`).
+   */
+  loopLease?: LoopLease;
 }
 
 /** What `forRoot` / `forRootAsync` take: the options, and the ports. */
 export type FellowshipModuleOptions = FellowshipOptions & FellowshipPorts;
 
-const PORT_KEYS: readonly (keyof FellowshipPorts)[] = ['eventBus'];
+const PORT_KEYS: readonly (keyof FellowshipPorts)[] = ['sessionStore', 'eventBus', 'loopLease'];
 
 /** The options without the ports (what `FELLOWSHIP_OPTIONS` resolves). */
 export function withoutPorts(options: FellowshipModuleOptions): FellowshipOptions {
@@ -36,13 +51,24 @@ export function withoutPorts(options: FellowshipModuleOptions): FellowshipOption
 export function portProviders(moduleOptions: symbol | string): Provider[] {
   return [
     {
+      provide: SESSION_STORE,
+      useFactory: (given: FellowshipModuleOptions | undefined, options: ResolvedFellowshipOptions): SessionStore =>
+        given?.sessionStore ?? new TypeOrmSessionStore(options),
+      inject: [moduleOptions, FELLOWSHIP_OPTIONS],
+    },
+    {
       provide: EVENT_BUS,
       useFactory: (given: FellowshipModuleOptions | undefined, options: ResolvedFellowshipOptions): EventBus =>
         given?.eventBus ?? new InProcessEventBus((error) => fellowshipLogger(options, 'EventBus').error(`delivering events failed: ${String(error)}`)),
       inject: [moduleOptions, FELLOWSHIP_OPTIONS],
     },
+    {
+      provide: LOOP_LEASE,
+      useFactory: (given: FellowshipModuleOptions | undefined): LoopLease => given?.loopLease ?? new LocalLoopLease(),
+      inject: [moduleOptions],
+    },
   ];
 }
 
 /** The tokens of the ports, exported by FellowshipModule. */
-export const PORT_TOKENS = [EVENT_BUS];
+export const PORT_TOKENS = [SESSION_STORE, EVENT_BUS, LOOP_LEASE];

@@ -4,18 +4,17 @@
  * rate (per name, WebSocket and REST together), connections per session, and allowed origins for
  * WebSocket upgrades and CORS.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterEach, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
-import { createServer } from '../src/bootstrap.js';
 import type { FellowshipOptions } from '../src/config/fellowship-options.interface.js';
 import { DEFAULT_FELLOWSHIP_OPTIONS } from '../src/config/fellowship-options.interface.js';
-import { FellowshipModule } from '../src/fellowship.module.js';
 import { SessionRegistry } from '../src/session/session.registry.js';
-import { gate, MockLlmServer } from './mock-llm/mock-llm.server.js';
-import { bots, startApp, TEST_OPTIONS, type TestApp } from './support/app.js';
+import { gate } from './mock-llm/mock-llm.server.js';
+import { appForSuite, bots, startApp, TEST_SERVER, type TestApp } from './support/app.js';
 import { WsClient } from './support/clients.js';
 
-const MAX_BODY_BYTES = 1_048_576;
+/** The body limit the test apps run with. */
+const MAX_BODY_BYTES = TEST_SERVER.maxBodyBytes;
 
 describe('limits', () => {
   const apps: TestApp[] = [];
@@ -264,27 +263,11 @@ describe('limits', () => {
 });
 
 describe('allowed origins (CORS_ORIGINS)', () => {
-  let llm: MockLlmServer;
-  let url: string;
-  let close: () => Promise<void>;
   const GOOD = 'https://app.example';
-
-  beforeAll(async () => {
-    llm = await MockLlmServer.start();
-    const options: FellowshipOptions = { ...TEST_OPTIONS, llmBaseUrl: llm.baseUrl, corsOrigins: [GOOD] };
-    const app = await createServer(FellowshipModule.forRoot(options), { maxBodyBytes: MAX_BODY_BYTES, trustProxy: '', corsOrigins: GOOD }, false);
-    await app.listen(0, '127.0.0.1');
-    url = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
-    close = async () => {
-      await app.close();
-      await llm.close();
-    };
-  });
-  afterAll(async () => {
-    await close();
-  });
+  const app = appForSuite({ corsOrigins: [GOOD] }, { server: { corsOrigins: GOOD } });
 
   it('refuses a WebSocket upgrade from another origin, and takes the allowed one, its own and non-browser clients', async () => {
+    const { url } = app();
     const res = await request(url).post('/v1/session/create').send({ bots: bots('A') }).expect(201);
     const wsUrl = `${url.replace('http', 'ws')}/v1/session/${res.body.token as string}/connect`;
     await expect(WsClient.connect(wsUrl, { origin: 'https://evil.example' })).rejects.toThrow(/403/);
@@ -302,6 +285,7 @@ describe('allowed origins (CORS_ORIGINS)', () => {
   });
 
   it('answers CORS for the allowed origin only', async () => {
+    const { url } = app();
     const allowed = await request(url).options('/v1/session/create').set('Origin', GOOD).set('Access-Control-Request-Method', 'POST');
     expect(allowed.headers['access-control-allow-origin']).toBe(GOOD);
     const other = await request(url).options('/v1/session/create').set('Origin', 'https://evil.example').set('Access-Control-Request-Method', 'POST');

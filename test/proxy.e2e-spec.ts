@@ -6,8 +6,7 @@
  * missing and cannot be installed, the suite fails loudly; nothing is skipped.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { Controller, Get, Module, Req } from '@nestjs/common';
-import type { NestExpressApplication } from '@nestjs/platform-express';
+import { Controller, Get, Req } from '@nestjs/common';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -18,13 +17,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Request } from 'express';
-import { createServer } from '../src/bootstrap.js';
-import { FellowshipModule } from '../src/fellowship.module.js';
 import { gate, MockLlmServer } from './mock-llm/mock-llm.server.js';
 import { launchChromium, WatchedPage } from './support/browser.js';
 import { SseClient, WsClient } from './support/clients.js';
 import { createAndTalk } from './support/console.js';
-import { TEST_OPTIONS } from './support/app.js';
+import { startApp, type TestApp } from './support/app.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
@@ -237,7 +234,7 @@ describe('behind nginx (docs/deployment.md)', () => {
   let nginxBin: string;
   let dir: string;
   let llm: MockLlmServer;
-  let app: NestExpressApplication;
+  let t: TestApp;
   let nginx: Nginx;
   let appUrl: string;
   let proxyUrl: string;
@@ -246,12 +243,9 @@ describe('behind nginx (docs/deployment.md)', () => {
     nginxBin = await ensureNginx();
     dir = await mkdtemp(join(tmpdir(), 'fellowship-nginx-'));
     llm = await MockLlmServer.start();
-    @Module({ imports: [FellowshipModule.forRoot({ ...TEST_OPTIONS, llmBaseUrl: llm.baseUrl })], controllers: [WhoAmIController] })
-    class ProxiedModule {}
-    app = await createServer(ProxiedModule, { maxBodyBytes: 1_048_576, trustProxy: 'loopback', corsOrigins: '' }, false);
-    await app.listen(0, '127.0.0.1');
-    const appPort = (app.getHttpServer().address() as { port: number }).port;
-    appUrl = `http://127.0.0.1:${appPort}`;
+    t = await startApp({}, llm, { server: { trustProxy: 'loopback' }, root: { controllers: [WhoAmIController] } });
+    const appPort = (t.app.getHttpServer().address() as { port: number }).port;
+    appUrl = t.url;
     const started = await Nginx.start(nginxBin, dir, appPort);
     nginx = started.nginx;
     proxyUrl = `http://127.0.0.1:${started.port}`;
@@ -259,7 +253,7 @@ describe('behind nginx (docs/deployment.md)', () => {
 
   afterAll(async () => {
     await nginx?.stop();
-    await app?.close();
+    await t?.close();
     await llm?.close();
     if (dir) {
       await rm(dir, { recursive: true, force: true });
@@ -333,13 +327,9 @@ describe('behind nginx (docs/deployment.md)', () => {
   });
 
   it('ignores X-Forwarded-For when TRUST_PROXY is empty', async () => {
-    @Module({ imports: [FellowshipModule.forRoot({ ...TEST_OPTIONS, llmBaseUrl: llm.baseUrl })], controllers: [WhoAmIController] })
-    class UntrustingModule {}
-    const untrusting = await createServer(UntrustingModule, { maxBodyBytes: 1_048_576, trustProxy: '', corsOrigins: '' }, false);
-    await untrusting.listen(0, '127.0.0.1');
+    const untrusting = await startApp({}, llm, { root: { controllers: [WhoAmIController] } });
     try {
-      const port = (untrusting.getHttpServer().address() as { port: number }).port;
-      const res = await getFrom(`http://127.0.0.1:${port}/whoami`, { 'X-Forwarded-For': '203.0.113.9' });
+      const res = await getFrom(`${untrusting.url}/whoami`, { 'X-Forwarded-For': '203.0.113.9' });
       expect(JSON.parse(res.body)).toEqual({ ip: CLIENT_ADDRESS });
     } finally {
       await untrusting.close();

@@ -12,7 +12,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { resolveOptions } from '../src/config/fellowship-options.interface.js';
-import type { FellowshipDatabase } from '../src/persistence/database.service.js';
 import { FELLOWSHIP_ENTITIES } from '../src/persistence/entities/index.js';
 import { InitialSchema1796083200000 } from '../src/persistence/migrations/1796083200000-initial-schema.js';
 import { FELLOWSHIP_MIGRATIONS, FELLOWSHIP_MIGRATIONS_TABLE } from '../src/persistence/migrations/index.js';
@@ -66,7 +65,7 @@ function v1Config(baseUrl: string, memory: string, memoryId: string | null, apiK
 
 /** Builds the file with the v1 migration (as v1 did, through TypeORM) and inserts rows as v1 wrote them. */
 async function buildV1Database(file: string, baseUrl: string, sessions: V1Session[], memoryId: string, strayPrefix: string): Promise<void> {
-  const box = new SecretBox(resolveOptions({ encryptionKey: ENCRYPTION_KEY }), { file: null } as FellowshipDatabase);
+  const box = new SecretBox(resolveOptions({ encryptionKey: ENCRYPTION_KEY }), { file: null, volatile: false });
   box.onModuleInit();
   const source = new DataSource({
     type: 'sqlite',

@@ -101,7 +101,12 @@ export class SessionRecoveryService implements OnApplicationBootstrap {
       session.loopState.repliesLeft++;
     }
     const memory = session.config.memory_id ? (await this.memory.entries(session.config.memory_id)).map((e) => e.content) : [];
-    const loop = this.loops.start(session, { memory });
+    const lease = await this.loops.acquire(session);
+    if (!lease) {
+      session.logger.log('restored; its loop runs on another instance');
+      return false;
+    }
+    const loop = this.loops.start(session, lease, { memory });
     if (keyError) {
       loop.end('error', `this session's LLM API key could not be restored: ${keyError}`);
     } else if (!this.loops.endIfDue(session)) {

@@ -77,7 +77,12 @@ export class SessionService implements OnApplicationBootstrap {
     this.registry.add(session);
     // Waits for a summary still being written for this store (inherit right after the end).
     const memory = config.memory_id ? (await this.memoryStore.entries(config.memory_id)).map((e) => e.content) : [];
-    this.loops.start(session, { memory, paused: config.start_paused });
+    const lease = await this.loops.acquire(session);
+    if (!lease) {
+      // Nobody else can hold the lease of a session this instance has just made: a fault of the lease.
+      throw new Error(`the loop lease of the new session ${session.id} was refused`);
+    }
+    this.loops.start(session, lease, { memory, paused: config.start_paused });
     session.logger.log(
       `created: ${config.bots.length} bots, ${config.participation_mode}, ${config.turn_order}` +
         (ignored.length ? `; ignored ${ignored.join(', ')}` : ''),

@@ -4,12 +4,25 @@ import { ContextService } from '../context/context.service.js';
 import { TokenCounter } from '../context/token-counter.service.js';
 import type { SessionConfig } from '../model/session.types.js';
 import type { Session } from '../session/session.js';
+import { LocalLoopLease } from './local-loop-lease.js';
 import { LoopScheduler } from './loop-scheduler.service.js';
-import { LoopService } from './loop.service.js';
+import { LoopService, type LoopStart } from './loop.service.js';
+import type { SessionLoop } from './session-loop.js';
 
-function service(): { sut: LoopService; scheduler: LoopScheduler; llm: FakeLlm; ended: string[] } {
+interface Service {
+  sut: LoopService;
+  scheduler: LoopScheduler;
+  llm: FakeLlm;
+  leases: LocalLoopLease;
+  ended: string[];
+  /** Takes the session's lease and starts its loop. */
+  start: (session: Session, how?: LoopStart) => Promise<SessionLoop>;
+}
+
+function service(): Service {
   const scheduler = new LoopScheduler();
   const llm = new FakeLlm();
+  const leases = new LocalLoopLease();
   // The services the loops call are fakes: none of these tests lets a call be answered.
   const sut = new LoopService(
     { ...FAST_OPTIONS, endSettleTimeoutMs: 1000 },
@@ -19,10 +32,18 @@ function service(): { sut: LoopService; scheduler: LoopScheduler; llm: FakeLlm; 
     new FakeSummarizer() as never,
     new TokenCounter(),
     scheduler,
+    leases,
   );
   const ended: string[] = [];
   sut.onSessionEnd((session) => ended.push(`${session.id}:${session.endReason}`));
-  return { sut, scheduler, llm, ended };
+  const start = async (session: Session, how?: LoopStart): Promise<SessionLoop> => {
+    const lease = await sut.acquire(session);
+    if (!lease) {
+      throw new Error('the lease was refused');
+    }
+    return sut.start(session, lease, how);
+  };
+  return { sut, scheduler, llm, leases, ended, start };
 }
 
 async function reactive(over: Partial<SessionConfig> = {}, createdAt?: Date): Promise<Session> {
@@ -35,9 +56,9 @@ async function reactive(over: Partial<SessionConfig> = {}, createdAt?: Date): Pr
 
 describe(LoopService.name, () => {
   it('arms the timer end conditions of a loop it starts, and clears them when the session ends', async () => {
-    const { sut, scheduler, ended } = service();
+    const { sut, scheduler, ended, start } = service();
     const session = await reactive({ max_time: 600 });
-    const loop = sut.start(session);
+    const loop = await start(session);
     expect(sut.get(session)).toBe(loop);
     expect([sut.size, scheduler.size]).toEqual([1, 2]);
     loop.end('client_request');
@@ -47,17 +68,17 @@ describe(LoopService.name, () => {
   });
 
   it('ends an idle session with nobody connected when its TTL runs out', async () => {
-    const { sut, ended } = service();
+    const { ended, start } = service();
     const session = await reactive({ session_ttl: 0.05 });
-    const loop = sut.start(session);
+    const loop = await start(session);
     await loop.finished;
     expect(ended).toEqual([`${session.id}:idle_timeout`]);
   });
 
   it('ends a session at max_time, a call in flight included', async () => {
-    const { sut, llm } = service();
+    const { llm, start } = service();
     const session = await reactive({ participation_mode: 'autonomous', max_time: 0.05 });
-    const loop = sut.start(session);
+    const loop = await start(session);
     const call = await llm.next();
     expect(loop.busy).toBe(true);
     await loop.finished;
@@ -66,25 +87,55 @@ describe(LoopService.name, () => {
   });
 
   it('ends at once a restored session already past max_time, and nothing else', async () => {
-    const { sut } = service();
+    const { sut, start } = service();
     const late = await reactive({ max_time: 60 }, new Date(Date.now() - 61_000));
-    sut.start(late);
+    await start(late);
     expect(sut.endIfDue(late)).toBe(true);
     expect(late.endReason).toBe('max_time');
     const inTime = await reactive({ max_time: 60 });
-    sut.start(inTime);
+    await start(inTime);
     expect(sut.endIfDue(inTime)).toBe(false);
     sut.get(inTime)?.end('client_request');
   });
 
   it('starts a session paused when asked (start_paused), and stops every loop at shutdown without ending it', async () => {
-    const { sut, ended } = service();
+    const { sut, ended, leases, start } = service();
     const session = await reactive();
-    sut.start(session, { paused: true });
+    await start(session, { paused: true });
     expect(session.state).toBe('paused');
-    sut.onApplicationShutdown();
-    await sut.get(session)?.finished;
+    await sut.onApplicationShutdown();
     expect(session.ended).toBe(false);
     expect(ended).toEqual([]);
+    expect(leases.size).toBe(0);
+  });
+
+  it('runs a loop only while its lease is held, writes the lease epoch with every batch, and releases it at the end', async () => {
+    const { sut, leases, start } = service();
+    const t = await testSession(sessionConfig({ participation_mode: 'reactive' }));
+    const loop = await start(t.session);
+    const held = await sut.acquire(t.session);
+    expect(held).toBeNull();
+    const commits: (number | undefined)[] = [];
+    const commit = t.store.commit.bind(t.store);
+    t.store.commit = (id, batch) => (commits.push(batch.fence), commit(id, batch));
+    t.session.publish({ type: 'session_resumed' });
+    await t.settle();
+    expect(commits).toEqual([1]);
+    loop.end('client_request');
+    await sut.settled(t.session);
+    expect(leases.size).toBe(0);
+    expect(await sut.acquire(t.session)).toMatchObject({ epoch: 2 });
+  });
+
+  it('stops the loop, without ending the session, when its lease is lost', async () => {
+    const { sut, llm } = service();
+    const session = await reactive({ participation_mode: 'autonomous' });
+    const lost = new AbortController();
+    const loop = sut.start(session, { sessionId: session.id, epoch: 7, signal: lost.signal, release: () => Promise.resolve() });
+    const call = await llm.next();
+    lost.abort();
+    await loop.finished;
+    expect(call.request.signal?.aborted).toBe(true);
+    expect(session.ended).toBe(false);
   });
 });

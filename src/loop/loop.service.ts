@@ -12,6 +12,7 @@ import type { EndCondition, EndReason } from '../model/end-conditions.js';
 import { OrchestratorService } from '../orchestrator/orchestrator.service.js';
 import type { Session } from '../session/session.js';
 import { dueTimer, TIMER_CONDITIONS } from './end-condition-checks.js';
+import { LOOP_LEASE, type Lease, type LoopLease } from './loop-lease.port.js';
 import { LoopScheduler } from './loop-scheduler.service.js';
 import { SessionLoop } from './session-loop.js';
 
@@ -25,11 +26,16 @@ export interface LoopStart {
   paused?: boolean;
 }
 
-/** Creates and tracks the loop of every live session and arms its timer end conditions. */
+/**
+ * Creates and tracks the loop of every live session whose lease this instance holds (LOOP_LEASE),
+ * and arms its timer end conditions. A loop runs only while its lease is held: a lost lease stops
+ * it (the session carries on wherever the lease went), an ended loop releases it.
+ */
 @Injectable()
 export class LoopService implements OnApplicationShutdown {
   private readonly logger: Logger;
   private readonly loops = new Map<string, SessionLoop>();
+  private readonly leases = new Map<string, Lease>();
   private readonly endListeners: SessionEndListener[] = [];
   /** Ended sessions whose loop is still unwinding (an aborted call being counted), by session id. */
   private readonly settling = new Map<string, Promise<void>>();
@@ -42,6 +48,7 @@ export class LoopService implements OnApplicationShutdown {
     private readonly summarizer: SummarizerService,
     private readonly tokens: TokenCounter,
     private readonly scheduler: LoopScheduler,
+    @Inject(LOOP_LEASE) private readonly lease: LoopLease,
     @Optional() private readonly metrics?: FellowshipMetrics,
   ) {
     this.logger = fellowshipLogger(options, 'Loop');
@@ -52,7 +59,13 @@ export class LoopService implements OnApplicationShutdown {
     this.endListeners.push(listener);
   }
 
-  start(session: Session, { memory = [], paused = false }: LoopStart = {}): SessionLoop {
+  /** The lease of a session's loop (null: another instance runs it). */
+  acquire(session: Session): Promise<Lease | null> {
+    return this.lease.acquire(session.id);
+  }
+
+  /** Starts the loop of a session whose `lease` this instance holds. */
+  start(session: Session, lease: Lease, { memory = [], paused = false }: LoopStart = {}): SessionLoop {
     const loop = new SessionLoop(session, {
       llm: this.llm,
       context: this.context,
@@ -65,6 +78,9 @@ export class LoopService implements OnApplicationShutdown {
       onBotTurn: () => this.metrics?.botTurn(),
     });
     this.loops.set(session.id, loop);
+    this.leases.set(session.id, lease);
+    session.channel.fence = lease.epoch;
+    lease.signal.addEventListener('abort', () => loop.stop(), { once: true });
     this.armTimers(session);
     if (paused) {
       loop.pause('client_request');
@@ -143,9 +159,12 @@ export class LoopService implements OnApplicationShutdown {
       this.metrics?.sessionEnded(session.endReason);
     }
     const loop = this.loops.get(session.id);
+    const lease = this.leases.get(session.id);
+    this.leases.delete(session.id);
     if (loop) {
       const settling = loop.finished
         .then(() => session.channel.touch())
+        .then(() => lease?.release())
         .catch((error: unknown) => this.logger.error(`session loop failed after its end: ${String(error)}`))
         .finally(() => this.settling.delete(session.id));
       this.settling.set(session.id, settling);
@@ -161,9 +180,19 @@ export class LoopService implements OnApplicationShutdown {
     }
   }
 
-  onApplicationShutdown(): void {
+  /** Stops every loop (the sessions carry on after a restart) and gives their leases up. */
+  async onApplicationShutdown(): Promise<void> {
     for (const loop of this.loops.values()) {
       loop.stop();
     }
+    const held = [...this.leases.entries()];
+    this.leases.clear();
+    await Promise.all(
+      held.map(([id, lease]) =>
+        (this.loops.get(id)?.finished ?? Promise.resolve())
+          .then(() => lease.release())
+          .catch((error: unknown) => this.logger.error(`releasing the loop lease failed: ${String(error)}`)),
+      ),
+    );
   }
 }

@@ -1,8 +1,7 @@
-import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import type { Logger } from '@nestjs/common';
 import sqlite3 from 'sqlite3';
 import { DataSource } from 'typeorm';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
-import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 import { FELLOWSHIP_ENTITIES } from './entities/index.js';
 import { runFellowshipMigrations } from './migration-runner.js';
 import { FELLOWSHIP_MIGRATIONS, FELLOWSHIP_MIGRATIONS_TABLE } from './migrations/index.js';
@@ -23,9 +22,9 @@ const SQLITE_DRIVERS: ReadonlySet<string> = new Set([
 const IN_MEMORY = ':memory:';
 
 /**
- * Fellowship's TypeORM DataSource. By default we open our own SQLite file (`databasePath`, WAL,
- * `synchronous=NORMAL`, migrations at start-up) and close it at shutdown. A host that passes
- * `dataSource` keeps it: we run our migrations on it and never close it.
+ * Fellowship's TypeORM DataSource, owned by the TypeORM session store. By default we open our own
+ * SQLite file (`databasePath`, WAL, `synchronous=NORMAL`, migrations at start-up) and close it at
+ * shutdown. A host that passes `dataSource` keeps it: we run our migrations on it and never close it.
  *
  * Why not `@nestjs/typeorm`: its `forRoot` registers a `DataSource` token that would collide with a
  * host app's own TypeOrmModule. The DataSource is owned here and reached only through this class.
@@ -36,16 +35,16 @@ const IN_MEMORY = ':memory:';
  * (docs/decisions.md). Every write still goes through the store's single write queue, which groups
  * all sessions' writes of one event-loop turn into one transaction (SQLite has one writer).
  *
- * Opening happens in `onModuleInit` (during `app.init()` / `listen()`), so a database that cannot
- * be opened or written rejects `listen()` with one clear message instead of aborting the process.
+ * Opening happens in the store's `onModuleInit` (during `app.init()` / `listen()`), so a database
+ * that cannot be opened or written rejects `listen()` with one clear message instead of aborting
+ * the process.
  */
-@Injectable()
-export class FellowshipDatabase implements OnModuleInit, OnApplicationShutdown {
+export class FellowshipDatabase {
   private readonly logger: Logger;
   private source: DataSource | null = null;
   private owned = false;
 
-  constructor(@Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions) {
+  constructor(private readonly options: ResolvedFellowshipOptions) {
     this.logger = fellowshipLogger(options, 'Database');
   }
 
@@ -62,6 +61,11 @@ export class FellowshipDatabase implements OnModuleInit, OnApplicationShutdown {
     return typeof database === 'string' && database.length > 0 && database !== IN_MEMORY ? database : null;
   }
 
+  /** Our own database in memory: nothing it holds outlives the process. */
+  get volatile(): boolean {
+    return !this.options.dataSource && this.options.databasePath === IN_MEMORY;
+  }
+
   /** What the database is, for log lines and error messages. */
   get description(): string {
     if (this.options.dataSource) {
@@ -70,7 +74,7 @@ export class FellowshipDatabase implements OnModuleInit, OnApplicationShutdown {
     return this.options.databasePath === IN_MEMORY ? 'the in-memory database' : `the database file ${this.options.databasePath}`;
   }
 
-  async onModuleInit(): Promise<void> {
+  async open(): Promise<void> {
     try {
       this.source = this.options.dataSource ? await this.adopt(this.options.dataSource) : await this.openOwn();
       await this.probeWrite();
@@ -81,10 +85,6 @@ export class FellowshipDatabase implements OnModuleInit, OnApplicationShutdown {
       throw new Error(`Cannot use ${this.description}: ${reason}`, { cause: error });
     }
     this.logger.log(`using ${this.description}`);
-  }
-
-  async onApplicationShutdown(): Promise<void> {
-    await this.close();
   }
 
   /** Closes our own DataSource (a host's stays open: it is the host's). Idempotent. */

@@ -4,7 +4,6 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveOptions, type FellowshipOptions } from '../config/fellowship-options.interface.js';
-import type { FellowshipDatabase } from './database.service.js';
 import { parseKey, SecretBox } from './secret-box.js';
 
 const dirs: string[] = [];
@@ -14,8 +13,9 @@ afterEach(() => {
   }
 });
 
+/** A box for a store whose database is `file` (null: our own database in memory). */
 function box(options: FellowshipOptions, file: string | null): SecretBox {
-  const sut = new SecretBox(resolveOptions(options), { file } as FellowshipDatabase);
+  const sut = new SecretBox(resolveOptions(options), { file, volatile: file === null });
   sut.onModuleInit();
   return sut;
 }
@@ -74,6 +74,15 @@ describe(SecretBox.name, () => {
     const a = box({}, null);
     const b = box({}, null);
     expect(() => b.decrypt(a.encrypt('sk', 'o'), 'o')).toThrow();
+  });
+
+  it('warns when the store outlives the process and the key cannot (no encryptionKey, no file)', () => {
+    const lines: unknown[] = [];
+    const logger = { log: () => undefined, error: () => undefined, warn: (line: unknown) => void lines.push(line) };
+    new SecretBox(resolveOptions({ logger }), { file: null, volatile: false }).onModuleInit();
+    expect(lines).toEqual([expect.stringMatching(/held in memory and will not decrypt after a restart/)]);
+    new SecretBox(resolveOptions({ logger }), { file: null, volatile: true }).onModuleInit();
+    expect(lines).toHaveLength(1);
   });
 
   it('rejects a key that is not 32 bytes of base64', () => {

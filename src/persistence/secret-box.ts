@@ -1,9 +1,7 @@
-import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import type { Logger, OnModuleInit } from '@nestjs/common';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
-import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
-import { FellowshipDatabase } from './database.service.js';
 import { fellowshipLogger } from '../common/fellowship-logger.js';
 
 const ALGORITHM = 'aes-256-gcm';
@@ -26,24 +24,34 @@ export function parseKey(text: string): Buffer | null {
   return key.length === KEY_BYTES ? key : null;
 }
 
+/** Where the session store keeps its data, as far as the key is concerned. */
+export interface KeyHome {
+  /** The database file (the key file goes beside it), or null. */
+  file: string | null;
+  /** Nothing the store holds outlives the process (a key in memory loses nothing). */
+  volatile: boolean;
+}
+
 /**
  * Encrypts secrets at rest (a session's own LLM API key) with AES-256-GCM. The key comes from
  * `encryptionKey` (env `DATA_ENCRYPTION_KEY`); without one, a random key is created once in a file
  * next to the database (`<database>.key`, mode 0600) and reused; with an in-memory database the key
- * lives in memory (nothing outlives the process anyway).
+ * lives in memory (nothing outlives the process anyway). A store without a database file that
+ * outlives the process (a host's `dataSource` in memory, a `sessionStore` of its own) needs
+ * `encryptionKey`: without it the key is held in memory, with a warning.
  *
  * Each ciphertext is bound to its owner (the session id, as GCM associated data), so a value copied
  * to another row does not decrypt; a wrong key or a tampered value fails loudly instead of yielding
  * garbage.
  */
-@Injectable()
 export class SecretBox implements OnModuleInit {
   private readonly logger: Logger;
   private key: Buffer | null = null;
 
   constructor(
-    @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
-    private readonly db: FellowshipDatabase,
+    private readonly options: ResolvedFellowshipOptions,
+    /** Where the store keeps its data: the database file the key file goes beside, and whether its data dies with the process. */
+    private readonly home: KeyHome,
   ) {
     this.logger = fellowshipLogger(options, 'SecretBox');
   }
@@ -90,9 +98,9 @@ export class SecretBox implements OnModuleInit {
       }
       return key;
     }
-    const database = this.db.file;
+    const database = this.home.file;
     if (!database) {
-      if (this.options.dataSource) {
+      if (!this.home.volatile) {
         this.logger.warn('no encryptionKey and no database file to keep a key beside: secrets at rest use a key held in memory and will not decrypt after a restart');
       }
       return randomBytes(KEY_BYTES);

@@ -12,7 +12,7 @@ import { TypeOrmSessionStore } from './typeorm-session.store.js';
 
 const MIGRATION_NAMES = FELLOWSHIP_MIGRATIONS.map((M) => new M().name);
 const dirs: string[] = [];
-const opened: { db: FellowshipDatabase; store: TypeOrmSessionStore }[] = [];
+const opened: TypeOrmSessionStore[] = [];
 
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'fellowship-store-'));
@@ -21,22 +21,19 @@ function tempDir(): string {
 }
 
 async function open(options: FellowshipOptions): Promise<{ db: FellowshipDatabase; sut: TypeOrmSessionStore }> {
-  const resolved = resolveOptions(options);
-  const db = new FellowshipDatabase(resolved);
-  await db.onModuleInit();
-  const sut = new TypeOrmSessionStore(db, resolved);
-  opened.push({ db, store: sut });
-  return { db, sut };
+  const sut = new TypeOrmSessionStore(resolveOptions(options));
+  await sut.onModuleInit();
+  opened.push(sut);
+  return { db: sut.database, sut };
 }
 
-async function shut(db: FellowshipDatabase, store: TypeOrmSessionStore): Promise<void> {
+async function shut(store: TypeOrmSessionStore): Promise<void> {
   await store.onApplicationShutdown();
-  await db.onApplicationShutdown();
 }
 
 afterEach(async () => {
-  for (const { db, store } of opened.splice(0)) {
-    await shut(db, store).catch(() => undefined);
+  for (const store of opened.splice(0)) {
+    await shut(store).catch(() => undefined);
   }
   for (const dir of dirs.splice(0)) {
     rmSync(dir, { recursive: true, force: true });
@@ -222,7 +219,7 @@ describe(TypeOrmSessionStore.name, () => {
     await first.sut.commit('kept', { messages: [message(1)], events: [event(1)] });
     expect(await first.db.dataSource.query('PRAGMA journal_mode')).toEqual([{ journal_mode: 'wal' }]);
     expect(await first.db.dataSource.query('PRAGMA synchronous')).toEqual([{ synchronous: 1 }]);
-    await shut(first.db, first.sut);
+    await shut(first.sut);
 
     const second = await open({ databasePath: file });
     expect(await second.db.dataSource.query('SELECT "name" FROM "fellowship_migrations" ORDER BY "id"')).toEqual(MIGRATION_NAMES.map((name) => ({ name })));
@@ -243,13 +240,13 @@ describe(TypeOrmSessionStore.name, () => {
       const { db, sut } = await open({ dataSource: host });
       await sut.insertSession(snapshot('h'));
       expect(db.file).toBe(host.options.database);
-      await shut(db, sut);
+      await shut(sut);
       expect(host.isInitialized).toBe(true);
       expect(await host.query('SELECT "id" FROM "fellowship_sessions"')).toEqual([{ id: 'h' }]);
       // A second start on the same database finds the migrations done.
       const again = await open({ dataSource: host });
       expect(await host.query('SELECT COUNT(*) AS "n" FROM "fellowship_migrations"')).toEqual([{ n: MIGRATION_NAMES.length }]);
-      await shut(again.db, again.sut);
+      await shut(again.sut);
     } finally {
       await host.destroy();
     }

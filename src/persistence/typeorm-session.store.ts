@@ -1,7 +1,6 @@
-import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import type { Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import type { QueryRunner } from 'typeorm';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
-import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 import type { Message } from '../model/session.types.js';
 import { FellowshipDatabase } from './database.service.js';
 import type {
@@ -53,22 +52,32 @@ const INSERT_MESSAGES =
 const INSERT_EVENTS = 'INSERT INTO "fellowship_events" ("session_id", "seq", "type", "json")';
 
 /**
- * The default `SessionStore`: SQLite through TypeORM. Every write goes through one `WriteQueue`
- * (group commit); reads are plain queries. Values are serialised when a write is called, so a
- * batch stores the state as it was when its events were published.
+ * The default `SessionStore`: SQLite through TypeORM, on its own database (`databasePath`) or the
+ * host's `dataSource`. Every write goes through one `WriteQueue` (group commit); reads are plain
+ * queries. Values are serialised when a write is called, so a batch stores the state as it was
+ * when its events were published. FellowshipModule builds it when no `sessionStore` is given; its
+ * lifecycle hooks open the database at start-up and write what is queued before closing it.
  */
-@Injectable()
-export class TypeOrmSessionStore implements SessionStore, OnApplicationShutdown {
+export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplicationShutdown {
   private readonly logger: Logger;
+  private readonly db: FellowshipDatabase;
   private readonly queue: WriteQueue;
   private droppedAfterClose = 0;
 
-  constructor(
-    private readonly db: FellowshipDatabase,
-    @Inject(FELLOWSHIP_OPTIONS) options: ResolvedFellowshipOptions,
-  ) {
+  constructor(options: ResolvedFellowshipOptions) {
     this.logger = fellowshipLogger(options, 'SessionStore');
+    this.db = new FellowshipDatabase(options);
     this.queue = new WriteQueue(() => this.db.dataSource.createQueryRunner(), options.dbWriteGroupMax);
+  }
+
+  /** The database it writes to. */
+  get database(): FellowshipDatabase {
+    return this.db;
+  }
+
+  /** Opens (or adopts) the database and runs the migrations. */
+  async onModuleInit(): Promise<void> {
+    await this.db.open();
   }
 
   get writeStats(): Readonly<WriteQueueStats> {
@@ -297,9 +306,10 @@ export class TypeOrmSessionStore implements SessionStore, OnApplicationShutdown 
   }
 
   /**
-   * Writes what is still queued before the database closes (FellowshipDatabase closes after us:
-   * Nest shuts dependents down first). Channels flush on `setImmediate`, so one turn of the event
-   * loop first lets events published during shutdown reach the queue.
+   * Writes what is still queued, then closes the database (a host's DataSource stays open). It
+   * shuts down after every other module (FellowshipModule is global, so its hooks run last).
+   * Channels flush on `setImmediate`, so one turn of the event loop first lets events published
+   * during shutdown reach the queue.
    */
   async onApplicationShutdown(): Promise<void> {
     await new Promise<void>((resolve) => setImmediate(resolve));
@@ -307,6 +317,7 @@ export class TypeOrmSessionStore implements SessionStore, OnApplicationShutdown 
     if (this.queue.stats.failedJobs > 0) {
       this.logger.warn(`${this.queue.stats.failedJobs} write(s) failed during this run`);
     }
+    await this.db.close();
   }
 
   private write(job: (q: QueryRunner) => Promise<void>): Promise<void> {

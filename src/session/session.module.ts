@@ -1,11 +1,9 @@
 import { Module } from '@nestjs/common';
-import { PersistenceModule } from '../persistence/persistence.module.js';
 import { SessionFactory } from './session.factory.js';
 import { SessionRegistry } from './session.registry.js';
 
 /** The sessions held in memory, and the one place they are built. */
 @Module({
-  imports: [PersistenceModule],
   providers: [SessionRegistry, SessionFactory],
   exports: [SessionRegistry, SessionFactory],
 })

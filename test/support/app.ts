@@ -1,15 +1,17 @@
 import { afterAll, beforeAll, beforeEach } from '@jest/globals';
-import type { INestApplication } from '@nestjs/common';
+import { Module, type ModuleMetadata } from '@nestjs/common';
+import type { NestExpressApplication } from '@nestjs/platform-express';
 import request from 'supertest';
-import { createServer } from '../../src/bootstrap.js';
+import { createServer, type ServerSettings } from '../../src/bootstrap.js';
 import type { FellowshipOptions } from '../../src/config/fellowship-options.interface.js';
 import { FellowshipModule } from '../../src/fellowship.module.js';
+import type { FellowshipModuleOptions } from '../../src/fellowship.ports.js';
 import type { Message } from '../../src/model/session.types.js';
 import { MockLlmServer } from '../mock-llm/mock-llm.server.js';
 import { SseClient, WsClient } from './clients.js';
 
 export interface TestApp {
-  app: INestApplication;
+  app: NestExpressApplication;
   llm: MockLlmServer;
   url: string;
   http: ReturnType<typeof request>;
@@ -47,14 +49,28 @@ export function bots(...names: string[]): { name: string; system_prompt: string 
   return names.map((name) => ({ name, system_prompt: `You are ${name}.` }));
 }
 
-/** The whole app on an ephemeral port against a scriptable backend (started here unless given). */
-export async function startApp(options: FellowshipOptions = {}, llm?: MockLlmServer): Promise<TestApp> {
+/** The standalone server's settings in tests (each test can override). */
+export const TEST_SERVER: ServerSettings = { maxBodyBytes: 1_048_576, trustProxy: '', corsOrigins: '' };
+
+/** How a test's app differs from the standalone server beside Fellowship's options. */
+export interface AppShape {
+  /** Server settings (body limit, trust proxy, CORS). */
+  server?: Partial<ServerSettings>;
+  /** More for the root module (a test's own controllers). */
+  root?: Pick<ModuleMetadata, 'controllers' | 'providers'>;
+}
+
+/**
+ * The whole app on an ephemeral port against a scriptable backend (started here unless given): the
+ * standalone server (createServer) around FellowshipModule.forRoot with TEST_OPTIONS, `options` and
+ * the backend's URL. Every e2e test that builds an app in-process builds it here.
+ */
+export async function startApp(options: FellowshipModuleOptions = {}, llm?: MockLlmServer, shape: AppShape = {}): Promise<TestApp> {
   const backend = llm ?? (await MockLlmServer.start());
-  const app = await createServer(
-    FellowshipModule.forRoot({ ...TEST_OPTIONS, llmBaseUrl: backend.baseUrl, ...options }),
-    { maxBodyBytes: 1_048_576, trustProxy: '', corsOrigins: '' },
-    false,
-  );
+  const fellowship = FellowshipModule.forRoot({ ...TEST_OPTIONS, llmBaseUrl: backend.baseUrl, ...options });
+  @Module({ imports: [fellowship], ...shape.root })
+  class TestRootModule {}
+  const app = await createServer(shape.root ? TestRootModule : fellowship, { ...TEST_SERVER, ...shape.server }, false);
   await app.listen(0, '127.0.0.1');
   const address = app.getHttpServer().address() as { port: number };
   const url = `http://127.0.0.1:${address.port}`;
@@ -100,10 +116,10 @@ export async function startApp(options: FellowshipOptions = {}, llm?: MockLlmSer
  * One app for the enclosing `describe` (started before its tests, closed after them), with its
  * backend reset before each test. Call it in the `describe` body; the getter is valid inside tests.
  */
-export function appForSuite(options: FellowshipOptions = {}): () => TestApp {
+export function appForSuite(options: FellowshipModuleOptions = {}, shape: AppShape = {}): () => TestApp {
   let t: TestApp | undefined;
   beforeAll(async () => {
-    t = await startApp(options);
+    t = await startApp(options, undefined, shape);
   });
   afterAll(async () => {
     await t?.close();

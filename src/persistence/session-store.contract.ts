@@ -1,0 +1,169 @@
+/**
+ * The contract every SessionStore passes (session-store.port.ts). A new implementation adds one
+ * line to session-store.contract.spec.ts.
+ */
+import { afterEach, describe, expect, it } from '@jest/globals';
+import type { Message, SessionConfig, Usage } from '../model/session.types.js';
+import type { SessionSnapshot, SessionStore, StoredEvent } from './session-store.port.js';
+
+export interface SessionStoreUnderTest {
+  store: SessionStore;
+  /** Writes what is queued and releases the store; called after each test. */
+  close?: () => Promise<void>;
+}
+
+const counters = (): Usage['orchestrator'] => ({ llm_calls: 0, prompt_tokens: 0, completion_tokens: 0 });
+const usage = (calls = 0): Usage => ({ ...counters(), llm_calls: calls, bots: { Alice: counters() }, orchestrator: counters(), other: counters() });
+
+function config(memoryId: string | null = null): SessionConfig {
+  return {
+    bots: [{ name: 'Alice', system_prompt: '', model: null, temperature: null, role: null, max_tokens: null }],
+    global_system_prompt: null,
+    participation_mode: 'reactive',
+    turn_order: 'round_robin',
+    max_talkers: 1,
+    replies_per_message: 1,
+    rectify_history: true,
+    goal: null,
+    max_turns: null,
+    max_time: null,
+    max_context_tokens: 8192,
+    session_ttl: 3600,
+    turn_delay: 0,
+    stream_tokens: false,
+    context_mode: 'shared',
+    summarize_context: false,
+    memory: memoryId ? 'new' : 'none',
+    memory_id: memoryId,
+    debug: false,
+    allow_repeat_speaker: true,
+    show_reasoning: false,
+    start_paused: false,
+    llm: { base_url: 'http://backend.test/v1', bot_model: 'model', orchestrator_model: 'model', api_key_set: false },
+  };
+}
+
+function snapshot(id: string, over: Partial<SessionSnapshot> = {}): SessionSnapshot {
+  return {
+    id,
+    controlHash: `c-${id}`.padEnd(64, '0'),
+    observerHash: `o-${id}`.padEnd(64, '0'),
+    config: config(),
+    apiKeyCipher: null,
+    createdAt: '2026-01-01T00:00:00.000Z',
+    endedAt: null,
+    status: { end_reason: null, end_detail: null, pause_reason: null, bot_turns: 0 },
+    usage: usage(),
+    loopState: {},
+    ...over,
+  };
+}
+
+function message(turn: number, over: Partial<Message> = {}): Message {
+  return { turn, kind: 'bot', name: 'Alice', bot: 'Alice', talker_id: null, content: `m${turn}`, ts: `2026-01-01T00:00:0${turn % 10}.000Z`, tokens: turn, ...over };
+}
+
+function event(seq: number, type = 'bot_message'): StoredEvent {
+  return { seq, type, json: JSON.stringify({ type, seq }) };
+}
+
+const seqs = (events: readonly StoredEvent[]): number[] => events.map((e) => e.seq);
+
+export function sessionStoreContract(name: string, make: () => Promise<SessionStoreUnderTest>): void {
+  describe(`SessionStore contract: ${name}`, () => {
+    let current: SessionStoreUnderTest | undefined;
+    const open = async (): Promise<SessionStore> => {
+      current = await make();
+      return current.store;
+    };
+    afterEach(async () => {
+      await current?.close?.();
+      current = undefined;
+    });
+
+    it('gives back a session with its messages, its retained events and its latest state', async () => {
+      const sut = await open();
+      await sut.insertSession(snapshot('s1', { apiKeyCipher: 'v1.sealed', loopState: { rrIndex: 0 } }));
+      await sut.commit('s1', {
+        messages: [message(1), message(2, { kind: 'talker', bot: null, name: 'Ann', talker_id: 't1' })],
+        events: [event(1, 'member_joined'), event(2), event(3, 'talker_message')],
+        session: { usage: usage(2), loopState: { rrIndex: 1, held: [] }, status: { end_reason: null, end_detail: null, pause_reason: 'client_request', bot_turns: 1 } },
+      });
+      await sut.commit('s1', { messages: [message(3, { reasoning: 'hmm' })], events: [event(4)], session: { endedAt: '2026-01-02T00:00:00.000Z', memoryState: 'written' } });
+
+      const [loaded] = await sut.loadSessions();
+      expect(loaded).toMatchObject({
+        id: 's1',
+        controlHash: snapshot('s1').controlHash,
+        apiKeyCipher: 'v1.sealed',
+        config: config(),
+        endedAt: '2026-01-02T00:00:00.000Z',
+        usage: usage(2),
+        loopState: { rrIndex: 1, held: [] },
+        memoryState: 'written',
+        status: { pause_reason: 'client_request', bot_turns: 1 },
+      });
+      const messages = await sut.loadMessages('s1');
+      expect(messages).toEqual([message(1), message(2, { kind: 'talker', bot: null, name: 'Ann', talker_id: 't1' }), message(3, { reasoning: 'hmm' })]);
+      expect(await sut.loadEvents('s1', 1, 10)).toEqual([event(2), event(3, 'talker_message'), event(4)]);
+      expect(seqs(await sut.loadEvents('s1', 0, 2))).toEqual([1, 2]);
+      expect(await sut.lastSeq('s1')).toBe(4);
+      expect(await sut.lastSeq('unknown')).toBe(0);
+    });
+
+    it('writes the batches of a session in call order, and accepts a batch carrying a fence', async () => {
+      const sut = await open();
+      await sut.insertSession(snapshot('s1'));
+      await Promise.all(
+        [1, 2, 3, 4, 5].map((seq) => sut.commit('s1', { messages: [message(seq)], events: [event(seq)], session: { loopState: { rrIndex: seq } }, fence: 1 })),
+      );
+      expect(seqs(await sut.loadEvents('s1', 0, 10))).toEqual([1, 2, 3, 4, 5]);
+      expect((await sut.loadMessages('s1')).map((m) => m.turn)).toEqual([1, 2, 3, 4, 5]);
+      expect((await sut.loadSessions())[0].loopState).toEqual({ rrIndex: 5 });
+    });
+
+    it('refuses a batch for a session it does not hold', async () => {
+      const sut = await open();
+      await expect(sut.commit('nobody', { messages: [], events: [event(1)] })).rejects.toThrow();
+    });
+
+    it('gives the newest retained events, and says below which seq a cursor cannot be honoured', async () => {
+      const sut = await open();
+      await sut.insertSession(snapshot('s1'));
+      await sut.commit('s1', { messages: [], events: [1, 2, 3, 4, 5].map((seq) => event(seq)) });
+      expect(await sut.loadRecentEvents('s1', 10)).toEqual({ events: [1, 2, 3, 4, 5].map((seq) => event(seq)), droppedThrough: 0 });
+      const tail = await sut.loadRecentEvents('s1', 2);
+      expect({ seqs: seqs(tail.events), droppedThrough: tail.droppedThrough }).toEqual({ seqs: [4, 5], droppedThrough: 3 });
+    });
+
+    it('prunes events beyond the count, sessions ended before the cutoff, and memory nobody uses any more', async () => {
+      const sut = await open();
+      await sut.insertSession(snapshot('old', { config: config('m-old'), createdAt: '2026-01-01T00:00:00.000Z' }));
+      await sut.insertSession(snapshot('new', { config: config('m-new'), createdAt: '2026-01-02T00:00:00.000Z' }));
+      await sut.commit('old', { messages: [message(1)], events: [event(1)], session: { endedAt: '2026-01-01T00:00:00.000Z' } });
+      await sut.commit('new', { messages: [], events: [1, 2, 3, 4].map((seq) => event(seq)) });
+      await sut.addMemoryEntry('m-old', { session: 'old', content: 'Old summary.', ts: '2026-01-01T00:00:00.000Z' });
+      await sut.addMemoryEntry('m-new', { session: 'new', content: 'First.', ts: '2026-01-02T00:00:00.000Z' });
+      await sut.addMemoryEntry('m-new', { session: null, content: 'Second.', ts: '2026-01-02T00:00:01.000Z' });
+
+      const result = await sut.prune(2, new Date('2026-01-01T12:00:00.000Z'));
+      expect(result).toEqual({ sessions: 1, events: 2, sessionIds: ['old'] });
+      expect((await sut.loadSessions()).map((s) => s.id)).toEqual(['new']);
+      expect(await sut.loadMessages('old')).toEqual([]);
+      expect(seqs(await sut.loadEvents('new', 0, 10))).toEqual([3, 4]);
+      expect((await sut.loadRecentEvents('new', 10)).droppedThrough).toBe(2);
+      expect(await sut.lastSeq('new')).toBe(4);
+      expect(await sut.memoryEntries('m-old')).toEqual([]);
+      expect((await sut.memoryEntries('m-new')).map((e) => [e.session, e.content])).toEqual([
+        ['new', 'First.'],
+        [null, 'Second.'],
+      ]);
+      expect(await sut.prune(2, new Date('2026-01-01T12:00:00.000Z'))).toEqual({ sessions: 0, events: 0, sessionIds: [] });
+    });
+
+    it('answers its readiness probe', async () => {
+      const sut = await open();
+      await expect(sut.ping()).resolves.toBeUndefined();
+    });
+  });
+}
