@@ -110,7 +110,7 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
     return { session, role, after };
   }
 
-  openWs(member: WsMember, params: ConnectParams): void {
+  openWs(member: Member, params: ConnectParams): void {
     if (this.closing) {
       member.close(CLOSE.goingAway, 'server shutting down');
       return;

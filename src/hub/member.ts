@@ -28,8 +28,6 @@ export abstract class Member implements Subscriber {
   talkerId: string | null = null;
   name: string | null = null;
   closed = false;
-  /** Times of this connection's recent talker messages (rate limit window). */
-  readonly recent: number[] = [];
   /**
    * Replies to frames sent before the member's first events (its history, then its own
    * `member_joined`) reached it: they follow those. Null once the first batch is delivered.

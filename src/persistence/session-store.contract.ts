@@ -3,6 +3,7 @@
  * line to session-store.contract.spec.ts.
  */
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { bot, sessionConfig } from '../../test/support/fakes.js';
 import type { Message, SessionConfig, Usage } from '../model/session.types.js';
 import type { SessionSnapshot, SessionStore, StoredEvent } from './session-store.port.js';
 
@@ -13,59 +14,44 @@ export interface SessionStoreUnderTest {
 }
 
 const counters = (): Usage['orchestrator'] => ({ llm_calls: 0, prompt_tokens: 0, completion_tokens: 0 });
-const usage = (calls = 0): Usage => ({ ...counters(), llm_calls: calls, bots: { Alice: counters() }, orchestrator: counters(), other: counters() });
 
-function config(memoryId: string | null = null): SessionConfig {
-  return {
-    bots: [{ name: 'Alice', system_prompt: '', model: null, temperature: null, role: null, max_tokens: null }],
-    global_system_prompt: null,
-    participation_mode: 'reactive',
-    turn_order: 'round_robin',
-    max_talkers: 1,
-    replies_per_message: 1,
-    rectify_history: true,
-    goal: null,
-    max_turns: null,
-    max_time: null,
-    max_context_tokens: 8192,
-    session_ttl: 3600,
-    turn_delay: 0,
-    stream_tokens: false,
-    context_mode: 'shared',
-    summarize_context: false,
-    memory: memoryId ? 'new' : 'none',
-    memory_id: memoryId,
-    debug: false,
-    allow_repeat_speaker: true,
-    show_reasoning: false,
-    start_paused: false,
-    llm: { base_url: 'http://backend.test/v1', bot_model: 'model', orchestrator_model: 'model', api_key_set: false },
-  };
-}
+/** Row fixtures, shared with the specs of each store. */
+export const fixtures = {
+  usage: (calls = 0): Usage => ({ ...counters(), llm_calls: calls, bots: { Alice: counters() }, orchestrator: counters(), other: counters() }),
 
-function snapshot(id: string, over: Partial<SessionSnapshot> = {}): SessionSnapshot {
-  return {
+  config: (memoryId: string | null = null): SessionConfig =>
+    sessionConfig({ bots: [bot('Alice', { system_prompt: '' })], memory: memoryId ? 'new' : 'none', memory_id: memoryId }),
+
+  snapshot: (id: string, over: Partial<SessionSnapshot> = {}): SessionSnapshot => ({
     id,
-    controlHash: `c-${id}`.padEnd(64, '0'),
-    observerHash: `o-${id}`.padEnd(64, '0'),
-    config: config(),
+    controlHash: `c-${id}-`.padEnd(64, '0'),
+    observerHash: `o-${id}-`.padEnd(64, '0'),
+    config: fixtures.config(),
     apiKeyCipher: null,
     createdAt: '2026-01-01T00:00:00.000Z',
     endedAt: null,
     status: { end_reason: null, end_detail: null, pause_reason: null, bot_turns: 0 },
-    usage: usage(),
+    usage: fixtures.usage(),
     loopState: {},
     ...over,
-  };
-}
+  }),
 
-function message(turn: number, over: Partial<Message> = {}): Message {
-  return { turn, kind: 'bot', name: 'Alice', bot: 'Alice', talker_id: null, content: `m${turn}`, ts: `2026-01-01T00:00:0${turn % 10}.000Z`, tokens: turn, ...over };
-}
+  message: (turn: number, over: Partial<Message> = {}): Message => ({
+    turn,
+    kind: 'bot',
+    name: 'Alice',
+    bot: 'Alice',
+    talker_id: null,
+    content: `m${turn}`,
+    ts: `2026-01-01T00:00:0${turn % 10}.000Z`,
+    tokens: turn,
+    ...over,
+  }),
 
-function event(seq: number, type = 'bot_message'): StoredEvent {
-  return { seq, type, json: JSON.stringify({ type, seq }) };
-}
+  event: (seq: number, type = 'bot_message'): StoredEvent => ({ seq, type, json: JSON.stringify({ type, seq }) }),
+};
+
+const { usage, config, snapshot, message, event } = fixtures;
 
 const seqs = (events: readonly StoredEvent[]): number[] => events.map((e) => e.seq);
 

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { resolveOptions, type FellowshipOptions } from '../config/fellowship-options.interface.js';
-import type { Message, SessionConfig, Usage } from '../model/session.types.js';
+import type { SessionConfig, Usage } from '../model/session.types.js';
 import { FellowshipDatabase } from './database.service.js';
 import { FELLOWSHIP_MIGRATIONS } from './migrations/index.js';
-import type { SessionSnapshot, StoredEvent } from './session-store.port.js';
+import { fixtures } from './session-store.contract.js';
 import { TypeOrmSessionStore } from './typeorm-session.store.js';
 
 const MIGRATION_NAMES = FELLOWSHIP_MIGRATIONS.map((M) => new M().name);
@@ -40,31 +40,8 @@ afterEach(async () => {
   }
 });
 
-const usage = (): Usage => ({ llm_calls: 0, prompt_tokens: 0, completion_tokens: 0, bots: {}, orchestrator: {} as never, other: {} as never });
-
-function snapshot(id: string, extra: Partial<SessionSnapshot> = {}): SessionSnapshot {
-  return {
-    id,
-    controlHash: `c-${id}-`.padEnd(64, '0'),
-    observerHash: `o-${id}-`.padEnd(64, '0'),
-    config: { memory_id: null, bots: [{ name: 'Alice' }] } as unknown as SessionConfig,
-    apiKeyCipher: null,
-    createdAt: '2026-01-01T00:00:00.000Z',
-    endedAt: null,
-    status: { end_reason: null, end_detail: null, pause_reason: null, bot_turns: 0 },
-    usage: usage(),
-    loopState: {},
-    ...extra,
-  };
-}
-
-function message(turn: number, extra: Partial<Message> = {}): Message {
-  return { turn, kind: 'bot', name: 'Alice', bot: 'Alice', talker_id: null, content: `m${turn}`, ts: `2026-01-01T00:00:0${turn % 10}.000Z`, tokens: turn, ...extra };
-}
-
-function event(seq: number, type = 'bot_message'): StoredEvent {
-  return { seq, type, json: JSON.stringify({ type, seq }) };
-}
+const { snapshot, message, event } = fixtures;
+const usage = (): Usage => fixtures.usage();
 
 describe(TypeOrmSessionStore.name, () => {
   for (const where of ['file', ':memory:'] as const) {
@@ -176,7 +153,7 @@ describe(TypeOrmSessionStore.name, () => {
 
       it('prunes old ended sessions, events beyond the limit and unused memory stores', async () => {
         const { sut } = await open({ databasePath: path() });
-        const memory = (id: string): SessionConfig => ({ memory_id: id, bots: [] }) as unknown as SessionConfig;
+        const memory = (id: string): SessionConfig => fixtures.config(id);
         await sut.insertSession(snapshot('old', { config: memory('m-old') }));
         await sut.insertSession(snapshot('recent', { config: memory('m-kept') }));
         await sut.insertSession(snapshot('live'));

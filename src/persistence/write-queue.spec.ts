@@ -1,0 +1,100 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import sqlite3 from 'sqlite3';
+import { DataSource, type QueryRunner } from 'typeorm';
+import { StoreClosedError, WriteQueue, type RowWrite } from './write-queue.js';
+
+const INSERT = 'INSERT INTO "rows" ("session", "seq")';
+
+/** A row write: rows of `session` with these seqs, and its counter row updated. */
+function rows(session: string, seqs: number[], sets: RowWrite['update']['sets'] = [{ column: 'last', value: Math.max(...seqs), max: true }]): RowWrite {
+  return {
+    inserts: [{ prefix: INSERT, width: 2, rows: seqs.map((seq) => [session, seq]) }],
+    update: { table: 'sessions', id: session, sets },
+  };
+}
+
+describe(WriteQueue.name, () => {
+  let source: DataSource;
+  let statements: string[];
+  const runner = (): QueryRunner => {
+    const q = source.createQueryRunner();
+    const query = q.query.bind(q);
+    q.query = (sql: string, parameters?: unknown[], structured?: boolean) => {
+      statements.push(sql.split(' ').slice(0, 3).join(' '));
+      return structured ? query(sql, parameters, true) : query(sql, parameters);
+    };
+    return q;
+  };
+  const select = (sql: string): Promise<Record<string, unknown>[]> => source.query(sql);
+
+  beforeEach(async () => {
+    source = new DataSource({ type: 'sqlite', database: ':memory:', driver: sqlite3 });
+    await source.initialize();
+    await source.query('CREATE TABLE "sessions" ("id" varchar PRIMARY KEY, "last" integer NOT NULL DEFAULT 0, "note" varchar)');
+    await source.query('CREATE TABLE "rows" ("session" varchar NOT NULL, "seq" integer NOT NULL, UNIQUE ("session", "seq"))');
+    await source.query(`INSERT INTO "sessions" ("id") VALUES ('a'), ('b'), ('c')`);
+    statements = [];
+  });
+  afterEach(async () => {
+    await source.destroy();
+  });
+
+  it("writes the jobs of one turn of the event loop in one transaction, in order, merged into few statements", async () => {
+    const sut = new WriteQueue(runner, 32);
+    const done: string[] = [];
+    await Promise.all([
+      sut.enqueueRows(rows('a', [1, 2])).then(() => done.push('a1')),
+      sut.enqueueRows(rows('b', [1])).then(() => done.push('b1')),
+      sut.enqueueRows(rows('a', [3], [{ column: 'last', value: 1, max: true }, { column: 'note', value: 'later' }])).then(() => done.push('a2')),
+      sut.enqueue(async (q) => {
+        await q.query(`UPDATE "sessions" SET "note" = 'job' WHERE "id" = 'c'`);
+      }).then(() => done.push('job')),
+    ]);
+    expect(done).toEqual(['a1', 'b1', 'a2', 'job']);
+    expect(sut.stats).toMatchObject({ transactions: 1, jobs: 4, failedJobs: 0, largestGroup: 4 });
+    // One INSERT for the three row writes; one UPDATE for a and b, one for a's second write, and the job's own.
+    expect(statements.filter((s) => s.startsWith('INSERT'))).toHaveLength(1);
+    expect(statements.filter((s) => s.startsWith('UPDATE "sessions" SET'))).toHaveLength(3);
+    expect(await select('SELECT "session", "seq" FROM "rows" ORDER BY "session", "seq"')).toEqual([
+      { session: 'a', seq: 1 },
+      { session: 'a', seq: 2 },
+      { session: 'a', seq: 3 },
+      { session: 'b', seq: 1 },
+    ]);
+    // A `max` column keeps the larger value; updates of one row apply in order.
+    expect(await select('SELECT "id", "last", "note" FROM "sessions" ORDER BY "id"')).toEqual([
+      { id: 'a', last: 2, note: 'later' },
+      { id: 'b', last: 1, note: null },
+      { id: 'c', last: 0, note: 'job' },
+    ]);
+  });
+
+  it('caps a group at maxGroup jobs', async () => {
+    const sut = new WriteQueue(runner, 2);
+    await Promise.all([1, 2, 3, 4, 5].map((seq) => sut.enqueueRows(rows('a', [seq]))));
+    expect(sut.stats).toMatchObject({ transactions: 3, jobs: 5, largestGroup: 2 });
+  });
+
+  it('fails a bad write alone: its group is written again one job per transaction', async () => {
+    const sut = new WriteQueue(runner, 32);
+    await sut.enqueueRows(rows('a', [1]));
+    const results = await Promise.allSettled([sut.enqueueRows(rows('b', [1])), sut.enqueueRows(rows('a', [1])), sut.enqueueRows(rows('nobody', [9]))]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected']);
+    expect(sut.stats.failedJobs).toBe(2);
+    expect(await select('SELECT "session", "seq" FROM "rows" ORDER BY "session"')).toEqual([
+      { session: 'a', seq: 1 },
+      { session: 'b', seq: 1 },
+    ]);
+  });
+
+  it('resolves flush once everything enqueued is written, and refuses jobs after close', async () => {
+    const sut = new WriteQueue(runner, 32);
+    const written = sut.enqueueRows(rows('a', [1]));
+    expect(sut.pending).toBe(1);
+    await sut.flush();
+    await written;
+    expect(sut.pending).toBe(0);
+    await sut.close();
+    await expect(sut.enqueueRows(rows('a', [2]))).rejects.toBeInstanceOf(StoreClosedError);
+  });
+});
