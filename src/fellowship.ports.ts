@@ -36,14 +36,9 @@ export interface FellowshipPorts {
 /** What `forRoot` / `forRootAsync` take: the options, and the ports. */
 export type FellowshipModuleOptions = FellowshipOptions & FellowshipPorts;
 
-const PORT_KEYS: readonly (keyof FellowshipPorts)[] = ['sessionStore', 'eventBus', 'loopLease'];
-
 /** The options without the ports (what `FELLOWSHIP_OPTIONS` resolves). */
 export function withoutPorts(options: FellowshipModuleOptions): FellowshipOptions {
-  const rest: Record<string, unknown> = { ...options };
-  for (const key of PORT_KEYS) {
-    delete rest[key];
-  }
+  const { sessionStore: _store, eventBus: _bus, loopLease: _lease, ...rest } = options;
   return rest;
 }
 

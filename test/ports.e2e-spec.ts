@@ -40,7 +40,15 @@ class RecordingLease implements LoopLease {
     const lease = await this.inner.acquire(sessionId);
     if (lease) {
       this.granted.push(lease);
-      return { ...lease, signal: lease.signal, release: () => (this.released.push(sessionId), lease.release()) };
+      return {
+        sessionId,
+        epoch: lease.epoch,
+        get held() {
+          return lease.held;
+        },
+        onLost: (listener) => lease.onLost(listener),
+        release: () => (this.released.push(sessionId), lease.release()),
+      };
     }
     return null;
   }

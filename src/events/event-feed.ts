@@ -5,6 +5,12 @@ export interface Subscriber {
   deliver(batch: EventBatch): void;
 }
 
+/** A subscriber that joined during a batch, and the index of the first event it gets. */
+interface Joined {
+  subscriber: Subscriber;
+  from: number;
+}
+
 /**
  * A subscriber's join point in the event order. `begin` runs when everything before the point has
  * been delivered (so `lastDeliveredSeq`, `visibleMessages` and `replay()` describe exactly that
@@ -42,8 +48,8 @@ export interface FeedStart {
 export class EventFeed {
   private deliveredSeq: number;
   private visible: number;
-  /** Joins waiting for their point, in the order they were made. */
-  private waiting: { join: Join; point: JoinPoint }[] = [];
+  /** Joins waiting for their point, in the order they were made (null: none, the usual case). */
+  private waiting: { join: Join; point: JoinPoint }[] | null = null;
   /** Retained (replayable) events, ascending seq. */
   private readonly retained: SerializedEvent[] = [];
   /** Highest seq of a retained event no longer in `retained` (a cursor below it cannot be honoured). */
@@ -83,7 +89,7 @@ export class EventFeed {
       this.begin(join);
       return;
     }
-    this.waiting.push({ join, point });
+    (this.waiting ??= []).push({ join, point });
   }
 
   unsubscribe(subscriber: Subscriber): void {
@@ -92,50 +98,40 @@ export class EventFeed {
 
   /** A batch of the session's events, from the bus: delivered to every subscriber, joins at their points. */
   receive(events: readonly SerializedEvent[]): void {
-    const delivered: SerializedEvent[] = [];
-    let joined: { subscriber: Subscriber; from: number }[] | undefined;
-    // Begins the joins whose point is reached: before numbered event `next` (null: at the end of the batch).
-    const beginAt = (next: number | null): void => {
-      if (this.waiting.length === 0) {
-        return;
-      }
-      this.waiting = this.waiting.filter(({ join, point }) => {
-        const reached = 'before' in point ? next !== null && point.before <= next : point.after <= this.deliveredSeq;
-        // Everything before this point is delivered: the joiner's snapshot ends exactly here.
-        if (reached && join.begin()) {
-          (joined ??= []).push({ subscriber: join.subscriber, from: delivered.length });
-        }
-        return !reached;
-      });
-    };
-    for (const event of events) {
+    let joined: Joined[] | undefined;
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i];
       const { seq } = event;
-      if (seq !== null) {
-        beginAt(seq);
-        this.deliveredSeq = seq;
-        this.retained.push(event);
-        if (this.retained.length > this.retention) {
-          const dropped = this.retained.splice(0, this.retained.length - this.retention);
-          this.droppedThrough = dropped[dropped.length - 1].seq ?? this.droppedThrough;
-        }
-        if (MESSAGE_EVENTS.has(event.type)) {
-          this.visible++;
-        }
+      if (seq === null) {
+        continue;
       }
-      delivered.push(event);
+      if (this.waiting !== null) {
+        joined = this.beginWaiting(seq, i, joined);
+      }
+      this.deliveredSeq = seq;
+      this.retained.push(event);
+      if (this.retained.length > this.retention) {
+        const dropped = this.retained.splice(0, this.retained.length - this.retention);
+        this.droppedThrough = dropped[dropped.length - 1].seq ?? this.droppedThrough;
+      }
+      if (MESSAGE_EVENTS.has(event.type)) {
+        this.visible++;
+      }
     }
-    beginAt(null);
-    if (delivered.length === 0 && !joined) {
+    if (this.waiting !== null) {
+      joined = this.beginWaiting(null, events.length, joined);
+    }
+    if (events.length === 0 && !joined) {
       return;
     }
-    const all = new EventBatch(delivered);
-    if (delivered.length > 0) {
+    const all = new EventBatch(events);
+    if (events.length > 0) {
       for (const subscriber of this.subscribers) {
         subscriber.deliver(all);
       }
     }
     for (const { subscriber, from } of joined ?? []) {
-      if (from < delivered.length) {
+      if (from < events.length) {
         subscriber.deliver(all.from(from));
       }
       this.subscribers.add(subscriber);
@@ -167,6 +163,23 @@ export class EventFeed {
   /** The newest retained event (the `session_end` of an ended session). */
   lastRetained(): SerializedEvent | undefined {
     return this.retained[this.retained.length - 1];
+  }
+
+  /**
+   * Begins the waiting joins whose point is reached: right before numbered event `next` (null: at
+   * the end of the batch), where the batch's first `from` events are delivered already.
+   */
+  private beginWaiting(next: number | null, from: number, joined: Joined[] | undefined): Joined[] | undefined {
+    const still = (this.waiting ?? []).filter(({ join, point }) => {
+      const reached = 'before' in point ? next !== null && point.before <= next : point.after <= this.deliveredSeq;
+      // Everything before this point is delivered: the joiner's snapshot ends exactly here.
+      if (reached && join.begin()) {
+        (joined ??= []).push({ subscriber: join.subscriber, from });
+      }
+      return !reached;
+    });
+    this.waiting = still.length > 0 ? still : null;
+    return joined;
   }
 
   private begin(join: Join): void {

@@ -1,4 +1,5 @@
-import type { LlmCallKind } from '../metrics/fellowship-metrics.service.js';
+import { LLM_CALL_KINDS, type LlmCallKind } from '../metrics/fellowship-metrics.service.js';
+import { isOneOf } from '../model/session.types.js';
 import type { LlmRequest } from './llm.types.js';
 
 /**
@@ -8,7 +9,7 @@ import type { LlmRequest } from './llm.types.js';
  */
 export function llmCallKind(request: LlmRequest): LlmCallKind {
   const explicit = (request as LlmRequest & { kind?: unknown }).kind;
-  if (explicit === 'bot' || explicit === 'orchestrator' || explicit === 'other') {
+  if (isOneOf(LLM_CALL_KINDS, explicit)) {
     return explicit;
   }
   if (request.tools && request.tools.length > 0) {

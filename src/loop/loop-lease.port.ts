@@ -9,8 +9,13 @@ export interface Lease {
    * (CommitBatch.fence), so a store shared by several instances can refuse a former holder's writes.
    */
   readonly epoch: number;
-  /** Aborted when the lease is lost (taken over, expired) or released: the loop stops then. */
-  readonly signal: AbortSignal;
+  /** True until the lease is released, or lost (taken over, expired). */
+  readonly held: boolean;
+  /**
+   * Calls `listener` once if the lease is lost while held (never after a release): the loop stops
+   * then, and the session carries on wherever the lease went.
+   */
+  onLost(listener: () => void): void;
   /** Gives the lease up (its loop has stopped). Releasing twice does nothing. */
   release(): Promise<void>;
 }

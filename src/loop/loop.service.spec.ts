@@ -130,10 +130,10 @@ describe(LoopService.name, () => {
   it('stops the loop, without ending the session, when its lease is lost', async () => {
     const { sut, llm } = service();
     const session = await reactive({ participation_mode: 'autonomous' });
-    const lost = new AbortController();
-    const loop = sut.start(session, { sessionId: session.id, epoch: 7, signal: lost.signal, release: () => Promise.resolve() });
+    let lose = (): void => undefined;
+    const loop = sut.start(session, { sessionId: session.id, epoch: 7, held: true, onLost: (listener) => (lose = listener), release: () => Promise.resolve() });
     const call = await llm.next();
-    lost.abort();
+    lose();
     await loop.finished;
     expect(call.request.signal?.aborted).toBe(true);
     expect(session.ended).toBe(false);

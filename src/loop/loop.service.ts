@@ -80,7 +80,7 @@ export class LoopService implements OnApplicationShutdown {
     this.loops.set(session.id, loop);
     this.leases.set(session.id, lease);
     session.channel.fence = lease.epoch;
-    lease.signal.addEventListener('abort', () => loop.stop(), { once: true });
+    lease.onLost(() => loop.stop());
     this.armTimers(session);
     if (paused) {
       loop.pause('client_request');

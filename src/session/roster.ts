@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { nameKey } from '../common/display-name.js';
-import type { MemberRole } from '../model/session.types.js';
+import type { BotConfig, MemberRole } from '../model/session.types.js';
 
 /** Who joined, as the session names them. */
 export interface MemberIdentity {
@@ -22,8 +22,8 @@ export class Roster {
   private readonly talkerNames = new Map<string, number>();
 
   constructor(
-    /** Whether a name is a bot's (never given to a talker by default). */
-    private readonly isBotName: (name: string) => boolean,
+    /** The session's bots: their names are never given to a talker by default. */
+    private readonly bots: readonly BotConfig[],
   ) {}
 
   get size(): number {
@@ -61,7 +61,8 @@ export class Roster {
   freeName(base: string, from?: number): string {
     for (let n = from ?? 1; ; n++) {
       const name = from === undefined && n === 1 ? base : `${base} ${n}`;
-      if (!this.isBotName(name) && !this.talkerNames.has(nameKey(name))) {
+      const key = nameKey(name);
+      if (!this.talkerNames.has(key) && !this.bots.some((b) => nameKey(b.name) === key)) {
         return name;
       }
     }

@@ -59,7 +59,8 @@ export class Session implements EndView {
   waitingForTalker = false;
   /** TALKER_RATE_LIMIT's state: made at the first talker message, dropped when the session ends. */
   talkerRate: TalkerRateLimiter | null = null;
-  private readonly roster = new Roster((name) => this.isBotName(name));
+  /** Made at the first join: an idle session, watched by nobody, carries none. */
+  private roster: Roster | null = null;
   /**
    * Last human activity (ms epoch): the idle clock's start (CONTRACT §7). Only `humanActivity()`
    * moves it; bot and orchestrator output never does.
@@ -114,15 +115,15 @@ export class Session implements EndView {
   }
 
   get talkers(): number {
-    return this.roster.talkers;
+    return this.roster?.talkers ?? 0;
   }
 
   get observers(): number {
-    return this.roster.observers;
+    return this.roster?.observers ?? 0;
   }
 
   get members(): number {
-    return this.roster.size;
+    return this.roster?.size ?? 0;
   }
 
   /** The bots that take part, in round-robin order. */
@@ -147,7 +148,7 @@ export class Session implements EndView {
 
   /** A default name no bot and no connected talker has (Roster.freeName). */
   freeName(base: string): string {
-    return this.roster.freeName(base);
+    return (this.roster ??= new Roster(this.config.bots)).freeName(base);
   }
 
   /**
@@ -156,7 +157,7 @@ export class Session implements EndView {
    * right before it in the event order (EventFeed.join).
    */
   join(role: MemberRole, name: string | null, join: Join): MemberIdentity {
-    const member = this.roster.add(role, name);
+    const member = (this.roster ??= new Roster(this.config.bots)).add(role, name);
     const announced = this.channel.publish({ type: 'member_joined', role, talker_id: member.talkerId, name: member.name });
     this.feed.join(join, { before: announced.seq });
     this.logger.log(`${role} joined${member.name ? ` (${member.name})` : ''}`);
@@ -173,7 +174,7 @@ export class Session implements EndView {
     if (this.ended) {
       return;
     }
-    this.roster.remove(member);
+    this.roster?.remove(member);
     this.publish({ type: 'member_left', role: member.role, talker_id: member.talkerId, name: member.name });
     this.humanActivity();
   }
