@@ -140,7 +140,9 @@ export function SessionView({ api, token, control: knownControl, observerToken, 
   const [nameDraft, setNameDraft] = useState('');
   const [draft, setDraft] = useState('');
   const [queued, setQueued] = useState(false);
-  const [link, setLink] = useState<LinkState>('connecting');
+  // Which connection the state is of: after "Join as talker" the observer's socket is still open
+  // until the talker's replaces it, and a message sent on it would be refused.
+  const [link, setLink] = useState<{ state: LinkState; role: 'observer' | 'talker' }>({ state: 'connecting', role: 'observer' });
   const [busy, setBusy] = useState(false);
   const latest = useRef(model);
   latest.current = model;
@@ -206,7 +208,7 @@ export function SessionView({ api, token, control: knownControl, observerToken, 
           void act(() => api.resume(token));
         }
       },
-      onLink: setLink,
+      onLink: (state) => setLink({ state, role }),
       onClosed: (code, reason) => {
         if (code === 1000) {
           // The session ended and the server closed its members: members are 0 now (§12).
@@ -227,6 +229,7 @@ export function SessionView({ api, token, control: knownControl, observerToken, 
   }, [token, role, talkerName]);
 
   const ended = model.state === 'ended';
+  const talking = role === 'talker' && link.role === 'talker' && link.state === 'open';
   const steer = control === true && !ended;
   const status = model.status;
   const mode = status?.config.participation_mode;
@@ -264,7 +267,7 @@ export function SessionView({ api, token, control: knownControl, observerToken, 
   const send = (e: Event): void => {
     e.preventDefault();
     const content = draft.trim();
-    if (!content) {
+    if (!content || !talking) {
       return;
     }
     const sent = socket.current?.send({ type: 'user_message', content, client_id: crypto.randomUUID() }) ?? false;
@@ -316,7 +319,7 @@ export function SessionView({ api, token, control: knownControl, observerToken, 
         ${model.state === 'paused' && model.pauseReason ? html`<span class="dim">(${model.pauseReason.replace('_', ' ')})</span>` : null}
         ${model.end ? html`<span class="dim">(${model.end.reason.replace('_', ' ')}${model.end.detail ? `: ${model.end.detail}` : ''})</span>` : null}
         ${model.nextSpeaker ? html`<span class="badge next">next: ${model.nextSpeaker}</span>` : null}
-        <span class=${`link link-${link}`}>${ended ? '' : link === 'open' ? 'live' : link}</span>
+        <span class=${`link link-${link.state}`}>${ended ? '' : link.state === 'open' ? 'live' : link.state}</span>
       </div>
 
       ${steer
@@ -345,9 +348,9 @@ export function SessionView({ api, token, control: knownControl, observerToken, 
                   <label for="message">Message</label>
                   <textarea id="message" rows="2" value=${draft} onInput=${(e: Event) => setDraft((e.currentTarget as HTMLTextAreaElement).value)} onKeyDown=${onDraftKey}></textarea>
                   <div class="row">
-                    <button type="submit">Send</button>
+                    <button type="submit" disabled=${!talking}>Send</button>
                     <button type="button" class="quiet" onClick=${() => setRole('observer')}>Stop talking</button>
-                    <span class="dim">${queued ? 'Queued: the bots answer after the current turn.' : `You talk as ${talkerName || 'a talker'}.`}</span>
+                    <span class="dim">${!talking ? 'Connecting as a talker…' : queued ? 'Queued: the bots answer after the current turn.' : `You talk as ${talkerName || 'a talker'}.`}</span>
                   </div>
                 </form>`
               : control === true && mode !== 'autonomous'
