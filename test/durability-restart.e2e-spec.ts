@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { gate, MockLlmServer } from './mock-llm/mock-llm.server.js';
 import { bots, expectContiguous } from './support/app.js';
 import { SseClient, WsClient, type Received } from './support/clients.js';
-import { launchServer as launch, MAIN, ROOT, startServer, within as withinMs } from './support/server-process.js';
+import { launchServer as launch, MAIN, ROOT, START_TIMEOUT_MS, startServer, within as withinMs } from './support/server-process.js';
 
 const EXIT_TIMEOUT_MS = 10_000;
 /** `nobody`: a root test run drops to it so that file permissions apply. */
@@ -197,7 +197,8 @@ describe('crash recovery of the built server', () => {
     const expectStartFailure = async (cwd: string, env: Record<string, string>, uid?: number): Promise<string[]> => {
       const { child, lines, exited } = launch(cwd, env, uid);
       children.push(child);
-      const { code } = await within(exited, 'the server to give up');
+      // Giving up comes at the end of a start: it has a start's bound.
+      const { code } = await within(exited, 'the server to give up', START_TIMEOUT_MS);
       expect(code).toBe(1);
       expect(lines.some((l) => l.includes('Fellowship listening'))).toBe(false);
       const errors = lines.filter((l) => l.includes('Fellowship failed to start'));

@@ -54,7 +54,10 @@ export function launchServer(cwd: string, env: Record<string, string>, uid?: num
 }
 
 /** Launches the server and resolves once it prints the address it listens on (bounded). */
-export async function startServer(cwd: string, env: Record<string, string>, timeoutMs = 20_000): Promise<RunningServer> {
+/** Bound on a start of the built server, up to listening or to giving up (module loading included). */
+export const START_TIMEOUT_MS = 20_000;
+
+export async function startServer(cwd: string, env: Record<string, string>, timeoutMs = START_TIMEOUT_MS): Promise<RunningServer> {
   const launched = launchServer(cwd, env);
   const { child, lines, exited } = launched;
   const port = await new Promise<number>((done, fail) => {
