@@ -158,6 +158,8 @@ export class MockLlmServer {
   latencyMs: number;
   /** Number of GET /v1/models (or /models) requests served (they are not in `requests`). */
   modelListRequests = 0;
+  /** TCP connections accepted since start (a client reusing keep-alive connections opens no more). */
+  connectionsAccepted = 0;
 
   private queue: MockReply[] = [];
   private handler: MockHandler | undefined;
@@ -191,9 +193,13 @@ export class MockLlmServer {
       });
     });
     server.on('connection', (socket: Socket) => {
+      this.connectionsAccepted++;
       this.sockets.add(socket);
       socket.setNoDelay(true);
-      socket.on('close', () => this.sockets.delete(socket));
+      socket.on('close', () => {
+        this.sockets.delete(socket);
+        this.changed();
+      });
     });
     server.on('clientError', (_err: Error, socket: Socket) => {
       socket.destroy();
@@ -217,6 +223,11 @@ export class MockLlmServer {
   script(...replies: MockReply[]): this {
     this.queue.push(...replies);
     return this;
+  }
+
+  /** TCP connections open now. */
+  get openConnections(): number {
+    return this.sockets.size;
   }
 
   /** Number of scripted replies not consumed yet. */
