@@ -53,6 +53,7 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(int) @IsInt() @Min(0) @Max(10) LLM_RETRIES = D.llmRetries;
   @IsOptional() @Transform(int) @IsInt() @Min(0) LLM_RETRY_DELAY_MS = D.llmRetryDelayMs;
   @IsOptional() @Transform(int) @IsInt() @Min(1) LLM_TIMEOUT_MS = D.llmTimeoutMs;
+  @IsOptional() @Transform(int) @IsInt() @Min(1) LLM_KEEP_ALIVE_MS = D.llmKeepAliveMs;
   @IsOptional() @Transform(int) @IsInt() @Min(1) LLM_MAX_CONSECUTIVE_FAILURES = D.llmMaxConsecutiveFailures;
   @IsOptional() @Transform(int) @IsInt() @Min(0) LLM_FAILURE_BACKOFF_MS = D.llmFailureBackoffMs;
   @IsOptional() @Transform(int) @IsInt() @Min(0) LLM_ERROR_TEXT_MAX_CHARS = D.llmErrorTextMaxChars;
@@ -139,6 +140,7 @@ export function envToOptions(env: EnvironmentVariables): FellowshipOptions {
     llmRetries: env.LLM_RETRIES,
     llmRetryDelayMs: env.LLM_RETRY_DELAY_MS,
     llmTimeoutMs: env.LLM_TIMEOUT_MS,
+    llmKeepAliveMs: env.LLM_KEEP_ALIVE_MS,
     llmMaxConsecutiveFailures: env.LLM_MAX_CONSECUTIVE_FAILURES,
     llmFailureBackoffMs: env.LLM_FAILURE_BACKOFF_MS,
     llmErrorTextMaxChars: env.LLM_ERROR_TEXT_MAX_CHARS,

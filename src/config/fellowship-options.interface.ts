@@ -57,6 +57,11 @@ export interface FellowshipOptions {
   llmRetries?: number;
   llmRetryDelayMs?: number;
   llmTimeoutMs?: number;
+  /**
+   * How long an idle connection to a backend stays open for the next call, ms. A backend's own
+   * `Keep-Alive: timeout=…` hint shortens it (by 2 s, so that the server never closes first).
+   */
+  llmKeepAliveMs?: number;
   llmMaxConsecutiveFailures?: number;
   /** Pause between a failed turn and the next attempt. */
   llmFailureBackoffMs?: number;
@@ -151,6 +156,7 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   llmRetries: 1,
   llmRetryDelayMs: 500,
   llmTimeoutMs: 120_000,
+  llmKeepAliveMs: 4000,
   llmMaxConsecutiveFailures: 3,
   llmFailureBackoffMs: 2000,
   llmErrorTextMaxChars: 500,

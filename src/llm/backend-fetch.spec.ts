@@ -199,7 +199,7 @@ describe(BackendFetch.name, () => {
 
   it("keeps the whole body of an error answer for the SDK's error, whatever its shape", async () => {
     const sut = sutWith();
-    const client = new OpenAI({ baseURL: operator.baseUrl, apiKey: 'k', maxRetries: 0, fetch: sut.fetch });
+    const client = new OpenAI({ baseURL: operator.baseUrl, apiKey: 'k', maxRetries: 0, fetch: sut.sdkFetch });
     const failure = (): Promise<unknown> => client.chat.completions.create({ model: 'm', messages: [] }).then(() => null, (e: unknown) => e);
     // vLLM's top-level error object: the SDK itself keeps nothing of it.
     const vllm = '{"object":"error","message":"This model\'s maximum context length is 2048 tokens.","type":"BadRequestError","code":400}';

@@ -1,17 +1,29 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
-import { APIError } from 'openai';
-import { Agent, fetch as undiciFetch } from 'undici';
+import { APIError, type ClientOptions } from 'openai';
+import { Agent, type Dispatcher } from 'undici';
 import type { DnsLookup, ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 import { addressAdmitted, classifyAddress, ipLiteral, type AddressVerdict, type HostNaming } from './address-policy.js';
 import { allowlistNaming, parseHttpUrl } from './base-url.policy.js';
+import { BackendHeaders, BackendResponse, type BackendBody } from './backend-response.js';
 import { fellowshipLogger } from '../common/fellowship-logger.js';
 
 export const systemDnsLookup: DnsLookup = (hostname) =>
   new Promise((resolve, reject) => {
     dnsLookup(hostname, { all: true, verbatim: true }, (error, addresses) => (error ? reject(error) : resolve(addresses)));
   });
+
+/** The SDK's `fetch` option. */
+export type SdkFetch = NonNullable<ClientOptions['fetch']>;
+
+/** What a backend request may carry: the part of `RequestInit` the SDK and the health probe use. */
+export interface BackendRequestInit {
+  method?: string;
+  headers?: Iterable<readonly [string, string]> | Record<string, string> | null;
+  body?: string | Uint8Array | null;
+  signal?: AbortSignal | null;
+}
 
 export type BackendRefusalReason = 'address' | 'redirect' | 'url';
 
@@ -73,48 +85,77 @@ export class BackendFetch implements OnApplicationShutdown {
     this.localhostListed = options.llmBaseUrlAllowlist.some((entry) => parseHttpUrl(entry.trim())?.hostname === 'localhost');
     this.resolve = options.llmDnsLookup ?? systemDnsLookup;
     // Our AbortSignal bounds every call (LLM_TIMEOUT_MS); undici's own timers must not cut sooner.
-    const timeouts = { headersTimeout: options.llmTimeoutMs, bodyTimeout: options.llmTimeoutMs };
-    this.trustedAgent = new Agent(timeouts);
-    this.guardedAgent = new Agent({ ...timeouts, connect: { lookup: this.connectLookup } });
+    // Each agent keeps one pool of keep-alive connections per origin, shared by every session
+    // calling it, with no cap (each call in flight needs its own connection: no pipelining).
+    const pooling = {
+      headersTimeout: options.llmTimeoutMs,
+      bodyTimeout: options.llmTimeoutMs,
+      keepAliveTimeout: options.llmKeepAliveMs,
+      keepAliveMaxTimeout: options.llmKeepAliveMs,
+    };
+    this.trustedAgent = new Agent(pooling);
+    this.guardedAgent = new Agent({ ...pooling, connect: { lookup: this.connectLookup } });
   }
 
-  readonly fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-    const url = new URL(input instanceof Request ? input.url : String(input));
+  /**
+   * One request to a backend on undici's request API: no WHATWG `Request`/`Response`, web streams
+   * or per-call signal plumbing, the dispatcher's keep-alive connections reused. The answer is a
+   * {@link BackendResponse}; an error answer (>= 400) arrives read, its body kept for
+   * {@link backendErrorBody}.
+   */
+  readonly fetch = async (input: string | URL, init: BackendRequestInit = {}): Promise<BackendResponse> => {
+    const url = typeof input === 'string' ? new URL(input) : input;
     const trusted = url.origin === this.trustedOrigin;
     if (!trusted) {
       await this.checkHost(url);
     }
-    let response: Response;
+    let answer: Dispatcher.ResponseData;
     try {
-      // undici's own fetch with its own Agent: Node's bundled fetch may be another undici version.
-      response = await undiciFetch(url, {
-        ...(init as object),
-        redirect: 'manual',
-        dispatcher: trusted ? this.trustedAgent : this.guardedAgent,
+      // Redirects: the request API never follows one (no redirect interceptor on these agents).
+      answer = await (trusted ? this.trustedAgent : this.guardedAgent).request({
+        origin: url.origin,
+        path: `${url.pathname}${url.search}`,
+        method: (init.method ?? 'GET').toUpperCase(),
+        headers: requestHeaders(init.headers),
+        body: requestBody(init.body),
+        signal: init.signal ?? undefined,
       });
     } catch (error) {
-      const refusal = findRefusal(error);
-      if (refusal) {
-        throw refusal;
-      }
-      throw error;
+      throw findRefusal(error) ?? error;
     }
-    if (response.status >= 300 && response.status < 400) {
-      await response.body?.cancel().catch(() => undefined);
-      const location = response.headers.get('location') ?? '(none)';
-      this.logger.warn(`backend ${url.origin} answered HTTP ${response.status} to ${location}: not followed`);
+    const { statusCode, statusText, headers } = answer;
+    const body = answer.body as unknown as BackendBody;
+    if (statusCode >= 300 && statusCode < 400) {
+      await body.dump().catch(() => undefined);
+      const location = headers.location ?? '(none)';
+      this.logger.warn(`backend ${url.origin} answered HTTP ${statusCode} to ${String(location)}: not followed`);
       throw new BackendRefusal(
         'redirect',
-        `The backend answered with a redirect (HTTP ${response.status}); redirects are never followed. Check the base URL.`,
-        `redirect to ${location}`,
-        response.status,
+        `The backend answered with a redirect (HTTP ${statusCode}); redirects are never followed. Check the base URL.`,
+        `redirect to ${String(location)}`,
+        statusCode,
       );
     }
-    if (response.status >= 400) {
-      // A copy, read now: the SDK reads the original itself when it builds its error.
-      errorBodies.set(response.headers, await response.clone().text().catch(() => ''));
+    const answerHeaders = new BackendHeaders(headers);
+    if (statusCode >= 400) {
+      const text = await body.text().catch(() => '');
+      errorBodies.set(answerHeaders, text);
+      return new BackendResponse(url.href, statusCode, statusText, answerHeaders, null, text);
     }
-    return response;
+    return new BackendResponse(url.href, statusCode, statusText, answerHeaders, body);
+  };
+
+  /**
+   * {@link fetch} as the openai SDK's `fetch` option. The SDK reads of a response exactly what a
+   * BackendResponse has (status, ok, url, `headers.get`/`entries`, `json()`, `text()`, and a body
+   * it iterates with `for await` when it has `Symbol.asyncIterator`); the cast says so, and the
+   * SDK-level tests (llm.service.spec, streaming and failure e2e) hold it to that.
+   */
+  readonly sdkFetch: SdkFetch = (input, init) => {
+    if (typeof input !== 'string' && !(input instanceof URL)) {
+      return Promise.reject(new TypeError('BackendFetch takes a URL, not a Request'));
+    }
+    return this.fetch(input, init as BackendRequestInit) as unknown as Promise<Response>;
   };
 
   /**
@@ -241,4 +282,20 @@ export function findRefusal(error: unknown): BackendRefusal | null {
     current = current instanceof Error ? current.cause : undefined;
   }
   return null;
+}
+
+/** Headers as undici's request API takes them: a record, or any iterable of pairs (a `Headers` is one). */
+function requestHeaders(headers: BackendRequestInit['headers']): Dispatcher.RequestOptions['headers'] {
+  if (!headers) {
+    return undefined;
+  }
+  return Symbol.iterator in headers ? (headers as Iterable<[string, string]>) : headers;
+}
+
+function requestBody(body: unknown): string | Uint8Array | undefined {
+  if (body === null || body === undefined || typeof body === 'string' || body instanceof Uint8Array) {
+    return body ?? undefined;
+  }
+  // The SDK sends JSON text; anything else (a form, a stream) is not something a chat call sends.
+  throw new TypeError('BackendFetch sends text or bytes only');
 }

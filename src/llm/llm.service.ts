@@ -136,6 +136,7 @@ export class LlmService {
     } finally {
       clearTimeout(timer);
       request.signal?.removeEventListener('abort', onCallerAbort);
+      await connectionReleased();
     }
   }
 
@@ -307,10 +308,12 @@ export class LlmService {
         maxRetries: 0,
         timeout: this.options.llmTimeoutMs,
         defaultHeaders: target.apiKey ? undefined : { Authorization: null },
-        fetch: this.backendFetch.fetch,
+        fetch: this.backendFetch.sdkFetch,
         // The SDK would print raw backend chunks to the console; our logger redacts, and the
-        // failure itself is already reported by classify().
+        // failure itself is already reported by classify(). Its level is fixed at `warn` (never
+        // OPENAI_LOG's): below it the SDK logs every call, which is per-call work on the hot path.
         logger: this.sdkLogger,
+        logLevel: 'warn',
       });
       this.clients.set(key, client);
     }
@@ -326,6 +329,18 @@ interface StreamProgress {
 interface ReasoningFields {
   reasoning_content?: string | null;
   reasoning?: string | null;
+}
+
+/**
+ * Resolves after undici has put the answer's connection back in its pool. undici does that in a
+ * `setImmediate` after the response ends; a caller that sends its next request sooner (the session
+ * loop does, within the same tick) finds the connection busy and the pool opens another one. With
+ * hundreds of sessions the pool then grows well past the calls in flight and its extra connections
+ * idle out and get reopened in turn: new TCP connections in steady state. One immediate, queued
+ * after undici's, avoids it.
+ */
+function connectionReleased(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {

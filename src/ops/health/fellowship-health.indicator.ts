@@ -53,7 +53,7 @@ export class FellowshipHealthIndicator {
     const headers: Record<string, string> = this.options.llmApiKey ? { Authorization: `Bearer ${this.options.llmApiKey}` } : {};
     try {
       const response = await this.withTimeout((signal) => this.backendFetch.fetch(url, { headers, signal }));
-      await response.body?.cancel();
+      await response.discard();
       if (response.ok) {
         return check.up({ responseTime: this.since(started) });
       }
