@@ -6,7 +6,7 @@
 export { FellowshipModule } from './fellowship.module.js';
 export type { FellowshipModuleOptions, FellowshipPorts } from './fellowship.ports.js';
 export { FELLOWSHIP_OPTIONS } from './config/fellowship-options.token.js';
-export type { FellowshipOptions, ResolvedFellowshipOptions } from './config/fellowship-options.interface.js';
+export type { FellowshipOptions, ResolvedFellowshipOptions, LoopDelaySource } from './config/fellowship-options.interface.js';
 export { DEFAULT_FELLOWSHIP_OPTIONS } from './config/fellowship-options.interface.js';
 export { createFellowshipOpenApi, addFellowshipToOpenApi, type FellowshipOpenApiOptions } from './openapi.js';
 export { FellowshipHealthIndicator } from './ops/health/fellowship-health.indicator.js';

@@ -54,6 +54,18 @@ export interface FellowshipOptions {
   maxSessions?: number;
   /** `Retry-After` seconds on 503 TOO_MANY_SESSIONS. */
   tooManySessionsRetryAfterS?: number;
+  /**
+   * Admission control: while the event loop's delay (p90 over a window of `admissionWindowMs`)
+   * is at least this many ms, new sessions are refused 503 TOO_MANY_SESSIONS (running sessions and
+   * every other route carry on). 0 = off.
+   */
+  admissionMaxLoopDelayMs?: number;
+  /** The window over which admission control measures the event-loop delay, ms. */
+  admissionWindowMs?: number;
+  /** `Retry-After` seconds on a 503 TOO_MANY_SESSIONS from admission control. */
+  admissionRetryAfterS?: number;
+  /** Where admission control reads the event-loop delay (default: `perf_hooks.monitorEventLoopDelay`). */
+  admissionLoopDelay?: LoopDelaySource;
   llmRetries?: number;
   llmRetryDelayMs?: number;
   llmTimeoutMs?: number;
@@ -133,10 +145,12 @@ export interface FellowshipOptions {
   logger?: LoggerService | false;
 }
 
-export type ResolvedFellowshipOptions = Required<Omit<FellowshipOptions, 'dataSource' | 'logger' | 'llmDnsLookup'>> &
-  Pick<FellowshipOptions, 'dataSource' | 'logger' | 'llmDnsLookup'>;
+/** Options that are objects or functions supplied by code, without a default value. */
+type Supplied = 'dataSource' | 'logger' | 'llmDnsLookup' | 'admissionLoopDelay';
 
-export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions, 'dataSource' | 'logger' | 'llmDnsLookup'>> = {
+export type ResolvedFellowshipOptions = Required<Omit<FellowshipOptions, Supplied>> & Pick<FellowshipOptions, Supplied>;
+
+export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions, Supplied>> = {
   llmBaseUrl: 'http://localhost:11434/v1',
   llmApiKey: '',
   defaultBotModel: 'llama3.2',
@@ -153,6 +167,9 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   corsOrigins: [],
   maxSessions: 1000,
   tooManySessionsRetryAfterS: 30,
+  admissionMaxLoopDelayMs: 100,
+  admissionWindowMs: 1000,
+  admissionRetryAfterS: 5,
   llmRetries: 1,
   llmRetryDelayMs: 500,
   llmTimeoutMs: 120_000,
@@ -195,6 +212,16 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   healthCheckBackend: false,
   consoleEnabled: true,
 };
+
+/**
+ * A measure of the event loop's delay for admission control. `sample()` answers the delay over the
+ * time since its previous call (the window), in ms, and starts the next window.
+ */
+export interface LoopDelaySource {
+  sample(): number;
+  /** Stops measuring (the app is closing). */
+  close(): void;
+}
 
 export function resolveOptions(options: FellowshipOptions): ResolvedFellowshipOptions {
   const resolved: Record<string, unknown> = { ...DEFAULT_FELLOWSHIP_OPTIONS };

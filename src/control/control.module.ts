@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { LoopModule } from '../loop/loop.module.js';
+import { AdmissionModule } from '../metrics/admission.module.js';
 import { MemoryModule } from '../memory/memory.module.js';
 import { PersistenceModule } from '../persistence/persistence.module.js';
 import { SessionModule } from '../session/session.module.js';
@@ -9,7 +10,7 @@ import { TalkerInputService } from './talker-input.service.js';
 
 /** The use cases behind the routes (CONTRACT §3–4) and restart recovery. */
 @Module({
-  imports: [SessionModule, LoopModule, MemoryModule, PersistenceModule],
+  imports: [SessionModule, LoopModule, MemoryModule, PersistenceModule, AdmissionModule],
   providers: [SessionService, TalkerInputService, SessionRecoveryService],
   exports: [SessionService, TalkerInputService],
 })

@@ -4,6 +4,7 @@ import { FellowshipError } from '../common/fellowship.error.js';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 import { LoopService } from '../loop/loop.service.js';
+import { AdmissionControl } from '../metrics/admission-control.service.js';
 import { MemoryService } from '../memory/memory.service.js';
 import { SecretBox } from '../persistence/secret-box.js';
 import { SESSION_STORE, type MemoryEntry, type SessionStore } from '../persistence/session-store.port.js';
@@ -38,6 +39,7 @@ export class SessionService implements OnApplicationBootstrap {
     private readonly memoryStore: MemoryService,
     private readonly factory: SessionFactory,
     private readonly talkerInput: TalkerInputService,
+    private readonly admission: AdmissionControl,
   ) {
     this.logger = fellowshipLogger(options, 'Session');
   }
@@ -55,6 +57,7 @@ export class SessionService implements OnApplicationBootstrap {
     if (this.registry.liveCount >= this.options.maxSessions) {
       throw new FellowshipError(ErrorCode.TOO_MANY_SESSIONS, 'The server runs as many sessions as it may; try again later.', undefined, this.options.tooManySessionsRetryAfterS);
     }
+    this.admission.admit();
     const control = newToken();
     const observer = newToken();
     const apiKey = apiKeyFor(config.llm.base_url, dto.llm, this.options);

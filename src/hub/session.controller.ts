@@ -55,7 +55,11 @@ export class SessionController {
   @ApiErrorResponses({
     400: `VALIDATION_ERROR: the body is not a JSON object, or a field is missing, of the wrong type or out of range; \`error\` names the field and says what is wrong with the value, \`details\` lists every refused field. Also malformed JSON, and nesting deeper than ${MAX_JSON_DEPTH} levels.`,
     401: 'UNAUTHORIZED: API_KEYS is set and no valid bearer key was given.',
-    503: { description: 'TOO_MANY_SESSIONS: the server runs MAX_SESSIONS sessions; retry after `Retry-After` seconds.', retryAfter: true },
+    503: {
+      description:
+        'TOO_MANY_SESSIONS: the server runs MAX_SESSIONS sessions, or it is saturated (admission control: its event loop is running late, ADMISSION_MAX_LOOP_DELAY_MS); retry after `Retry-After` seconds. Running sessions are not affected.',
+      retryAfter: true,
+    },
   })
   create(@Body() dto: CreateSessionDto): Promise<CreateSessionResult> {
     return this.sessions.create(dto);

@@ -2,6 +2,7 @@ import { Inject, Injectable, Optional } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { END_REASONS, type EndReason } from '../model/end-conditions.js';
 import { MEMBER_ROLES, SESSION_STATES, type MemberRole, type SessionState } from '../model/session.types.js';
+import { AdmissionControl } from './admission-control.service.js';
 
 /** Injection token of Fellowship's own Prometheus registry (never the global default one). */
 export const FELLOWSHIP_METRICS_REGISTRY = Symbol('FELLOWSHIP_METRICS_REGISTRY');
@@ -42,6 +43,36 @@ const MS_PER_SECOND = 1000;
 
 const NO_SESSIONS: SessionCensus = { all: () => [] };
 
+/** Admission control's state, read on each scrape. */
+function registerAdmissionMetrics(admission: AdmissionControl, registers: Registry[]): void {
+  new Gauge({
+    name: 'fellowship_admission_saturated',
+    help: 'Admission control: 1 while new sessions are refused because the event loop is saturated, else 0.',
+    registers,
+    collect() {
+      this.set(admission.saturated ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'fellowship_admission_loop_delay_seconds',
+    help: "Admission control: the event loop's delay (p90) over its last window, as compared with ADMISSION_MAX_LOOP_DELAY_MS.",
+    registers,
+    collect() {
+      this.set(admission.loopDelayMs / MS_PER_SECOND);
+    },
+  });
+  let counted = 0;
+  new Counter({
+    name: 'fellowship_admission_refused_total',
+    help: 'Session creations refused by admission control (503 TOO_MANY_SESSIONS while saturated).',
+    registers,
+    collect() {
+      this.inc(admission.refused - counted);
+      counted = admission.refused;
+    },
+  });
+}
+
 let processMetrics: Registry | undefined;
 
 /**
@@ -77,7 +108,7 @@ export class FellowshipMetrics {
   private readonly sessionsEnded: Counter<'reason'>;
   private readonly httpRequests: Counter<'method' | 'route' | 'status'>;
 
-  constructor(@Optional() @Inject(SESSION_CENSUS) sessions: SessionCensus = NO_SESSIONS) {
+  constructor(@Optional() @Inject(SESSION_CENSUS) sessions: SessionCensus = NO_SESSIONS, @Optional() admission?: AdmissionControl) {
     const registers = [this.registry];
     const shared = processMetricsRegistry();
     for (const { name } of shared.getMetricsAsArray()) {
@@ -170,6 +201,9 @@ export class FellowshipMetrics {
       labelNames: ['method', 'route', 'status'],
       registers,
     });
+    if (admission) {
+      registerAdmissionMetrics(admission, registers);
+    }
     // Every label combination from the start, so that rates work before the first call.
     for (const kind of LLM_CALL_KINDS) {
       this.llmCalls.inc({ kind }, 0);

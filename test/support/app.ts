@@ -43,6 +43,9 @@ export const TEST_OPTIONS: FellowshipOptions = {
   sseHeartbeatMs: 60_000,
   defaultBotModel: 'mock-model',
   defaultOrchestratorModel: 'mock-orchestrator',
+  // Admission control reads this process's event-loop delay, which a busy test machine can push up
+  // at any moment; the test that is about it turns it on with a delay source of its own.
+  admissionMaxLoopDelayMs: 0,
 };
 
 export function bots(...names: string[]): { name: string; system_prompt: string }[] {

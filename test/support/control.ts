@@ -2,6 +2,7 @@
  * The control services wired as FellowshipModule wires them, on the in-memory ports, with the LLM,
  * the orchestrator and the summariser faked (test/support/fakes.ts): no HTTP, no database.
  */
+import { AdmissionControl } from '../../src/metrics/admission-control.service.js';
 import { validateBody } from '../../src/common/validation.js';
 import { resolveOptions, type FellowshipOptions } from '../../src/config/fellowship-options.interface.js';
 import { ContextService } from '../../src/context/context.service.js';
@@ -57,7 +58,7 @@ export function control(options: FellowshipOptions = {}): Control {
   memory.onModuleInit();
   const talkerInput = new TalkerInputService(resolved, loops);
   const factory = new SessionFactory(resolved, store, new InProcessEventBus());
-  const sessions = new SessionService(resolved, store, registry, loops, secrets, memory, factory, talkerInput);
+  const sessions = new SessionService(resolved, store, registry, loops, secrets, memory, factory, talkerInput, new AdmissionControl(resolved));
   sessions.onApplicationBootstrap();
   return {
     sessions,
