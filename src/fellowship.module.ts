@@ -10,12 +10,14 @@ import {
   FELLOWSHIP_OPTIONS_TYPE,
   FellowshipConfigurableModule,
 } from './fellowship.module-definition.js';
+import { SESSION_STORE } from './persistence/session-store.port.js';
 import { portProviders, PORT_TOKENS, withoutPorts, type FellowshipModuleOptions } from './fellowship.ports.js';
 import { HubModule } from './hub/hub.module.js';
 import { SessionController } from './hub/session.controller.js';
 import { SseController } from './hub/sse.controller.js';
 import { LoopModule } from './loop/loop.module.js';
 import { MemoryModule } from './memory/memory.module.js';
+import { WRITE_BACKLOG } from './metrics/admission-control.service.js';
 import { SESSION_CENSUS } from './metrics/fellowship-metrics.service.js';
 import { HttpMetricsMiddleware } from './ops/metrics/http-metrics.middleware.js';
 import { ObservabilityModule } from './ops/observability.module.js';
@@ -45,9 +47,11 @@ const FEATURES = [HubModule, ControlModule, SessionModule, LoopModule, MemoryMod
     ...portProviders(FELLOWSHIP_MODULE_OPTIONS),
     // The session gauges of the metrics (a lower layer) read the registry through this port.
     { provide: SESSION_CENSUS, useExisting: SessionRegistry },
+    // Admission control (metrics) reads how far behind the store's writes are through this one.
+    { provide: WRITE_BACKLOG, useExisting: SESSION_STORE },
     RouteErrorsService,
   ],
-  exports: [FELLOWSHIP_OPTIONS, SESSION_CENSUS, ...PORT_TOKENS, ...FEATURES],
+  exports: [FELLOWSHIP_OPTIONS, SESSION_CENSUS, WRITE_BACKLOG, ...PORT_TOKENS, ...FEATURES],
 })
 export class FellowshipModule extends FellowshipConfigurableModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {

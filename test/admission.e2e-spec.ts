@@ -1,10 +1,11 @@
 /**
  * Admission control (issue 14): a saturated process refuses new sessions with 503
  * TOO_MANY_SESSIONS and `Retry-After`, and nothing else. Saturation is forced through the injected
- * event-loop delay source: the test says what the next windows measure.
+ * event-loop delay source (the test says what the next windows measure) and the store's backlog.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { LoopDelaySource } from '../src/config/fellowship-options.interface.js';
+import { SESSION_STORE, type SessionStore } from '../src/persistence/session-store.port.js';
 import { AdmissionControl } from '../src/metrics/admission-control.service.js';
 import { gate } from './mock-llm/mock-llm.server.js';
 import { bots, startApp, type TestApp } from './support/app.js';
@@ -43,8 +44,17 @@ describe('admission control', () => {
   };
 
   beforeAll(async () => {
-    t = await startApp({ admissionMaxLoopDelayMs: 100, admissionWindowMs: 50, admissionRetryAfterS: 3, admissionLoopDelay: loop });
+    t = await startApp({
+      admissionMaxLoopDelayMs: 100,
+      admissionWindowMs: 50,
+      admissionMaxStoreWaitMs: 1000,
+      admissionRetryAfterS: 3,
+      admissionLoopDelay: loop,
+    });
     admission = t.app.get(AdmissionControl);
+  });
+  afterEach(() => {
+    jest.restoreAllMocks();
   });
   afterAll(async () => {
     await t.close();
@@ -93,6 +103,19 @@ describe('admission control', () => {
     const metrics = (await t.http.get('/metrics').expect(200)).text;
     expect(metrics).toMatch(/^fellowship_admission_saturated 0$/m);
     expect(metrics).toMatch(/^fellowship_admission_refused_total 2$/m);
+  });
+
+  it("refuses new sessions while the store's writes are behind, with the event loop on time", async () => {
+    await saturate(5);
+    const store = t.app.get<SessionStore>(SESSION_STORE);
+    const behind = jest.spyOn(store as Required<SessionStore>, 'writeBacklogMs').mockReturnValue(1500);
+    const refused = await t.http.post('/v1/session/create').send(session);
+    expect(refused.status).toBe(503);
+    expect(refused.headers['retry-after']).toBe('3');
+    expect((await t.http.get('/metrics').expect(200)).text).toMatch(/^fellowship_admission_store_backlog_seconds 1\.5$/m);
+    behind.mockReturnValue(20);
+    const created = await t.create({ ...session, participation_mode: 'reactive' });
+    await t.http.delete(`/v1/session/${created.token}`).expect(200);
   });
 
   it('checks the request first: a bad body is still a 400 while saturated', async () => {

@@ -27,11 +27,18 @@ describe(validateEnv.name, () => {
     expect(envToOptions(validateEnv({}))).toMatchObject({
       admissionMaxLoopDelayMs: 100,
       admissionWindowMs: 1000,
+      admissionMaxStoreWaitMs: 1000,
       admissionRetryAfterS: 5,
       llmKeepAliveMs: 4000,
     });
-    const set = { ADMISSION_MAX_LOOP_DELAY_MS: '0', ADMISSION_WINDOW_MS: '250', ADMISSION_RETRY_AFTER_S: '2', LLM_KEEP_ALIVE_MS: '60000' };
-    expect(envToOptions(validateEnv(set))).toMatchObject({ admissionMaxLoopDelayMs: 0, admissionWindowMs: 250, admissionRetryAfterS: 2, llmKeepAliveMs: 60_000 });
+    const set = { ADMISSION_MAX_LOOP_DELAY_MS: '0', ADMISSION_WINDOW_MS: '250', ADMISSION_RETRY_AFTER_S: '2', ADMISSION_MAX_STORE_WAIT_MS: '0', LLM_KEEP_ALIVE_MS: '60000' };
+    expect(envToOptions(validateEnv(set))).toMatchObject({
+      admissionMaxLoopDelayMs: 0,
+      admissionWindowMs: 250,
+      admissionRetryAfterS: 2,
+      admissionMaxStoreWaitMs: 0,
+      llmKeepAliveMs: 60_000,
+    });
     expect(() => validateEnv({ ADMISSION_WINDOW_MS: '50' })).toThrow(/ADMISSION_WINDOW_MS="50"/);
     expect(() => validateEnv({ ADMISSION_RETRY_AFTER_S: '0' })).toThrow(/ADMISSION_RETRY_AFTER_S/);
     expect(() => validateEnv({ LLM_KEEP_ALIVE_MS: '0' })).toThrow(/LLM_KEEP_ALIVE_MS/);

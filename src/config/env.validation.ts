@@ -52,6 +52,7 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(int) @IsInt() @Min(1) TOO_MANY_SESSIONS_RETRY_AFTER_S = D.tooManySessionsRetryAfterS;
   @IsOptional() @Transform(int) @IsInt() @Min(0) ADMISSION_MAX_LOOP_DELAY_MS = D.admissionMaxLoopDelayMs;
   @IsOptional() @Transform(int) @IsInt() @Min(100) ADMISSION_WINDOW_MS = D.admissionWindowMs;
+  @IsOptional() @Transform(int) @IsInt() @Min(0) ADMISSION_MAX_STORE_WAIT_MS = D.admissionMaxStoreWaitMs;
   @IsOptional() @Transform(int) @IsInt() @Min(1) ADMISSION_RETRY_AFTER_S = D.admissionRetryAfterS;
   @IsOptional() @Transform(int) @IsInt() @Min(0) @Max(10) LLM_RETRIES = D.llmRetries;
   @IsOptional() @Transform(int) @IsInt() @Min(0) LLM_RETRY_DELAY_MS = D.llmRetryDelayMs;
@@ -142,6 +143,7 @@ export function envToOptions(env: EnvironmentVariables): FellowshipOptions {
     tooManySessionsRetryAfterS: env.TOO_MANY_SESSIONS_RETRY_AFTER_S,
     admissionMaxLoopDelayMs: env.ADMISSION_MAX_LOOP_DELAY_MS,
     admissionWindowMs: env.ADMISSION_WINDOW_MS,
+    admissionMaxStoreWaitMs: env.ADMISSION_MAX_STORE_WAIT_MS,
     admissionRetryAfterS: env.ADMISSION_RETRY_AFTER_S,
     llmRetries: env.LLM_RETRIES,
     llmRetryDelayMs: env.LLM_RETRY_DELAY_MS,

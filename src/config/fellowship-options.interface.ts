@@ -62,6 +62,12 @@ export interface FellowshipOptions {
   admissionMaxLoopDelayMs?: number;
   /** The window over which admission control measures the event-loop delay, ms. */
   admissionWindowMs?: number;
+  /**
+   * Admission control: while the session store's oldest waiting write has waited this many ms (its
+   * writes are behind, and a new session's own write would wait as long), new sessions are refused
+   * too. 0 = not checked.
+   */
+  admissionMaxStoreWaitMs?: number;
   /** `Retry-After` seconds on a 503 TOO_MANY_SESSIONS from admission control. */
   admissionRetryAfterS?: number;
   /** Where admission control reads the event-loop delay (default: `perf_hooks.monitorEventLoopDelay`). */
@@ -169,6 +175,7 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   tooManySessionsRetryAfterS: 30,
   admissionMaxLoopDelayMs: 100,
   admissionWindowMs: 1000,
+  admissionMaxStoreWaitMs: 1000,
   admissionRetryAfterS: 5,
   llmRetries: 1,
   llmRetryDelayMs: 500,

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals
 import { ErrorCode } from '../common/error-code.enum.js';
 import { FellowshipError } from '../common/fellowship.error.js';
 import { resolveOptions, type FellowshipOptions, type LoopDelaySource } from '../config/fellowship-options.interface.js';
-import { AdmissionControl } from './admission-control.service.js';
+import { AdmissionControl, type WriteBacklog } from './admission-control.service.js';
 import { monitoredLoopDelay } from './loop-delay.js';
 
 /** A delay source that answers the given windows in turn (then the last one again). */
@@ -36,9 +36,10 @@ function refusal(sut: AdmissionControl): FellowshipError | null {
 describe(AdmissionControl.name, () => {
   const WINDOW = 1000;
   let made: AdmissionControl[] = [];
-  const sutWith = (options: FellowshipOptions): AdmissionControl => {
+  const sutWith = (options: FellowshipOptions, store?: WriteBacklog): AdmissionControl => {
     const sut = new AdmissionControl(
-      resolveOptions({ admissionMaxLoopDelayMs: 100, admissionWindowMs: WINDOW, admissionRetryAfterS: 7, ...options }),
+      resolveOptions({ admissionMaxLoopDelayMs: 100, admissionWindowMs: WINDOW, admissionRetryAfterS: 7, logger: false, ...options }),
+      store,
     );
     made.push(sut);
     sut.onModuleInit();
@@ -91,8 +92,31 @@ describe(AdmissionControl.name, () => {
     jest.advanceTimersByTime(WINDOW * 5);
     sut.observe(10_000);
     expect(refusal(sut)).toBeNull();
-    expect(sut.enabled).toBe(false);
     expect(delays.samples).toBe(0);
+  });
+
+  it("refuses while the store's oldest waiting write has waited the bound, whatever the event loop says", () => {
+    let backlog = 0;
+    const sut = sutWith({ admissionLoopDelay: scripted(10), admissionMaxStoreWaitMs: 1000 }, { writeBacklogMs: () => backlog });
+    jest.advanceTimersByTime(WINDOW);
+    expect(refusal(sut)).toBeNull();
+    backlog = 999;
+    expect(refusal(sut)).toBeNull();
+    backlog = 1000;
+    expect(sut.saturated).toBe(true);
+    expect(sut.storeBacklogMs).toBe(1000);
+    expect(refusal(sut)).toMatchObject({ code: ErrorCode.TOO_MANY_SESSIONS, retryAfter: 7 });
+    backlog = 12;
+    expect(refusal(sut)).toBeNull();
+    expect(sut.refused).toBe(1);
+  });
+
+  it('does not check the store with its bound at 0, nor a store that does not say', () => {
+    const off = sutWith({ admissionLoopDelay: scripted(10), admissionMaxStoreWaitMs: 0 }, { writeBacklogMs: () => 60_000 });
+    expect(refusal(off)).toBeNull();
+    const silent = sutWith({ admissionLoopDelay: scripted(10), admissionMaxStoreWaitMs: 1000 }, {});
+    expect(refusal(silent)).toBeNull();
+    expect(silent.storeBacklogMs).toBe(0);
   });
 
   it('stops measuring when the app shuts down', () => {

@@ -1,33 +1,54 @@
-import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { ErrorCode } from '../common/error-code.enum.js';
 import { FellowshipError } from '../common/fellowship.error.js';
 import type { LoopDelaySource, ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
+import { fellowshipLogger } from '../common/fellowship-logger.js';
 import { monitoredLoopDelay } from './loop-delay.js';
 
 /**
+ * How far behind the session store's writes are (`SessionStore.writeBacklogMs`). The store sits
+ * in a layer above this one, so FellowshipModule binds this token to it.
+ */
+export interface WriteBacklog {
+  writeBacklogMs?(): number;
+}
+export const WRITE_BACKLOG = Symbol('WRITE_BACKLOG');
+
+/**
  * Admission control (issue 14): when the process is saturated, new sessions are refused at once
- * (503 TOO_MANY_SESSIONS with `Retry-After`) instead of being taken on and slowing every session
- * and every request down further. Saturation is read from the event loop's delay: every
- * `admissionWindowMs` the delay over the window just ended (p90, `loop-delay.ts`) is compared with
- * `admissionMaxLoopDelayMs`; the process counts as saturated until a window ends below it.
+ * (503 TOO_MANY_SESSIONS with `Retry-After`) instead of being taken on, slowing every session down
+ * further and making their creator wait for seconds. Saturated means either of:
+ * - the event loop runs late: every `admissionWindowMs` the delay over the window just ended (p90,
+ *   `loop-delay.ts`) is compared with `admissionMaxLoopDelayMs`; it counts until a window ends under it;
+ * - the store is behind: its oldest write not yet started has waited `admissionMaxStoreWaitMs`
+ *   (`SessionStore.writeBacklogMs`, read when a session is created), so the new session's own
+ *   write would wait as long.
  *
- * Only creation asks (`admit()`, one comparison); running sessions, status, pause, resume, DELETE,
- * the transports and the metrics are never refused. `admissionMaxLoopDelayMs: 0` turns it off.
+ * Only creation asks (`admit()`: two comparisons); running sessions, status, pause, resume, DELETE,
+ * the transports and the metrics are never refused. A bound of 0 turns its check off.
  */
 @Injectable()
 export class AdmissionControl implements OnModuleInit, OnApplicationShutdown {
-  private saturatedNow = false;
+  private readonly logger: Logger;
+  private loopLate = false;
   private lastDelay = 0;
   private refusedCount = 0;
+  /** Whether the last `admit()` refused: state changes are logged, not every refusal. */
+  private refusing = false;
   private source: LoopDelaySource | null = null;
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(@Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions) {}
+  constructor(
+    @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
+    @Optional() @Inject(WRITE_BACKLOG) private readonly store?: WriteBacklog,
+  ) {
+    this.logger = fellowshipLogger(options, 'AdmissionControl');
+  }
 
   /** Whether new sessions are being refused. */
   get saturated(): boolean {
-    return this.saturatedNow;
+    return this.loopLate || this.storeBehind();
   }
 
   /** The event-loop delay of the last window, ms (0 before the first window ends, or when off). */
@@ -35,17 +56,18 @@ export class AdmissionControl implements OnModuleInit, OnApplicationShutdown {
     return this.lastDelay;
   }
 
+  /** How long the store's oldest waiting write has waited, ms (0 when none waits, or no store says). */
+  get storeBacklogMs(): number {
+    return this.store?.writeBacklogMs?.() ?? 0;
+  }
+
   /** Creations refused since start. */
   get refused(): number {
     return this.refusedCount;
   }
 
-  get enabled(): boolean {
-    return this.options.admissionMaxLoopDelayMs > 0;
-  }
-
   onModuleInit(): void {
-    if (!this.enabled) {
+    if (this.options.admissionMaxLoopDelayMs <= 0) {
       return;
     }
     this.source = this.options.admissionLoopDelay ?? monitoredLoopDelay();
@@ -63,23 +85,39 @@ export class AdmissionControl implements OnModuleInit, OnApplicationShutdown {
     this.source = null;
   }
 
-  /** One window's delay, ms: the policy. */
+  /** One window's event-loop delay, ms. */
   observe(delayMs: number): void {
     this.lastDelay = delayMs;
-    this.saturatedNow = this.enabled && delayMs >= this.options.admissionMaxLoopDelayMs;
+    this.loopLate = this.options.admissionMaxLoopDelayMs > 0 && delayMs >= this.options.admissionMaxLoopDelayMs;
   }
 
   /** Throws 503 TOO_MANY_SESSIONS (with `Retry-After`) while the process is saturated. */
   admit(): void {
-    if (!this.saturatedNow) {
+    if (!this.saturated) {
+      if (this.refusing) {
+        this.refusing = false;
+        this.logger.log('admitting new sessions again');
+      }
       return;
     }
     this.refusedCount++;
+    if (!this.refusing) {
+      this.refusing = true;
+      this.logger.warn(
+        `saturated: refusing new sessions (event loop p90 ${Math.round(this.lastDelay)} ms, ` +
+          `store writes ${Math.round(this.storeBacklogMs)} ms behind)`,
+      );
+    }
     throw new FellowshipError(
       ErrorCode.TOO_MANY_SESSIONS,
       'The server is too busy to start another session now; try again later.',
       undefined,
       this.options.admissionRetryAfterS,
     );
+  }
+
+  private storeBehind(): boolean {
+    const bound = this.options.admissionMaxStoreWaitMs;
+    return bound > 0 && this.storeBacklogMs >= bound;
   }
 }

@@ -47,7 +47,7 @@ const NO_SESSIONS: SessionCensus = { all: () => [] };
 function registerAdmissionMetrics(admission: AdmissionControl, registers: Registry[]): void {
   new Gauge({
     name: 'fellowship_admission_saturated',
-    help: 'Admission control: 1 while new sessions are refused because the event loop is saturated, else 0.',
+    help: 'Admission control: 1 while new sessions are refused because the process is saturated (event loop late, or store writes behind), else 0.',
     registers,
     collect() {
       this.set(admission.saturated ? 1 : 0);
@@ -59,6 +59,14 @@ function registerAdmissionMetrics(admission: AdmissionControl, registers: Regist
     registers,
     collect() {
       this.set(admission.loopDelayMs / MS_PER_SECOND);
+    },
+  });
+  new Gauge({
+    name: 'fellowship_admission_store_backlog_seconds',
+    help: "Admission control: how long the session store's oldest waiting write has waited, as compared with ADMISSION_MAX_STORE_WAIT_MS.",
+    registers,
+    collect() {
+      this.set(admission.storeBacklogMs / MS_PER_SECOND);
     },
   });
   let counted = 0;

@@ -132,6 +132,21 @@ describe(TypeOrmSessionStore.name, () => {
         expect((await sut.loadSessions()).map((s) => s.loopState)).toEqual(ids.map(() => ({ last: 5 })));
       });
 
+      it("says how long its oldest waiting write has waited (0 once they are written)", async () => {
+        const { sut } = await open({ databasePath: path(), dbWriteGroupMax: 1 });
+        await sut.insertSession(snapshot('s'));
+        expect(sut.writeBacklogMs()).toBe(0);
+        const writes = [1, 2, 3].map((seq) => sut.commit('s', { messages: [], events: [event(seq)] }));
+        // The queue starts writing on the next check phase: until then every write waits.
+        const until = performance.now() + 40;
+        while (performance.now() < until) {
+          // Holding the event loop.
+        }
+        expect(sut.writeBacklogMs()).toBeGreaterThanOrEqual(40);
+        await Promise.all(writes);
+        expect(sut.writeBacklogMs()).toBe(0);
+      });
+
       it('caps a group at dbWriteGroupMax batches', async () => {
         const { sut } = await open({ databasePath: path(), dbWriteGroupMax: 4 });
         await sut.insertSession(snapshot('s'));

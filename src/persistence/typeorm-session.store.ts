@@ -84,6 +84,10 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
     return this.queue.stats;
   }
 
+  writeBacklogMs(): number {
+    return this.queue.oldestWaitMs;
+  }
+
   insertSession(s: SessionSnapshot): Promise<void> {
     const params = [
       s.id,

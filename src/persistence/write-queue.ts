@@ -22,6 +22,8 @@ export interface RowWrite {
 interface Pending {
   job?: WriteJob;
   rows?: RowWrite;
+  /** When it was enqueued (`performance.now()`). */
+  at: number;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -77,6 +79,11 @@ export class WriteQueue {
     return this.queue.length;
   }
 
+  /** How long the oldest job not yet being written has waited, ms (0 when none waits). */
+  get oldestWaitMs(): number {
+    return this.queue.length > 0 ? performance.now() - this.queue[0].at : 0;
+  }
+
   enqueue(job: WriteJob): Promise<void> {
     return this.push({ job });
   }
@@ -86,12 +93,12 @@ export class WriteQueue {
     return this.push({ rows });
   }
 
-  private push(work: Pick<Pending, 'job' | 'rows'>): Promise<void> {
+  private push(work: Omit<Pending, 'at' | 'resolve' | 'reject'>): Promise<void> {
     if (this.closed) {
       return Promise.reject(new StoreClosedError());
     }
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ ...work, resolve, reject });
+      this.queue.push({ ...work, at: performance.now(), resolve, reject });
       this.schedule();
     });
   }

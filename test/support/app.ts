@@ -43,9 +43,10 @@ export const TEST_OPTIONS: FellowshipOptions = {
   sseHeartbeatMs: 60_000,
   defaultBotModel: 'mock-model',
   defaultOrchestratorModel: 'mock-orchestrator',
-  // Admission control reads this process's event-loop delay, which a busy test machine can push up
-  // at any moment; the test that is about it turns it on with a delay source of its own.
+  // Admission control reads this process's event-loop delay and the store's backlog, which a busy
+  // test machine can push up at any moment; the test that is about it turns it on.
   admissionMaxLoopDelayMs: 0,
+  admissionMaxStoreWaitMs: 0,
 };
 
 export function bots(...names: string[]): { name: string; system_prompt: string }[] {
