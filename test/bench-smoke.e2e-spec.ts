@@ -8,45 +8,11 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseCurve, SMOKE_CURVE } from '../scripts/bench/config.js';
+import { figureKeys } from '../scripts/bench/report.js';
 
-/** Every figure of issue 9's seven items, as keyed in results.json `figures`. */
-const FIGURES = [
-  'overhead.memory.p50_ms',
-  'overhead.memory.p99_ms',
-  'overhead.memory.floor_p50_ms',
-  'overhead.file.p50_ms',
-  'overhead.file.p99_ms',
-  'overhead.file.floor_p50_ms',
-  'tokens.relay.p50_ms',
-  'tokens.relay.p99_ms',
-  'tokens.first_token.p50_ms',
-  'tokens.first_token.p99_ms',
-  'fanout.ws.p50_ms',
-  'fanout.ws.p99_ms',
-  'fanout.ws.max_ms',
-  'fanout.ws.floor_p99_ms',
-  'fanout.sse.p50_ms',
-  'fanout.sse.p99_ms',
-  'fanout.sse.max_ms',
-  'fanout.sse.floor_p99_ms',
-  'concurrency.memory.turns_per_s',
-  'concurrency.memory.ratio',
-  'concurrency.memory.fairness',
-  'concurrency.file.turns_per_s',
-  'concurrency.file.ratio',
-  'concurrency.file.fairness',
-  'memory.idle_session_kib',
-  'memory.ws_observer_kib',
-  'memory.sse_observer_kib',
-  'storm.lost',
-  'storm.duplicated',
-  'storm.resume_p50_ms',
-  'storm.resume_p99_ms',
-  'storm.abandoned',
-  'durability.overhead_p50_ratio',
-  'durability.overhead_p99_ratio',
-  'durability.throughput_ratio',
-];
+/** Every figure of the benchmark (issue 9's items, issue 14's curve and overload), as keyed in results.json `figures`. */
+const FIGURES = figureKeys(parseCurve(SMOKE_CURVE));
 
 const BOUND_MS = 110_000;
 
@@ -55,11 +21,11 @@ interface Outcome {
   output: string;
 }
 
-function runSmoke(out: string): Promise<Outcome> {
+function runSmoke(out: string, chart: string): Promise<Outcome> {
   const env = { ...process.env };
   // Jest's --experimental-vm-modules is not for the benchmark process.
   delete env.NODE_OPTIONS;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/bench/run.ts', '--smoke', `--out=${out}`, '--max-seconds=100'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/bench/run.ts', '--smoke', `--out=${out}`, `--chart=${chart}`, '--max-seconds=100'], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -80,13 +46,14 @@ function runSmoke(out: string): Promise<Outcome> {
 
 describe('benchmark smoke run', () => {
   it(
-    'runs every scenario at tiny sizes and writes every figure to the results file',
+    'runs every scenario at tiny sizes, writes every figure to the results file and draws the curve',
     async () => {
       expect(existsSync('dist/main.js')).toBe(true);
       const dir = mkdtempSync(join(tmpdir(), 'fellowship-bench-smoke-'));
       try {
         const out = join(dir, 'results.json');
-        const { code, output } = await runSmoke(out);
+        const chart = join(dir, 'curve.svg');
+        const { code, output } = await runSmoke(out, chart);
         if (code !== 0) {
           throw new Error(`bench --smoke exited with ${String(code)}:\n${output}`);
         }
@@ -100,6 +67,10 @@ describe('benchmark smoke run', () => {
         const missing = FIGURES.filter((key) => typeof results.figures[key] !== 'number' || !Number.isFinite(results.figures[key]));
         expect(missing).toEqual([]);
         expect(output).toContain('figures,');
+        const svg = readFileSync(chart, 'utf8');
+        expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+        // Each curve point in both panels (turns/s, share of ideal), and one legend dot per backend latency.
+        expect(svg.match(/<circle /g)?.length).toBe(2 * 2 + 2);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }

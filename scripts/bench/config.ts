@@ -3,7 +3,7 @@
  * smoke value (seconds, for CI); any of them can be overridden with `--<kebab-name>=<number>`.
  */
 
-export const SCENARIOS = ['overhead', 'tokens', 'fanout', 'concurrency', 'memory', 'storm'] as const;
+export const SCENARIOS = ['overhead', 'tokens', 'fanout', 'concurrency', 'memory', 'storm', 'curve', 'overload'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 export interface Sizes {
@@ -43,6 +43,20 @@ export interface Sizes {
   /** Each client reconnects after a random pause in [0, jitter] ms (0 = all at once). */
   stormJitterMs: number;
   stormLatencyMs: number;
+  /** Item 8, the throughput curve: warm-up and measured window of each point. */
+  curveWarmupS: number;
+  curveWindowS: number;
+  /** Item 9, overload: backend latency, and the load offered as a multiple of what the process serves. */
+  overloadLatencyMs: number;
+  overloadFactor: number;
+  overloadWarmupS: number;
+  overloadWindowS: number;
+  /** Sessions of the calibration run that finds what the process serves, when the curve did not run. */
+  overloadCalibrationSessions: number;
+  /** One control-plane request (create, status, pause + resume, DELETE in turn) every this many ms. */
+  probeIntervalMs: number;
+  /** Running sessions the status and pause probes use (left out of the per-session figures). */
+  probeSessions: number;
   /** Connection attempts in flight at once while setting up observers. */
   connectConcurrency: number;
   /** Session creations in flight at once. */
@@ -72,6 +86,15 @@ export const FULL: Sizes = {
   stormIntervalS: 3,
   stormJitterMs: 250,
   stormLatencyMs: 50,
+  curveWarmupS: 2,
+  curveWindowS: 10,
+  overloadLatencyMs: 200,
+  overloadFactor: 2,
+  overloadWarmupS: 3,
+  overloadWindowS: 10,
+  overloadCalibrationSessions: 1000,
+  probeIntervalMs: 50,
+  probeSessions: 20,
   connectConcurrency: 100,
   createConcurrency: 16,
 };
@@ -99,9 +122,39 @@ export const SMOKE: Sizes = {
   stormIntervalS: 0.5,
   stormJitterMs: 100,
   stormLatencyMs: 30,
+  curveWarmupS: 0.3,
+  curveWindowS: 1,
+  overloadLatencyMs: 200,
+  overloadFactor: 2,
+  overloadWarmupS: 0.3,
+  overloadWindowS: 1.5,
+  overloadCalibrationSessions: 6,
+  probeIntervalMs: 50,
+  probeSessions: 2,
   connectConcurrency: 20,
   createConcurrency: 8,
 };
+
+/** One point of the throughput curve: sessions at once against a backend with this latency. */
+export interface CurvePoint {
+  sessions: number;
+  latencyMs: number;
+}
+
+/** The issue's curve: 50…1,000 sessions at 200 ms, and 1,000 at 400 ms. */
+export const FULL_CURVE = '50,100,250,500,750,1000,1000@400';
+export const SMOKE_CURVE = '4,4@400';
+
+/** `50,100,1000@400` → points (latency 200 ms unless `@ms` says otherwise). */
+export function parseCurve(text: string): CurvePoint[] {
+  return text.split(',').map((part) => {
+    const match = /^\s*(\d+)(?:@(\d+))?\s*$/.exec(part);
+    if (!match || Number(match[1]) < 1) {
+      throw new Error(`--curve takes sessions[@latency_ms],…; got "${part}"`);
+    }
+    return { sessions: Number(match[1]), latencyMs: Number(match[2] ?? 200) };
+  });
+}
 
 export type DbMode = 'memory' | 'file';
 
@@ -121,6 +174,10 @@ export interface BenchConfig {
   maxSeconds: number;
   /** Let scenarios that leave nothing running share a server (smoke: start-ups dominate). */
   shareServers: boolean;
+  /** Points of the throughput curve (item 8). */
+  curve: CurvePoint[];
+  /** Where the curve's chart is written (SVG); null = nowhere. */
+  chart: string | null;
 }
 
 const kebab = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -133,6 +190,8 @@ export const USAGE = `npm run bench -- [flags]
   --server=path           built server entry (default dist/main.js)
   --profile               start servers with --cpu-prof (profiles in bench/profiles/)
   --max-seconds=n         bound on the whole run
+  --curve=50,100,1000@400 points of the throughput curve: sessions[@backend latency ms] (default ${FULL_CURVE})
+  --chart=path            the curve's SVG chart (default docs/performance-curve.svg; smoke: bench/curve-smoke.svg; none: no chart)
   --<size>=n              override a size: ${Object.keys(FULL).map(kebab).join(', ')}`;
 
 export function parseArgs(argv: readonly string[]): BenchConfig {
@@ -174,7 +233,7 @@ export function parseArgs(argv: readonly string[]): BenchConfig {
     }
   }
   for (const key of flags.keys()) {
-    if (!['smoke', 'only', 'db', 'out', 'server', 'profile', 'max-seconds'].includes(key)) {
+    if (!['smoke', 'only', 'db', 'out', 'server', 'profile', 'max-seconds', 'curve', 'chart'].includes(key)) {
       throw new Error(`unknown flag --${key}\n${USAGE}`);
     }
   }
@@ -189,5 +248,14 @@ export function parseArgs(argv: readonly string[]): BenchConfig {
     profileDir: 'bench/profiles',
     maxSeconds: Number(flags.get('max-seconds') ?? (smoke ? 120 : 1800)),
     shareServers: smoke,
+    curve: parseCurve(flags.get('curve') ?? (smoke ? SMOKE_CURVE : FULL_CURVE)),
+    chart: chartPath(flags.get('chart'), smoke),
   };
+}
+
+function chartPath(flag: string | undefined, smoke: boolean): string | null {
+  if (flag === 'none') {
+    return null;
+  }
+  return flag ?? (smoke ? 'bench/curve-smoke.svg' : 'docs/performance-curve.svg');
 }

@@ -2,7 +2,10 @@
  * Turns scenario results into the flat list of figures (what `bench/results.json` promises and
  * the smoke test checks), the issue's targets, and the printed table.
  */
+import { FULL_CURVE, parseCurve, type CurvePoint } from './config.js';
 import type { ConcurrencyResult } from './scenarios/concurrency.js';
+import { pointName, type CurveResult } from './scenarios/curve.js';
+import type { OverloadResult } from './scenarios/overload.js';
 import type { FanoutResult } from './scenarios/fanout.js';
 import type { MemoryResult } from './scenarios/memory.js';
 import type { OverheadResult } from './scenarios/overhead.js';
@@ -19,6 +22,8 @@ export interface Results {
   concurrency?: Partial<Record<'memory' | 'file', ConcurrencyResult>>;
   memory?: MemoryResult;
   storm?: StormResult;
+  curve?: CurveResult;
+  overload?: OverloadResult;
 }
 
 export interface Figure {
@@ -33,8 +38,15 @@ export interface Figure {
   met?: boolean;
 }
 
-/** Every figure the full run produces (the smoke test checks each is present). */
-export const FIGURE_KEYS = [
+/** Every figure a run of every scenario produces with these curve points (the smoke test checks each is present). */
+export function figureKeys(curvePoints: readonly CurvePoint[]): string[] {
+  return [
+    ...FIXED_KEYS,
+    ...curvePoints.flatMap((p) => ['turns_per_s', 'ratio', 'fairness', 'cpu_ms_per_turn'].map((f) => `curve.${pointName(p)}.${f}`)),
+  ];
+}
+
+const FIXED_KEYS = [
   'overhead.memory.p50_ms',
   'overhead.memory.p99_ms',
   'overhead.memory.floor_p50_ms',
@@ -58,9 +70,15 @@ export const FIGURE_KEYS = [
   'concurrency.memory.turns_per_s',
   'concurrency.memory.ratio',
   'concurrency.memory.fairness',
+  'concurrency.memory.cpu_ms_per_turn',
+  'concurrency.memory.turns_per_core_s',
+  'concurrency.memory.backend_connections',
   'concurrency.file.turns_per_s',
   'concurrency.file.ratio',
   'concurrency.file.fairness',
+  'concurrency.file.cpu_ms_per_turn',
+  'concurrency.file.turns_per_core_s',
+  'concurrency.file.backend_connections',
   'memory.idle_session_kib',
   'memory.ws_observer_kib',
   'memory.sse_observer_kib',
@@ -72,7 +90,26 @@ export const FIGURE_KEYS = [
   'durability.overhead_p50_ratio',
   'durability.overhead_p99_ratio',
   'durability.throughput_ratio',
+  'curve.peak_turns_per_s',
+  'overload.sessions',
+  'overload.turns_per_s',
+  'overload.ratio_to_peak',
+  'overload.min_turns',
+  'overload.fairness',
+  'overload.create_p99_ms',
+  'overload.status_p99_ms',
+  'overload.pause_p99_ms',
+  'overload.delete_p99_ms',
+  'overload.create_refused_share',
+  'overload.refused_without_retry_after',
+  'overload.unexpected',
 ] as const;
+
+/** Every figure the full run produces. */
+export const FIGURE_KEYS = figureKeys(parseCurve(FULL_CURVE));
+
+/** Curve points the issue sets a throughput target for (≥ 90 % of ideal). */
+const CURVE_TARGETS = new Set(['500x200', '1000x400']);
 
 const atMost = (value: number, limit: number): boolean => Number.isFinite(value) && value <= limit;
 const atLeast = (value: number, limit: number): boolean => Number.isFinite(value) && value >= limit;
@@ -117,7 +154,41 @@ export function figures(r: Results): Figure[] {
       add({ key: `concurrency.${db}.turns_per_s`, item, label: `${c.sessions} sessions, ${c.latency_ms} ms backend: bot turns/s (ideal ${c.ideal_per_s})`, value: c.turns_per_s, unit: '/s' });
       add({ key: `concurrency.${db}.ratio`, item, label: 'achieved / ideal', value: c.ratio, unit: '', target: '≥ 0.90', met: atLeast(c.ratio, 0.9) });
       add({ key: `concurrency.${db}.fairness`, item, label: 'slowest / fastest session', value: c.fairness, unit: '', target: '≥ 0.80', met: atLeast(c.fairness, 0.8) });
+      add({ key: `concurrency.${db}.cpu_ms_per_turn`, item, label: 'server CPU per bot turn', value: c.cpu_ms_per_turn, unit: 'ms', target: '≤ 0.4 ms', met: atMost(c.cpu_ms_per_turn, 0.4) });
+      add({ key: `concurrency.${db}.turns_per_core_s`, item, label: 'bot turns per second of server CPU', value: c.turns_per_core_s, unit: '/s', target: '≥ 2500', met: atLeast(c.turns_per_core_s, 2500) });
+      add({ key: `concurrency.${db}.backend_connections`, item, label: `backend connections opened in the ${c.window_s} s window`, value: c.backend_connections, unit: '', target: '0', met: c.backend_connections === 0 });
     }
+  }
+  if (r.curve) {
+    const item = '8 throughput curve';
+    for (const p of r.curve.points) {
+      const name = pointName({ sessions: p.sessions, latencyMs: p.latency_ms });
+      const what = `${p.sessions} sessions × ${p.latency_ms} ms`;
+      const targeted = CURVE_TARGETS.has(name);
+      add({ key: `curve.${name}.turns_per_s`, item, label: `${what}: bot turns/s (ideal ${p.ideal_per_s})`, value: p.turns_per_s, unit: '/s' });
+      add({ key: `curve.${name}.ratio`, item, label: `${what}: achieved / ideal`, value: p.ratio, unit: '', ...(targeted ? { target: '≥ 0.90', met: atLeast(p.ratio, 0.9) } : {}) });
+      add({ key: `curve.${name}.fairness`, item, label: `${what}: slowest / fastest session`, value: p.fairness, unit: '', target: '≥ 0.80', met: atLeast(p.fairness, 0.8) });
+      add({ key: `curve.${name}.cpu_ms_per_turn`, item, label: `${what}: server CPU per turn`, value: p.cpu_ms_per_turn, unit: 'ms' });
+    }
+    add({ key: 'curve.peak_turns_per_s', item, label: `peak (${r.curve.peak_sessions} sessions × ${r.curve.peak_latency_ms} ms)`, value: r.curve.peak_turns_per_s, unit: '/s' });
+  }
+  if (r.overload) {
+    const o = r.overload;
+    const item = '9 overload';
+    const p99 = (kind: 'create' | 'status' | 'pause' | 'delete', label: string): void =>
+      add({ key: `overload.${kind}_p99_ms`, item, label: `${label} p99 (${o.control_ms[kind].n})`, value: o.control_ms[kind].p99, unit: 'ms', target: '≤ 100 ms', met: atMost(o.control_ms[kind].p99, 100) });
+    add({ key: 'overload.sessions', item, label: `sessions (${o.factor} × what the process serves, peak from the ${o.peak_from})`, value: o.load.sessions, unit: '' });
+    add({ key: 'overload.turns_per_s', item, label: `bot turns/s (peak ${o.peak_turns_per_s})`, value: o.load.turns_per_s, unit: '/s' });
+    add({ key: 'overload.ratio_to_peak', item, label: 'turns/s / peak', value: o.ratio_to_peak, unit: '', target: '≥ 0.95', met: atLeast(o.ratio_to_peak, 0.95) });
+    add({ key: 'overload.min_turns', item, label: `fewest turns of a session in ${o.load.window_s} s (none starved)`, value: o.load.min_turns, unit: '', target: '≥ 1', met: o.load.min_turns >= 1 });
+    add({ key: 'overload.fairness', item, label: 'slowest / fastest session', value: o.load.fairness, unit: '', target: '≥ 0.80', met: atLeast(o.load.fairness, 0.8) });
+    p99('create', 'create');
+    p99('status', 'status');
+    p99('pause', 'pause');
+    p99('delete', 'DELETE');
+    add({ key: 'overload.create_refused_share', item, label: `creates answered 503 TOO_MANY_SESSIONS (${o.creates_refused} of ${o.creates})`, value: o.create_refused_share, unit: '' });
+    add({ key: 'overload.refused_without_retry_after', item, label: '503 answers without Retry-After', value: o.refused_without_retry_after, unit: '', target: '0', met: o.refused_without_retry_after === 0 });
+    add({ key: 'overload.unexpected', item, label: 'control-plane requests failed or answered unexpectedly', value: o.unexpected, unit: '', target: '0', met: o.unexpected === 0 });
   }
   if (r.memory) {
     const m = r.memory;

@@ -13,7 +13,10 @@ import { parseArgs, type BenchConfig, type Scenario } from './config.js';
 import { BenchContext } from './context.js';
 import { cpuSnapshot, machine, otherCores } from './machine.js';
 import { figures, table, type Results } from './report.js';
+import { curveSvg } from './chart.js';
 import { concurrency } from './scenarios/concurrency.js';
+import { curve } from './scenarios/curve.js';
+import { overload } from './scenarios/overload.js';
 import { fanout } from './scenarios/fanout.js';
 import { memory } from './scenarios/memory.js';
 import { overhead } from './scenarios/overhead.js';
@@ -84,10 +87,47 @@ async function runScenarios(
       attempt('storm', async () => {
         results.storm = await storm(ctx);
       }),
+    curve: () =>
+      attempt('curve', async () => {
+        results.curve = await curve(ctx, config.curve);
+        if (config.chart) {
+          writeChart(config.chart, results);
+        }
+      }),
+    overload: () =>
+      attempt('overload', async () => {
+        results.overload = await overload(ctx, results.curve?.peak_turns_per_s ?? null);
+      }),
   };
   for (const scenario of config.only) {
     await steps[scenario]();
   }
+}
+
+/** The curve's chart, with the build and the machine it came from. */
+function writeChart(path: string, results: Results): void {
+  const points = results.curve?.points ?? [];
+  if (points.length === 0) {
+    return;
+  }
+  const m = machine();
+  const others = points.map((p) => p.other_cpu_cores).filter((c): c is number => c !== null);
+  const cpu = points.map((p) => p.cpu_ms_per_turn);
+  const commit = git(['rev-parse', '--short', 'HEAD']);
+  const dirty = git(['status', '--porcelain', '--untracked-files=no']) !== '' ? ' (uncommitted changes)' : '';
+  const range = (values: number[], digits: number): string =>
+    values.length === 0 ? 'unknown' : `${round(Math.min(...values), digits)}–${round(Math.max(...values), digits)}`;
+  const svg = curveSvg(points, {
+    title: 'One Fellowship process: bot turns per second against sessions',
+    notes: [
+      `npm run bench, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, build ${commit}${dirty}; ${String(m.nproc)} vCPUs (${String(m.cpu_model)}), Node ${process.version}.`,
+      `Each point: a fresh server, its sessions released together, turns counted for ${points[0].window_s} s. Server CPU per turn: ${range(cpu, 2)} ms.`,
+      `Other processes used ${range(others, 2)} cores during the points (the machine is shared; docs/performance.md).`,
+    ],
+  });
+  mkdirSync(dirname(resolve(path)), { recursive: true });
+  writeFileSync(resolve(path), svg);
+  log(`chart written to ${path}`);
 }
 
 async function main(): Promise<number> {
@@ -114,6 +154,7 @@ async function main(): Promise<number> {
     git_dirty: git(['status', '--porcelain', '--untracked-files=no']) !== '',
     server: config.server,
     sizes: config.sizes,
+    curve: config.curve,
     db_modes: config.db,
     machine: machine(),
   };

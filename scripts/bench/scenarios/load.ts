@@ -1,0 +1,161 @@
+/**
+ * Sustained load, shared by items 4, 8 and 9: S autonomous 3-bot sessions against a backend with
+ * latency L, all released together, then the bot turns the backend receives are counted per session
+ * over a fixed window (after a warm-up). Also measured over the window: the server's CPU (from
+ * /proc/<pid>/stat) per turn, the TCP connections the server opened to the backend (0 when
+ * keep-alive works), and the server's event-loop delay (its own `/metrics`, prom-client's monitor).
+ */
+import { createSession } from '../api.js';
+import { gate } from '../../../test/mock-llm/mock-llm.server.js';
+import { replyText } from '../backend.js';
+import type { BenchContext } from '../context.js';
+import { cpuSnapshot, otherCores } from '../machine.js';
+import { pool } from '../observers.js';
+import type { ServerProcess } from '../server.js';
+import { round } from '../stats.js';
+import { log, sleep } from '../util.js';
+
+export interface LoadOptions {
+  sessions: number;
+  latencyMs: number;
+  warmupS: number;
+  windowS: number;
+  /** Sessions left out of the per-session figures (the control-plane probes pause and delete them). */
+  exclude?: number;
+  /** Runs during the measured window, given its end (`performance.now()` clock). */
+  during?: (windowEnd: number, tokens: string[]) => Promise<void>;
+  label: string;
+}
+
+export interface LoadResult {
+  sessions: number;
+  latency_ms: number;
+  window_s: number;
+  turns_per_s: number;
+  ideal_per_s: number;
+  /** turns_per_s / ideal_per_s. */
+  ratio: number;
+  /** Slowest session's turns in the window / fastest's (sessions measured: all but `exclude`). */
+  fairness: number;
+  min_turns: number;
+  max_turns: number;
+  /** Measured sessions that took no turn in the window (starved). */
+  starved: number;
+  /** Server CPU (user + system) during the window, % of one core. */
+  server_cpu_pct: number;
+  /** Server CPU per bot turn, ms: what one turn costs, the figure least disturbed by other processes. */
+  cpu_ms_per_turn: number;
+  /** Bot turns per second of server CPU (turns/s one fully busy core would carry). */
+  turns_per_core_s: number;
+  /** This process (backend + clients) during the window, % of one core. */
+  bench_cpu_pct: number;
+  /** TCP connections the server opened to the backend during the window (keep-alive at work: 0). */
+  backend_connections: number;
+  /** The server's event-loop delay over the window, ms (null if /metrics could not be read). */
+  loop_delay_ms: { p50: number; p99: number; max: number } | null;
+  /** Cores' worth of CPU other processes used during the window (noise: see docs/performance.md). */
+  other_cpu_cores: number | null;
+  create_s: number;
+}
+
+/** Creates the sessions (first answers held), releases them, warms up, measures. */
+export async function sustainedLoad(ctx: BenchContext, server: ServerProcess, o: LoadOptions): Promise<{ result: LoadResult; tokens: string[] }> {
+  const { backend, sizes } = ctx;
+  const trim = setInterval(() => {
+    // The mock keeps every request body; a few thousand a second would pile up. Turns are counted
+    // in the handler instead.
+    backend.llm.requests.length = 0;
+  }, 250);
+  try {
+    backend.reset(o.latencyMs);
+    const counts = new Map<string, number>();
+    let windowStart = Infinity;
+    let windowEnd = -Infinity;
+    // Every session's first request is held until all are created, so that they start together
+    // and creating the last ones does not compete with hundreds already talking.
+    const start = gate();
+    let holding = true;
+    backend.llm.setHandler((req) => {
+      const t = performance.now();
+      if (t >= windowStart && t < windowEnd) {
+        const model = req.body.model ?? '';
+        counts.set(model, (counts.get(model) ?? 0) + 1);
+      }
+      return { content: replyText(req.index, sizes.replyWords), ...(holding ? { gate: start.promise } : {}) };
+    });
+    log(`${o.label}: creating ${o.sessions} sessions`);
+    const createStart = performance.now();
+    const models = Array.from({ length: o.sessions }, (_, i) => `c${i}`);
+    const created = await pool(models, sizes.createConcurrency, (model) => createSession(server.baseUrl, { mode: 'autonomous', model }));
+    const createS = (performance.now() - createStart) / 1000;
+    holding = false;
+    start.release();
+    await sleep(o.warmupS * 1000);
+
+    log(`${o.label}: measuring ${o.windowS} s`);
+    await loopDelay(server); // resets the server's delay histogram
+    const serverCpu0 = server.cpuMs();
+    const benchCpu0 = process.cpuUsage();
+    const connections0 = backend.llm.connectionsAccepted;
+    const machine0 = cpuSnapshot();
+    windowStart = performance.now();
+    windowEnd = windowStart + o.windowS * 1000;
+    const tokens = created.map((c) => c.token);
+    await Promise.all([sleep(o.windowS * 1000 + 5), o.during?.(windowEnd, tokens)]);
+    const serverCpu = server.cpuMs() - serverCpu0;
+    const benchCpu = process.cpuUsage(benchCpu0);
+    const connections = backend.llm.connectionsAccepted - connections0;
+    // The server is not reaped yet: its CPU is in the machine's busy time, not in ours.
+    const machineOthers = otherCores(machine0, cpuSnapshot());
+    const wallMs = Math.max(performance.now() - windowStart, o.windowS * 1000);
+    const delay = await loopDelay(server);
+
+    const all = [...counts.values()].reduce((s, n) => s + n, 0);
+    const measured = models.slice(o.exclude ?? 0).map((m) => counts.get(m) ?? 0);
+    const min = Math.min(...measured);
+    const max = Math.max(...measured);
+    const turnsPerS = all / o.windowS;
+    const ideal = o.sessions / (o.latencyMs / 1000);
+    const result: LoadResult = {
+      sessions: o.sessions,
+      latency_ms: o.latencyMs,
+      window_s: o.windowS,
+      turns_per_s: round(turnsPerS, 1),
+      ideal_per_s: round(ideal, 1),
+      ratio: round(turnsPerS / ideal),
+      fairness: round(max > 0 ? min / max : 0),
+      min_turns: min,
+      max_turns: max,
+      starved: measured.filter((n) => n === 0).length,
+      server_cpu_pct: round((serverCpu / wallMs) * 100, 1),
+      cpu_ms_per_turn: round(all > 0 ? serverCpu / all : Number.NaN),
+      turns_per_core_s: round(serverCpu > 0 ? all / (serverCpu / 1000) : Number.NaN, 0),
+      bench_cpu_pct: round(((benchCpu.user + benchCpu.system) / 1000 / wallMs) * 100, 1),
+      backend_connections: connections,
+      loop_delay_ms: delay,
+      other_cpu_cores: machineOthers === null ? null : round(Math.max(0, machineOthers - serverCpu / wallMs), 2),
+      create_s: round(createS, 2),
+    };
+    return { result, tokens };
+  } finally {
+    clearInterval(trim);
+  }
+}
+
+/**
+ * The server's event-loop delay since the previous read (prom-client resets its histogram on
+ * every scrape), ms; null when /metrics does not answer within 30 s.
+ */
+async function loopDelay(server: ServerProcess): Promise<{ p50: number; p99: number; max: number } | null> {
+  try {
+    const res = await fetch(`${server.baseUrl}/metrics`, { signal: AbortSignal.timeout(30_000) });
+    const text = await res.text();
+    const read = (name: string): number => {
+      const match = new RegExp(`^fellowship_nodejs_eventloop_lag_${name}_seconds(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text);
+      return match ? round(Number(match[1]) * 1000, 1) : Number.NaN;
+    };
+    return { p50: read('p50'), p99: read('p99'), max: read('max') };
+  } catch {
+    return null;
+  }
+}
