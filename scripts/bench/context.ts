@@ -25,9 +25,12 @@ export class BenchContext {
    * `:memory:` or a new file in the temp directory (removed at the end of the run).
    * With `config.shareServers` (smoke runs, where only the script is under test) a scenario that
    * leaves nothing running may get the server of an earlier one instead: start-ups dominate a
-   * smoke run's time.
+   * smoke run's time. A server with an `env` of its own is never shared.
    */
-  async startServer(label: string, db: DbMode = 'memory', options: { shareable?: boolean } = {}): Promise<ServerProcess> {
+  async startServer(label: string, db: DbMode = 'memory', options: { shareable?: boolean; env?: Record<string, string> } = {}): Promise<ServerProcess> {
+    if (options.env) {
+      return this.spawn(label, db, options.env);
+    }
     if (this.config.shareServers && options.shareable !== false) {
       const existing = this.shared.get(db);
       if (existing && !existing.exited) {
@@ -41,7 +44,8 @@ export class BenchContext {
     return this.spawn(label, db);
   }
 
-  private async spawn(label: string, db: DbMode): Promise<ServerProcess> {
+  /** A server of its own; `env` overrides the benchmark's server environment (`BENCH_SERVER_ENV`). */
+  private async spawn(label: string, db: DbMode, env: Record<string, string> = {}): Promise<ServerProcess> {
     let databasePath = ':memory:';
     if (db === 'file') {
       databasePath = join(tmpdir(), `fellowship-bench-${process.pid}-${label}.sqlite`);
@@ -59,6 +63,7 @@ export class BenchContext {
       llmBaseUrl: this.backend.baseUrl,
       databasePath,
       nodeArgs,
+      env,
     });
   }
 

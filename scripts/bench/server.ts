@@ -38,6 +38,9 @@ export const BENCH_SERVER_ENV: Record<string, string> = {
   DEFAULT_CONTEXT_LIMIT: '10000000',
   SSE_HEARTBEAT_MS: '60000',
   HEALTH_CHECK_BACKEND: 'false',
+  // Admission control would refuse creations during a burst on a busy machine; item 9 turns it on.
+  ADMISSION_MAX_LOOP_DELAY_MS: '0',
+  ADMISSION_MAX_STORE_WAIT_MS: '0',
   SHUTDOWN_TIMEOUT_MS: '10000',
   API_KEYS: '',
   LLM_API_KEY: '',

@@ -1,12 +1,13 @@
 /**
  * Item 9 — overload: twice the load the process can serve (sessions = factor × peak turns/s ×
  * backend latency, the peak from the curve of this run, else from a calibration run), on a fresh
- * server with admission control as configured by default. Over the window: turns/s against the
+ * server with admission control at its defaults (the other scenarios' servers run without). Over the window: turns/s against the
  * peak, every session's progress (none starved, fairness), and the control plane — a create, a
  * status, a pause (then its resume) and a DELETE in turn every `probeIntervalMs`, each sent on
  * time whether or not the previous one has been answered — with its latency, and for creates
  * whether they were refused 503 with `Retry-After`.
  */
+import { DEFAULT_FELLOWSHIP_OPTIONS } from '../../../src/config/fellowship-options.interface.js';
 import { sessionBody } from '../api.js';
 import type { BenchContext } from '../context.js';
 import { distribution, round, type Distribution } from '../stats.js';
@@ -76,7 +77,12 @@ export async function overload(ctx: BenchContext, peakFromCurve: number | null):
   const probeSessions = Math.max(sizes.probeSessions, 1);
   const sessions = Math.max(probeSessions + 2, Math.ceil(sizes.overloadFactor * peak * (sizes.overloadLatencyMs / 1000)));
   log(`overload: ${sessions} sessions (${sizes.overloadFactor} × ${peak} turns/s × ${sizes.overloadLatencyMs} ms)`);
-  const server = await ctx.startServer('overload', 'memory', { shareable: false });
+  // Admission control as a production server runs it (the benchmark's other servers run without).
+  const admission = {
+    ADMISSION_MAX_LOOP_DELAY_MS: String(DEFAULT_FELLOWSHIP_OPTIONS.admissionMaxLoopDelayMs),
+    ADMISSION_MAX_STORE_WAIT_MS: String(DEFAULT_FELLOWSHIP_OPTIONS.admissionMaxStoreWaitMs),
+  };
+  const server = await ctx.startServer('overload', 'memory', { shareable: false, env: admission });
   const probes: Probe[] = [];
   const admissionLog: OverloadResult['admission_log'] = [];
   let unexpected = 0;
