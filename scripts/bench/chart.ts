@@ -18,6 +18,8 @@ const MARGIN = { left: 78, right: 150, top: 64, gap: 70, bottom: 34 };
 const PLOT_WIDTH = WIDTH - MARGIN.left - MARGIN.right;
 const COLOURS = ['#1f6fb2', '#c2571a', '#2e8b57', '#8e44ad'];
 const NOTE_LINE = 16;
+/** Closer than this (px), two points of a series label on alternate sides. */
+const LABEL_GAP = 40;
 
 const esc = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const fmt = (n: number): string => (n >= 1000 ? n.toLocaleString('en-US', { maximumFractionDigits: 0 }) : String(round(n, 0)));
@@ -67,8 +69,8 @@ function panel(
     out.push(`<line x1="${MARGIN.left}" y1="${y(v)}" x2="${MARGIN.left + PLOT_WIDTH}" y2="${y(v)}" stroke="#e3e3e3"/>`);
     out.push(`<text x="${MARGIN.left - 8}" y="${y(v) + 4}" text-anchor="end" class="tick">${esc(yTick(v))}</text>`);
   }
-  const sessions = [...new Set(series.flatMap((s) => s.points.map((p) => p.sessions)))];
-  for (const n of sessions) {
+  const step = niceMax(xMax / 5) / (niceMax(xMax / 5) > xMax / 4 ? 2 : 1);
+  for (let n = 0; n <= xMax; n += step) {
     out.push(`<line x1="${x(n)}" y1="${top + PANEL_HEIGHT}" x2="${x(n)}" y2="${top + PANEL_HEIGHT + 5}" stroke="#666"/>`);
     out.push(`<text x="${x(n)}" y="${top + PANEL_HEIGHT + 18}" text-anchor="middle" class="tick">${fmt(n)}</text>`);
   }
@@ -77,17 +79,29 @@ function panel(
   const midY = top + PANEL_HEIGHT / 2;
   out.push(`<text transform="translate(18 ${midY}) rotate(-90)" text-anchor="middle" class="axis">${esc(yLabel)}</text>`);
   out.push(extra(x, y));
+  /** Another series has a point just above this one, where its label would go. */
+  const crowdedAbove = (p: LoadResult, py: number): boolean =>
+    series.some((other) =>
+      other.points.some((q) => q !== p && q.sessions === p.sessions && py - y(value(q)) >= 0 && py - y(value(q)) < LABEL_GAP),
+    );
   for (const [index, s] of series.entries()) {
-    // Series share x positions (1,000 sessions at 200 and at 400 ms): the first labels above its
-    // points, the next ones below.
-    const labelDy = index === 0 ? -9 : 17;
     if (s.points.length > 1) {
       const path = s.points.map((p, i) => `${i === 0 ? 'M' : 'L'}${round(x(p.sessions), 1)},${round(y(value(p)), 1)}`).join(' ');
       out.push(`<path d="${path}" fill="none" stroke="${s.colour}" stroke-width="2.2"/>`);
     }
+    let previousX = -Infinity;
+    let below = false;
     for (const p of s.points) {
-      out.push(`<circle cx="${round(x(p.sessions), 1)}" cy="${round(y(value(p)), 1)}" r="4" fill="${s.colour}"/>`);
-      out.push(`<text x="${round(x(p.sessions), 1)}" y="${round(y(value(p)) + labelDy, 1)}" text-anchor="middle" class="value" fill="${s.colour}">${esc(label(p))}</text>`);
+      const px = round(x(p.sessions), 1);
+      const py = round(y(value(p)), 1);
+      out.push(`<circle cx="${px}" cy="${py}" r="4" fill="${s.colour}"/>`);
+      // Series share x positions (1,000 sessions at 200 and at 400 ms): the first one labels its
+      // points above (or, when two are too close for their labels, alternately below), the next
+      // ones to the right.
+      below = index === 0 && (px - previousX < LABEL_GAP ? !below : crowdedAbove(p, py));
+      previousX = px;
+      const [lx, ly, anchor] = index > 0 ? [px + 8, py + 4, 'start'] : below ? [px, py + 17, 'middle'] : [px, py - 9, 'middle'];
+      out.push(`<text x="${lx}" y="${ly}" text-anchor="${anchor}" class="value" fill="${s.colour}">${esc(label(p))}</text>`);
     }
   }
   return out.join('\n');
@@ -95,7 +109,8 @@ function panel(
 
 export function curveSvg(points: readonly LoadResult[], meta: ChartMeta): string {
   const series = seriesOf(points);
-  const xMax = niceMax(Math.max(...points.map((p) => p.sessions)) * 1.02);
+  // A little room right of the last point for the ideal lines' labels.
+  const xMax = Math.max(...points.map((p) => p.sessions)) * 1.08;
   const top1 = MARGIN.top;
   const top2 = top1 + PANEL_HEIGHT + MARGIN.gap;
   const height = top2 + PANEL_HEIGHT + MARGIN.bottom + 20 + meta.notes.length * NOTE_LINE;
@@ -117,7 +132,8 @@ export function curveSvg(points: readonly LoadResult[], meta: ChartMeta): string
     `<text x="${x(xMax) + 6}" y="${y(90) + 4}" class="tick">target 90 %</text>`;
   const legend = series
     .map((s, i) => {
-      const ly = top1 + 10 + i * 20;
+      // In the right margin of the lower panel, clear of the ideal lines' labels.
+      const ly = top2 + 100 + i * 20;
       const lx = MARGIN.left + PLOT_WIDTH + 20;
       return `<circle cx="${lx}" cy="${ly}" r="4" fill="${s.colour}"/><text x="${lx + 10}" y="${ly + 4}" class="tick">backend ${s.latencyMs} ms</text>`;
     })

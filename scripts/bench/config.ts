@@ -53,6 +53,8 @@ export interface Sizes {
   overloadWindowS: number;
   /** Sessions of the calibration run that finds what the process serves, when the curve did not run. */
   overloadCalibrationSessions: number;
+  /** Sessions of the overload run itself; 0 = factor × peak × latency (for before/after runs at the same load). */
+  overloadSessions: number;
   /** One control-plane request (create, status, pause + resume, DELETE in turn) every this many ms. */
   probeIntervalMs: number;
   /** Running sessions the status and pause probes use (left out of the per-session figures). */
@@ -93,6 +95,7 @@ export const FULL: Sizes = {
   overloadWarmupS: 3,
   overloadWindowS: 10,
   overloadCalibrationSessions: 1000,
+  overloadSessions: 0,
   probeIntervalMs: 50,
   probeSessions: 20,
   connectConcurrency: 100,
@@ -129,6 +132,7 @@ export const SMOKE: Sizes = {
   overloadWarmupS: 0.3,
   overloadWindowS: 1.5,
   overloadCalibrationSessions: 6,
+  overloadSessions: 0,
   probeIntervalMs: 50,
   probeSessions: 2,
   connectConcurrency: 20,

@@ -101,14 +101,17 @@ export async function sustainedLoad(ctx: BenchContext, server: ServerProcess, o:
     windowStart = performance.now();
     windowEnd = windowStart + o.windowS * 1000;
     const tokens = created.map((c) => c.token);
-    await Promise.all([sleep(o.windowS * 1000 + 5), o.during?.(windowEnd, tokens)]);
-    const serverCpu = server.cpuMs() - serverCpu0;
-    const benchCpu = process.cpuUsage(benchCpu0);
-    const connections = backend.llm.connectionsAccepted - connections0;
-    // The server is not reaped yet: its CPU is in the machine's busy time, not in ours.
-    const machineOthers = otherCores(machine0, cpuSnapshot());
-    const wallMs = Math.max(performance.now() - windowStart, o.windowS * 1000);
-    const delay = await loopDelay(server);
+    // Everything is read when the window ends, even if `during` still waits for answers.
+    const atEnd = sleep(o.windowS * 1000 + 5).then(async () => ({
+      serverCpu: server.cpuMs() - serverCpu0,
+      benchCpu: process.cpuUsage(benchCpu0),
+      connections: backend.llm.connectionsAccepted - connections0,
+      // The server is not reaped yet: its CPU is in the machine's busy time, not in ours.
+      machineOthers: otherCores(machine0, cpuSnapshot()),
+      wallMs: performance.now() - windowStart,
+      delay: await loopDelay(server),
+    }));
+    const [{ serverCpu, benchCpu, connections, machineOthers, wallMs, delay }] = await Promise.all([atEnd, o.during?.(windowEnd, tokens)]);
 
     const all = [...counts.values()].reduce((s, n) => s + n, 0);
     const measured = models.slice(o.exclude ?? 0).map((m) => counts.get(m) ?? 0);

@@ -23,12 +23,12 @@ const PROBE_TIMEOUT_MS = 60_000;
 export interface OverloadResult {
   /** The peak turns/s the offered load is a multiple of, and where it came from. */
   peak_turns_per_s: number;
-  peak_from: 'curve' | 'calibration';
+  peak_from: 'curve' | 'calibration' | 'none';
   factor: number;
   load: LoadResult;
   /** load.turns_per_s / peak_turns_per_s. */
   ratio_to_peak: number;
-  /** Latency of each kind of control-plane request, ms (answered ones, any status). */
+  /** Latency of each kind of control-plane request, ms (any status; one that failed or timed out counts as long as it waited). */
   control_ms: Record<ProbeKind, Distribution>;
   /** The worst p99 of create, status, pause and DELETE. */
   control_p99_ms: number;
@@ -58,6 +58,10 @@ interface Probe {
 export async function overload(ctx: BenchContext, peakFromCurve: number | null): Promise<OverloadResult> {
   const { sizes, backend } = ctx;
   let peak = peakFromCurve;
+  // A fixed size needs no calibration; the peak is then only what turns/s are compared with (NaN without a curve).
+  if (peak === null && sizes.overloadSessions > 0) {
+    peak = Number.NaN;
+  }
   if (peak === null) {
     const calibration = await ctx.startServer('overload-calibration', 'memory', { shareable: false });
     try {
@@ -75,8 +79,9 @@ export async function overload(ctx: BenchContext, peakFromCurve: number | null):
     }
   }
   const probeSessions = Math.max(sizes.probeSessions, 1);
-  const sessions = Math.max(probeSessions + 2, Math.ceil(sizes.overloadFactor * peak * (sizes.overloadLatencyMs / 1000)));
-  log(`overload: ${sessions} sessions (${sizes.overloadFactor} × ${peak} turns/s × ${sizes.overloadLatencyMs} ms)`);
+  const derived = Math.ceil(sizes.overloadFactor * peak * (sizes.overloadLatencyMs / 1000));
+  const sessions = Math.max(probeSessions + 2, sizes.overloadSessions > 0 ? sizes.overloadSessions : derived);
+  log(`overload: ${sessions} sessions (${sizes.overloadSessions > 0 ? 'as asked' : `${sizes.overloadFactor} × ${peak} turns/s × ${sizes.overloadLatencyMs} ms`})`);
   // Admission control as a production server runs it (the benchmark's other servers run without).
   const admission = {
     ADMISSION_MAX_LOOP_DELAY_MS: String(DEFAULT_FELLOWSHIP_OPTIONS.admissionMaxLoopDelayMs),
@@ -126,6 +131,8 @@ export async function overload(ctx: BenchContext, peakFromCurve: number | null):
           } catch (error) {
             unexpected++;
             log(`overload: ${kind} failed: ${error instanceof Error ? error.message : String(error)}`);
+            // A request that timed out waited at least this long: it counts, with status 0.
+            probes.push({ kind, at_s: round((started - windowStart) / 1000, 2), ms: round(performance.now() - started, 1), status: 0, retryAfter: null });
             return null;
           }
         };
@@ -180,7 +187,7 @@ export async function overload(ctx: BenchContext, peakFromCurve: number | null):
     const refused = creates.filter((p) => p.status === 503);
     return {
       peak_turns_per_s: peak,
-      peak_from: peakFromCurve === null ? 'calibration' : 'curve',
+      peak_from: peakFromCurve !== null ? 'curve' : Number.isNaN(peak) ? 'none' : 'calibration',
       factor: sizes.overloadFactor,
       load: result,
       ratio_to_peak: round(peak > 0 ? result.turns_per_s / peak : Number.NaN),
