@@ -29,6 +29,16 @@ export function sessionBody(o: SessionOptions): Record<string, unknown> {
   };
 }
 
+/** A create answered 503 TOO_MANY_SESSIONS (admission control or MAX_SESSIONS). */
+export class CreateRefused extends Error {
+  constructor(
+    readonly retryAfterS: number,
+    body: string,
+  ) {
+    super(`create answered 503: ${body}`);
+  }
+}
+
 export async function createSession(baseUrl: string, o: SessionOptions): Promise<Created> {
   const res = await fetch(`${baseUrl}/v1/session/create`, {
     method: 'POST',
@@ -37,6 +47,9 @@ export async function createSession(baseUrl: string, o: SessionOptions): Promise
     // Generous: under load (hundreds of sessions talking) a create can wait a long time.
     signal: AbortSignal.timeout(120_000),
   });
+  if (res.status === 503) {
+    throw new CreateRefused(Number(res.headers.get('retry-after') ?? '1'), await res.text());
+  }
   if (res.status !== 201) {
     throw new Error(`create answered ${res.status}: ${await res.text()}`);
   }
@@ -56,4 +69,22 @@ export async function sessionStatus(baseUrl: string, token: string): Promise<{ s
     throw new Error(`status answered ${res.status}`);
   }
   return (await res.json()) as { state: string; bot_turns: number; turn: number };
+}
+
+/**
+ * `createSession` as a client that honours `Retry-After`: a 503 is retried after the time it asks
+ * for, until `deadline` (`Date.now()` ms). `onRefused` hears of each refusal.
+ */
+export async function createSessionPatiently(baseUrl: string, o: SessionOptions, deadline: number, onRefused: () => void): Promise<Created> {
+  for (;;) {
+    try {
+      return await createSession(baseUrl, o);
+    } catch (error) {
+      if (!(error instanceof CreateRefused) || Date.now() + error.retryAfterS * 1000 > deadline) {
+        throw error;
+      }
+      onRefused();
+      await new Promise((resolve) => setTimeout(resolve, error.retryAfterS * 1000));
+    }
+  }
 }

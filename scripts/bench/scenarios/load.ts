@@ -5,7 +5,7 @@
  * /proc/<pid>/stat) per turn, the TCP connections the server opened to the backend (0 when
  * keep-alive works), and the server's event-loop delay (its own `/metrics`, prom-client's monitor).
  */
-import { createSession } from '../api.js';
+import { createSessionPatiently } from '../api.js';
 import { gate } from '../../../test/mock-llm/mock-llm.server.js';
 import { replyText } from '../backend.js';
 import type { BenchContext } from '../context.js';
@@ -15,6 +15,9 @@ import type { ServerProcess } from '../server.js';
 import { round } from '../stats.js';
 import { log, sleep } from '../util.js';
 
+/** Bound on creating a load's sessions, s (a refused create waits for its `Retry-After`). */
+const CREATE_BOUND_S = 300;
+
 export interface LoadOptions {
   sessions: number;
   latencyMs: number;
@@ -22,6 +25,8 @@ export interface LoadOptions {
   windowS: number;
   /** Sessions left out of the per-session figures (the control-plane probes pause and delete them). */
   exclude?: number;
+  /** Bound on creating the sessions, s: a create refused 503 is retried after its `Retry-After` until then. */
+  createBoundS?: number;
   /** Runs during the measured window, given its end (`performance.now()` clock). */
   during?: (windowEnd: number, tokens: string[]) => Promise<void>;
   label: string;
@@ -56,6 +61,8 @@ export interface LoadResult {
   /** Cores' worth of CPU other processes used during the window (noise: see docs/performance.md). */
   other_cpu_cores: number | null;
   create_s: number;
+  /** Creates refused 503 (and retried) while the sessions were being set up. */
+  create_refused: number;
 }
 
 /** Creates the sessions (first answers held), releases them, warms up, measures. */
@@ -86,7 +93,11 @@ export async function sustainedLoad(ctx: BenchContext, server: ServerProcess, o:
     log(`${o.label}: creating ${o.sessions} sessions`);
     const createStart = performance.now();
     const models = Array.from({ length: o.sessions }, (_, i) => `c${i}`);
-    const created = await pool(models, sizes.createConcurrency, (model) => createSession(server.baseUrl, { mode: 'autonomous', model }));
+    let refused = 0;
+    const deadline = Date.now() + (o.createBoundS ?? CREATE_BOUND_S) * 1000;
+    const created = await pool(models, sizes.createConcurrency, (model) =>
+      createSessionPatiently(server.baseUrl, { mode: 'autonomous', model }, deadline, () => refused++),
+    );
     const createS = (performance.now() - createStart) / 1000;
     holding = false;
     start.release();
@@ -138,6 +149,7 @@ export async function sustainedLoad(ctx: BenchContext, server: ServerProcess, o:
       loop_delay_ms: delay,
       other_cpu_cores: machineOthers === null ? null : round(Math.max(0, machineOthers - serverCpu / wallMs), 2),
       create_s: round(createS, 2),
+      create_refused: refused,
     };
     return { result, tokens };
   } finally {
