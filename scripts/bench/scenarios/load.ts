@@ -27,6 +27,11 @@ export interface LoadOptions {
   exclude?: number;
   /** Bound on creating the sessions, s: a create refused 503 is retried after its `Retry-After` until then. */
   createBoundS?: number;
+  /**
+   * Read the server's event-loop delay over the window (default true). Off when `during` scrapes
+   * /metrics itself: prom-client resets its delay monitor on every scrape.
+   */
+  readLoopDelay?: boolean;
   /** Runs during the measured window, given its end (`performance.now()` clock). */
   during?: (windowEnd: number, tokens: string[]) => Promise<void>;
   label: string;
@@ -120,7 +125,7 @@ export async function sustainedLoad(ctx: BenchContext, server: ServerProcess, o:
       // The server is not reaped yet: its CPU is in the machine's busy time, not in ours.
       machineOthers: otherCores(machine0, cpuSnapshot()),
       wallMs: performance.now() - windowStart,
-      delay: await loopDelay(server),
+      delay: o.readLoopDelay === false ? null : await loopDelay(server),
     }));
     const [{ serverCpu, benchCpu, connections, machineOthers, wallMs, delay }] = await Promise.all([atEnd, o.during?.(windowEnd, tokens)]);
 

@@ -99,6 +99,8 @@ export async function overload(ctx: BenchContext, peakFromCurve: number | null):
       warmupS: sizes.overloadWarmupS,
       windowS: sizes.overloadWindowS,
       exclude: probeSessions,
+      // The admission log below scrapes /metrics every second (its loop_delay_ms is the delay per window).
+      readLoopDelay: false,
       during: async (windowEnd, tokens) => {
         const targets = tokens.slice(0, Math.min(STATUS_TARGETS, probeSessions));
         const deletable = tokens.slice(targets.length, probeSessions);
