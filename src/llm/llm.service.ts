@@ -311,7 +311,7 @@ export class LlmService {
         fetch: this.backendFetch.sdkFetch,
         // The SDK would print raw backend chunks to the console; our logger redacts, and the
         // failure itself is already reported by classify(). Its level is fixed at `warn` (never
-        // OPENAI_LOG's): below it the SDK logs every call, which is per-call work on the hot path.
+        // OPENAI_LOG's): at `info` or `debug` the SDK logs every call, work on the hot path.
         logger: this.sdkLogger,
         logLevel: 'warn',
       });
