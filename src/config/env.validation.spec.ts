@@ -48,7 +48,8 @@ describe(validateEnv.name, () => {
     expect(
       envToOptions(validateEnv({ DATABASE_URL: 'postgres://u:p@db:5432/f', DATABASE_POOL_MAX: '4', DATABASE_CONNECT_TIMEOUT_MS: '900', DATABASE_STATEMENT_TIMEOUT_MS: '0' })),
     ).toMatchObject({ databaseUrl: 'postgres://u:p@db:5432/f', databasePoolMax: 4, databaseConnectTimeoutMs: 900, databaseStatementTimeoutMs: 0 });
-    expect(envToOptions(validateEnv({ DATABASE_URL: 'postgresql://db/f', REDIS_URL: 'redis://cache:6379' }))).toMatchObject({ redisUrl: 'redis://cache:6379' });
+    // Several instances come with the Redis bus and lease (issue 18, second part): until then, refused.
+    expect(() => validateEnv({ DATABASE_URL: 'postgresql://db/f', REDIS_URL: 'redis://cache:6379' })).toThrow(/REDIS_URL .*not supported by this version yet/);
   });
 
   it('refuses REDIS_URL with SQLite, and a DATABASE_URL that is not PostgreSQL, never echoing the URLs', () => {

@@ -105,6 +105,11 @@ export function topologyError(redisUrl: string, postgres: boolean): string | nul
   if (redisUrl && !postgres) {
     return 'REDIS_URL (several instances as one service) needs PostgreSQL (DATABASE_URL=postgres://…): SQLite is the database of one process.';
   }
+  if (redisUrl) {
+    // The Redis event bus and loop lease are not in this build yet (issue 18, second part): running
+    // instances side by side without them would run each session's loop twice.
+    return 'REDIS_URL (several instances as one service) is not supported by this version yet: leave it empty and run one instance.';
+  }
   return null;
 }
 

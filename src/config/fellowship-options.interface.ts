@@ -38,7 +38,8 @@ export interface FellowshipOptions {
   databaseStatementTimeoutMs?: number;
   /**
    * `redis://…`: several instances as one service (CONTRACT §15; the Redis event bus and loop
-   * lease). Needs PostgreSQL: with SQLite it is refused at start. Empty = one instance.
+   * lease). Needs PostgreSQL: with SQLite it is refused at start. Empty = one instance. Not in this
+   * version yet (issue 18, second part): any value is refused at start for now.
    */
   redisUrl?: string;
   /** An existing TypeORM DataSource (SQLite or PostgreSQL) to use instead of opening our own. */
