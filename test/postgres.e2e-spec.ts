@@ -14,7 +14,7 @@ import pg from 'pg';
 import { gate } from './mock-llm/mock-llm.server.js';
 import { bots, expectContiguous, startApp } from './support/app.js';
 import { SseClient, WsClient } from './support/clients.js';
-import { postgresForSuite } from './support/postgres.js';
+import { postgresForSuite, startPostgres } from './support/postgres.js';
 import { get, launchServer, post, startServer, within, serverTestBed } from './support/server-process.js';
 
 const EXIT_TIMEOUT_MS = 15_000;
@@ -36,7 +36,7 @@ describe('the server on PostgreSQL', () => {
   const bed = serverTestBed('fellowship-pg-e2e-');
   const { tempDir, children, clients } = bed;
 
-  it('runs sessions in-process on DATABASE_URL: create, converse, history, replay by seq, every row in PostgreSQL', async () => {
+  it('runs sessions in-process on DATABASE_URL: create, converse, history, replay by seq, readiness, every row in PostgreSQL', async () => {
     const databaseUrl = await postgres().createDatabase();
     const t = await startApp({ databaseUrl, encryptionKey: KEY }, bed.llm);
     try {
@@ -62,8 +62,28 @@ describe('the server on PostgreSQL', () => {
       );
       expect(session.n).toBe(4);
       expect(session.last_seq).toBe(resumed.sessionEvents[resumed.sessionEvents.length - 1].seq);
+      // Readiness asks PostgreSQL.
+      const ready = await t.http.get('/health/ready').expect(200);
+      expect(ready.body).toMatchObject({ status: 'ok', info: { database: { status: 'up' } } });
     } finally {
       await t.close();
+    }
+  });
+
+  it('reports not ready (503) once PostgreSQL stops answering', async () => {
+    const own = await startPostgres();
+    try {
+      const t = await startApp({ databaseUrl: await own.createDatabase(), encryptionKey: KEY, healthTimeoutMs: 1000 }, bed.llm);
+      try {
+        await t.http.get('/health/ready').expect(200);
+        await own.stop();
+        const res = await t.http.get('/health/ready').expect(503);
+        expect(res.body).toMatchObject({ status: 'error', error: { database: { status: 'down' } } });
+      } finally {
+        await t.close();
+      }
+    } finally {
+      await own.stop();
     }
   });
 
