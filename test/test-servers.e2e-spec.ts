@@ -6,6 +6,7 @@ import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { INSTALL_TIMEOUT_MS } from './support/debian.js';
 import { startPostgres } from './support/postgres.js';
 import { startRedis } from './support/redis.js';
 
@@ -34,7 +35,7 @@ describe('test servers', () => {
     const after = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
     await expect(after.connect()).rejects.toThrow();
     await after.end().catch(() => undefined);
-  });
+  }, INSTALL_TIMEOUT_MS);
 
   it('starts a private Redis on loopback and stops it', async () => {
     const server = await startRedis();
@@ -48,5 +49,5 @@ describe('test servers', () => {
     after.on('error', () => undefined);
     await expect(after.connect()).rejects.toThrow();
     after.disconnect();
-  });
+  }, INSTALL_TIMEOUT_MS);
 });

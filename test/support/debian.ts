@@ -9,7 +9,8 @@ import { createServer as createNetServer } from 'node:net';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
-const INSTALL_TIMEOUT_MS = 600_000;
+/** apt-get may take this long (a test that can install gives its hook or test at least as long). */
+export const INSTALL_TIMEOUT_MS = 600_000;
 const APT_BUFFER = 16 * 1024 * 1024;
 
 /**

@@ -13,7 +13,7 @@ import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { collectLines, ensurePackage, launchOnFreePort } from './debian.js';
+import { collectLines, ensurePackage, INSTALL_TIMEOUT_MS, launchOnFreePort } from './debian.js';
 
 const PG_ROOT = '/usr/lib/postgresql';
 const START_TIMEOUT_MS = 30_000;
@@ -138,7 +138,7 @@ export function postgresForSuite(): () => PostgresServer {
   let server: PostgresServer | undefined;
   beforeAll(async () => {
     server = await startPostgres();
-  }, START_TIMEOUT_MS * 2);
+  }, INSTALL_TIMEOUT_MS + START_TIMEOUT_MS);
   afterAll(async () => {
     await server?.stop();
   });
