@@ -55,7 +55,8 @@ export interface WriteQueueStats {
 }
 
 /**
- * Group commit, the one place where Fellowship writes to SQLite.
+ * Group commit, the one place where Fellowship writes to its database (SQLite or PostgreSQL: the
+ * same statements, dialect.ts).
  *
  * Why: SQLite has a single writer and every transaction costs a commit (and, through node-sqlite3,
  * a round trip to the thread pool per statement), so the cost that matters is the number of
