@@ -1,7 +1,8 @@
 /**
- * Write throughput of the SQLite session store, with and without group commit.
+ * Write throughput of the session store, with and without group commit.
  *
  *   npx tsx scripts/store-bench.ts [sessions=100] [rounds=100] [eventsPerBatch=4] [groupSizes=256,64,16,1]
+ *   DATABASE_URL=postgres://… npx tsx scripts/store-bench.ts …   (PostgreSQL: its Fellowship tables are emptied first)
  *
  * Every session behaves like an event channel: it commits one batch (one message and a few
  * events, like a bot turn), waits until it is durable, and commits the next. All sessions run at
@@ -23,12 +24,17 @@ import type { SessionConfig, Usage } from '../src/model/session.types.js';
 
 const [sessions, rounds, eventsPerBatch] = [2, 3, 4].map((i, n) => Number(process.argv[i] ?? [100, 100, 4][n]));
 Logger.overrideLogger(false);
+const DATABASE_URL = process.env.DATABASE_URL ?? '';
 
 async function run(groupMax: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fellowship-bench-'));
-  const options = resolveOptions({ databasePath: join(dir, 'bench.sqlite'), dbWriteGroupMax: groupMax });
+  const options = resolveOptions({ databasePath: join(dir, 'bench.sqlite'), databaseUrl: DATABASE_URL, dbWriteGroupMax: groupMax });
   const store = new TypeOrmSessionStore(options);
   await store.onModuleInit();
+  if (DATABASE_URL) {
+    // Messages and events go with their sessions (ON DELETE CASCADE).
+    await store.database.query('DELETE FROM "fellowship_sessions"');
+  }
   const ids = Array.from({ length: sessions }, (_, i) => `session-${i}`);
   const usage = { llm_calls: 0, prompt_tokens: 0, completion_tokens: 0, bots: {}, orchestrator: {}, other: {} } as unknown as Usage;
   await Promise.all(
@@ -62,6 +68,8 @@ async function run(groupMax: number): Promise<void> {
             json: JSON.stringify({ type: 'bot_message', bot: 'Alice', content: `reply ${r} `.repeat(20), turn: r + 1, seq: seq + k + 1 }),
           })),
           session: { usage, loopState: { rrIndex: r }, status: { end_reason: null, end_detail: null, pause_reason: null, bot_turns: r + 1 } },
+          // As the loop's commits: fenced with the lease epoch (checked in the write, issue 18).
+          fence: 1,
         });
       }
     }),
@@ -84,7 +92,8 @@ async function run(groupMax: number): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
 }
 
-console.log(`${sessions} sessions x ${rounds} batches x ${eventsPerBatch} events (+1 message and the session row per batch), file database, WAL, synchronous=NORMAL`);
+const where = DATABASE_URL ? 'PostgreSQL' : 'file database, WAL, synchronous=NORMAL';
+console.log(`${sessions} sessions x ${rounds} batches x ${eventsPerBatch} events (+1 message and the session row per batch), ${where}`);
 for (const groupMax of (process.argv[5] ?? '256,64,16,1').split(',').map(Number)) {
   await run(groupMax);
 }

@@ -17,7 +17,7 @@ import { TypeOrmSessionStore } from './persistence/typeorm-session.store.js';
 export interface FellowshipPorts {
   /**
    * Where sessions, history, retained events and memory entries are kept. Default: TypeORM on
-   * SQLite (`databasePath`, or the host's `dataSource`). Fellowship calls its lifecycle hooks
+   * SQLite (`databasePath`), PostgreSQL (`databaseUrl`), or the host's `dataSource` (either). Fellowship calls its lifecycle hooks
    * (`onModuleInit`, `onApplicationShutdown`) as its own provider's.
    */
   sessionStore?: SessionStore;

@@ -19,7 +19,7 @@ export {
 export { FellowshipOpsModule } from './ops/ops.module.js';
 export { mountFellowshipConsole, type FellowshipConsoleOptions } from './console/console.mount.js';
 export { FellowshipLogger, fellowshipLogger } from './common/fellowship-logger.js';
-export { SESSION_STORE } from './persistence/session-store.port.js';
+export { SESSION_STORE, FencedError } from './persistence/session-store.port.js';
 export { InMemorySessionStore } from './persistence/in-memory-session.store.js';
 export { TypeOrmSessionStore } from './persistence/typeorm-session.store.js';
 export { EVENT_BUS, type EventBus, type BatchListener } from './events/event-bus.port.js';
@@ -36,6 +36,7 @@ export type {
   MemoryState,
   RetainedTail,
   PruneResult,
+  LoadedSession,
 } from './persistence/session-store.port.js';
 export type * from './events/events.js';
 export type * from './model/session.types.js';

@@ -8,85 +8,30 @@
  *
  * Needs `dist/` (built here when missing or older than `src/`; CI builds before testing).
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from '@jest/globals';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gate, MockLlmServer } from './mock-llm/mock-llm.server.js';
+import { gate } from './mock-llm/mock-llm.server.js';
 import { bots, expectContiguous } from './support/app.js';
 import { SseClient, WsClient, type Received } from './support/clients.js';
-import { launchServer as launch, MAIN, ROOT, START_TIMEOUT_MS, startServer, within as withinMs } from './support/server-process.js';
+import { get, launchServer as launch, post, START_TIMEOUT_MS, startServer, within as withinMs, serverTestBed } from './support/server-process.js';
 
 const EXIT_TIMEOUT_MS = 10_000;
 /** `nobody`: a root test run drops to it so that file permissions apply. */
 const UNPRIVILEGED = 65_534;
 const within = <T>(promise: Promise<T>, what: string, ms = EXIT_TIMEOUT_MS): Promise<T> => withinMs(promise, what, ms);
 
-function newestMtime(path: string): number {
-  const stat = statSync(path);
-  if (!stat.isDirectory()) {
-    return stat.mtimeMs;
-  }
-  return readdirSync(path).reduce((max, name) => Math.max(max, newestMtime(join(path, name))), 0);
-}
-
-function buildIfStale(): void {
-  if (existsSync(MAIN) && statSync(MAIN).mtimeMs >= newestMtime(join(ROOT, 'src'))) {
-    return;
-  }
-  const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
-  if (build.status !== 0) {
-    throw new Error(`npm run build failed:\n${build.stdout}\n${build.stderr}`);
-  }
-}
-
-async function post(url: string, body: unknown): Promise<Record<string, unknown>> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  expect(res.status).toBe(201);
-  return (await res.json()) as Record<string, unknown>;
-}
-
-async function get(url: string): Promise<Record<string, unknown>> {
-  const res = await fetch(url);
-  expect(res.status).toBe(200);
-  return (await res.json()) as Record<string, unknown>;
-}
-
 const contentOf = (events: Received[]): string[] =>
   events.filter((e) => e.type === 'talker_message' || e.type === 'bot_message').map((e) => `${String(e.turn)}:${String(e.content)}`);
 
 describe('crash recovery of the built server', () => {
-  let llm: MockLlmServer;
-  const dirs: string[] = [];
-  const children: ChildProcess[] = [];
-  const clients: { close(): void }[] = [];
-
-  const tempDir = (): string => {
-    const dir = mkdtempSync(join(tmpdir(), 'fellowship-restart-'));
-    dirs.push(dir);
-    return dir;
-  };
-
-  beforeAll(async () => {
-    buildIfStale();
-    llm = await MockLlmServer.start();
-  });
-  afterAll(async () => {
-    clients.forEach((c) => c.close());
-    for (const child of children) {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-      }
-    }
-    await llm.close();
-    dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
-  });
+  const bed = serverTestBed('fellowship-restart-');
+  const { tempDir, children, clients } = bed;
 
   it('survives SIGKILL mid-generation: history, seq, the held turn, and Last-Event-ID resume', async () => {
     const dir = tempDir();
     const env = {
-      LLM_BASE_URL: llm.baseUrl,
+      LLM_BASE_URL: bed.llm.baseUrl,
       DEFAULT_BOT_MODEL: 'mock-model',
       DATABASE_PATH: join(dir, 'data', 'fellowship.sqlite'),
       LOG_DIR: join(dir, 'logs'),
@@ -109,12 +54,12 @@ describe('crash recovery of the built server', () => {
     }
     // The fourth reply is held by the backend: kill the server while it generates.
     const hold = gate();
-    llm.script({ gate: hold.promise });
-    const requestsBefore = llm.requests.length;
+    bed.llm.script({ gate: hold.promise });
+    const requestsBefore = bed.llm.requests.length;
     talker.send({ type: 'user_message', content: 'question 4', client_id: 'q4' });
     await observer.next('turn_start', (e) => e.turn === 8);
     await talker.next('turn_start', (e) => e.turn === 8);
-    await llm.waitForRequests(requestsBefore + 1);
+    await bed.llm.waitForRequests(requestsBefore + 1);
     first.child.kill('SIGKILL');
     expect((await within(first.exited, 'the killed server to exit')).signal).toBe('SIGKILL');
     hold.release();
@@ -132,7 +77,7 @@ describe('crash recovery of the built server', () => {
 
     // The dispatch after the restart is held too, until both observers are connected.
     const holdAgain = gate();
-    llm.script({ gate: holdAgain.promise });
+    bed.llm.script({ gate: holdAgain.promise });
     const second = await startServer(dir, env);
     children.push(second.child);
     try {
@@ -144,14 +89,14 @@ describe('crash recovery of the built server', () => {
       const resumed = await SseClient.open(`${second.url}/v1/session/${observerToken}/stream`, { 'Last-Event-ID': String(observerLast) });
       const fresh = await SseClient.open(`${second.url}/v1/session/${observerToken}/stream`);
       clients.push(resumed, fresh);
-      await llm.waitForRequests(requestsBefore + 2);
+      await bed.llm.waitForRequests(requestsBefore + 2);
       await resumed.next('member_joined');
       await fresh.next('member_joined');
       holdAgain.release();
       // The held turn is dispatched again (Bob's, turn 8) and completes.
       await resumed.next('turn_end', (e) => e.turn === 8);
-      expect(llm.requests.length).toBeGreaterThanOrEqual(requestsBefore + 2);
-      expect(llm.requests[requestsBefore + 1].body.messages).toEqual(llm.requests[requestsBefore].body.messages);
+      expect(bed.llm.requests.length).toBeGreaterThanOrEqual(requestsBefore + 2);
+      expect(bed.llm.requests[requestsBefore + 1].body.messages).toEqual(bed.llm.requests[requestsBefore].body.messages);
       expect(resumed.events[0].type).not.toBe('history');
       const resumedSeqs = resumed.sessionEvents.map((e) => e.seq!);
       expect(resumedSeqs[0]).toBe(observerLast + 1);
@@ -212,7 +157,7 @@ describe('crash recovery of the built server', () => {
       const dir = tempDir();
       writeFileSync(join(dir, 'occupied'), 'a file where a directory should be');
       const path = join(dir, 'occupied', 'data', 'fellowship.sqlite');
-      const [line] = await expectStartFailure(dir, { LLM_BASE_URL: llm.baseUrl, DATABASE_PATH: path, LOG_DIR: join(dir, 'logs') });
+      const [line] = await expectStartFailure(dir, { LLM_BASE_URL: bed.llm.baseUrl, DATABASE_PATH: path, LOG_DIR: join(dir, 'logs') });
       expect(line).toBe(`Fellowship failed to start: Cannot use the database file ${path}: ENOTDIR: not a directory, mkdir '${join(dir, 'occupied', 'data')}'`);
     });
 
@@ -231,7 +176,7 @@ describe('crash recovery of the built server', () => {
       chmodSync(logs, 0o777);
       const uid = process.getuid?.() === 0 ? UNPRIVILEGED : undefined;
       try {
-        const [line] = await expectStartFailure(dir, { LLM_BASE_URL: llm.baseUrl, DATABASE_PATH: path, LOG_DIR: logs }, uid);
+        const [line] = await expectStartFailure(dir, { LLM_BASE_URL: bed.llm.baseUrl, DATABASE_PATH: path, LOG_DIR: logs }, uid);
         expect(line).toMatch(new RegExp(`^Fellowship failed to start: Cannot use the database file ${path}: .*readonly`));
       } finally {
         chmodSync(data, 0o755);

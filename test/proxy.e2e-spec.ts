@@ -7,11 +7,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Controller, Get, Req } from '@nestjs/common';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import { connect, createServer as createNetServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,11 +22,11 @@ import { launchChromium, WatchedPage } from './support/browser.js';
 import { SseClient, WsClient } from './support/clients.js';
 import { createAndTalk } from './support/console.js';
 import { startApp, type TestApp } from './support/app.js';
+import { ensurePackage, freePort, INSTALL_TIMEOUT_MS } from './support/debian.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 /** apt-get update + install on a slow mirror. */
-const INSTALL_TIMEOUT_MS = 600_000;
 const START_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 10_000;
 const POLL_MS = 25;
@@ -44,59 +44,21 @@ class WhoAmIController {
   }
 }
 
-async function findNginx(): Promise<string | null> {
+function findNginx(): string | null {
   for (const candidate of ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx']) {
     if (existsSync(candidate)) {
       return candidate;
     }
   }
   try {
-    const { stdout } = await run('sh', ['-c', 'command -v nginx']);
-    return stdout.trim() || null;
+    return execFileSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' }).trim() || null;
   } catch {
     return null;
   }
 }
 
 /** Debian's nginx, installed when missing. Throws (never skips) when that is impossible. */
-async function ensureNginx(): Promise<string> {
-  const found = await findNginx();
-  if (found) {
-    return found;
-  }
-  if (process.getuid?.() !== 0) {
-    throw new Error('nginx is not installed and this user cannot install it: run `apt-get install -y nginx` as root.');
-  }
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = (): Promise<unknown> =>
-    run('apt-get', ['install', '-y', '--no-install-recommends', 'nginx'], { env, timeout: INSTALL_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 });
-  try {
-    await install();
-  } catch {
-    // Package lists missing or stale on a fresh machine: refresh once, then insist.
-    try {
-      await run('apt-get', ['update'], { env, timeout: INSTALL_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 });
-      await install();
-    } catch (error) {
-      const e = error as { stderr?: string; message?: string };
-      throw new Error(`nginx is missing and apt-get could not install it: ${e.stderr || e.message}`, { cause: error });
-    }
-  }
-  const installed = await findNginx();
-  if (!installed) {
-    throw new Error('apt-get installed nginx but no nginx binary was found.');
-  }
-  return installed;
-}
-
-/** A loopback port free right now (nginx cannot listen on port 0 and report it). */
-async function freePort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+const ensureNginx = (): Promise<string> => ensurePackage('nginx', findNginx);
 
 /** The nginx block of docs/deployment.md, pointed at the app and listening on the given port. */
 async function documentedConfig(appPort: number, listenPort: number): Promise<string> {

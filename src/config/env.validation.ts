@@ -39,6 +39,13 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(num) @IsNumber() @Min(0.001) SESSION_TTL_DEFAULT = D.sessionTtlDefault;
   @IsOptional() @Transform(bool) @IsBoolean() DEBUG = D.debug;
   @IsOptional() @IsString() @MinLength(1) DATABASE_PATH = D.databasePath;
+  @IsOptional() @IsString() @Matches(/^(|postgres(ql)?:\/\/\S+)$/, { message: 'must be a postgres://… (or postgresql://…) URL, or empty for SQLite at DATABASE_PATH' })
+  DATABASE_URL = D.databaseUrl;
+  @IsOptional() @Transform(int) @IsInt() @Min(1) DATABASE_POOL_MAX = D.databasePoolMax;
+  @IsOptional() @Transform(int) @IsInt() @Min(1) DATABASE_CONNECT_TIMEOUT_MS = D.databaseConnectTimeoutMs;
+  @IsOptional() @Transform(int) @IsInt() @Min(0) DATABASE_STATEMENT_TIMEOUT_MS = D.databaseStatementTimeoutMs;
+  @IsOptional() @IsString() @Matches(/^(|rediss?:\/\/\S+)$/, { message: 'must be a redis://… (or rediss://…) URL, or empty' })
+  REDIS_URL = D.redisUrl;
   @IsOptional() @IsString() @Matches(/^(|[A-Za-z0-9+/]{43}=)$/, { message: 'must be 32 bytes in base64 (44 characters, e.g. from `openssl rand -base64 32`), or empty' })
   DATA_ENCRYPTION_KEY = D.encryptionKey;
   @IsOptional() @Transform(int) @IsInt() @Min(1) DB_WRITE_GROUP_MAX = D.dbWriteGroupMax;
@@ -95,6 +102,22 @@ export class EnvironmentVariables {
 
 export class ConfigError extends Error {}
 
+/** Variables whose value may hold a secret (keys; a password in a database or Redis URL): never echoed. */
+const SECRET_BEARING = /KEY|^DATABASE_URL$|^REDIS_URL$/;
+
+/** Why these options cannot run together (CONTRACT §15), or null. Checked by the server and the module. */
+export function topologyError(redisUrl: string, postgres: boolean): string | null {
+  if (redisUrl && !postgres) {
+    return 'REDIS_URL (several instances as one service) needs PostgreSQL (DATABASE_URL=postgres://…): SQLite is the database of one process.';
+  }
+  if (redisUrl) {
+    // The Redis event bus and loop lease are not in this build yet (issue 18, second part): running
+    // instances side by side without them would run each session's loop twice.
+    return 'REDIS_URL (several instances as one service) is not supported by this version yet: leave it empty and run one instance.';
+  }
+  return null;
+}
+
 /** Validates the environment; throws a ConfigError naming every bad variable. */
 export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables {
   const known = new Set(Object.keys(new EnvironmentVariables()));
@@ -108,10 +131,14 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
   const errors = validateSync(env, { skipMissingProperties: false });
   if (errors.length > 0) {
     const lines = errors.map((e) => {
-      const value = e.property.includes('KEY') ? '(hidden)' : JSON.stringify(picked[e.property]);
+      const value = SECRET_BEARING.test(e.property) ? '(hidden)' : JSON.stringify(picked[e.property]);
       return `${e.property}=${value}: ${Object.values(e.constraints ?? {}).join('; ')}`;
     });
     throw new ConfigError(`Invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const topology = topologyError(env.REDIS_URL, env.DATABASE_URL !== '');
+  if (topology) {
+    throw new ConfigError(`Invalid configuration:\n  ${topology}`);
   }
   return env;
 }
@@ -133,6 +160,11 @@ export function envToOptions(env: EnvironmentVariables): FellowshipOptions {
     sessionTtlDefault: env.SESSION_TTL_DEFAULT,
     debug: env.DEBUG,
     databasePath: env.DATABASE_PATH,
+    databaseUrl: env.DATABASE_URL,
+    databasePoolMax: env.DATABASE_POOL_MAX,
+    databaseConnectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
+    databaseStatementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
+    redisUrl: env.REDIS_URL,
     encryptionKey: env.DATA_ENCRYPTION_KEY,
     dbWriteGroupMax: env.DB_WRITE_GROUP_MAX,
     apiKeys: list(env.API_KEYS),

@@ -22,18 +22,37 @@ export interface FellowshipOptions {
   sessionTtlDefault?: number;
   /** Debug events for every session. */
   debug?: boolean;
-  /** SQLite file; `:memory:` keeps everything in memory. Ignored when `dataSource` is given. */
+  /** SQLite file; `:memory:` keeps everything in memory. Ignored when `databaseUrl` or `dataSource` is given. */
   databasePath?: string;
-  /** An existing TypeORM DataSource (sqlite) to use instead of opening `databasePath`. */
+  /**
+   * `postgres://user:password@host:port/database` (or `postgresql://…`): store everything in
+   * PostgreSQL instead of SQLite (CONTRACT §15). Empty = SQLite at `databasePath`. Ignored when
+   * `dataSource` is given.
+   */
+  databaseUrl?: string;
+  /** Most connections of the PostgreSQL pool (`databaseUrl`). */
+  databasePoolMax?: number;
+  /** How long opening a PostgreSQL connection may take before it fails, ms. */
+  databaseConnectTimeoutMs?: number;
+  /** PostgreSQL's `statement_timeout` for Fellowship's connections, ms (0 = none). */
+  databaseStatementTimeoutMs?: number;
+  /**
+   * `redis://…`: several instances as one service (CONTRACT §15; the Redis event bus and loop
+   * lease). Needs PostgreSQL: with SQLite it is refused at start. Empty = one instance. Not in this
+   * version yet (issue 18, second part): any value is refused at start for now.
+   */
+  redisUrl?: string;
+  /** An existing TypeORM DataSource (SQLite or PostgreSQL) to use instead of opening our own. */
   dataSource?: DataSource;
   /**
    * Key (base64, 32 bytes) that encrypts secrets at rest (a session's own LLM API key) with
    * AES-256-GCM. Empty: a key file `<databasePath>.key` (mode 0600) is created once and reused;
-   * with `:memory:` the key lives in memory only.
+   * with `:memory:` the key lives in memory only. Required with PostgreSQL (`databaseUrl` or a
+   * host's PostgreSQL `dataSource`): there is no file to keep it beside, and every instance needs it.
    */
   encryptionKey?: string;
   /**
-   * Most event batches (of all sessions) grouped into one SQLite transaction; 1 = no grouping.
+   * Most event batches (of all sessions) grouped into one database transaction; 1 = no grouping.
    * Bounds how long one write holds the event loop (docs/persistence.md has the measurements).
    */
   dbWriteGroupMax?: number;
@@ -165,6 +184,11 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   sessionTtlDefault: 3600,
   debug: false,
   databasePath: 'data/fellowship.sqlite',
+  databaseUrl: '',
+  databasePoolMax: 10,
+  databaseConnectTimeoutMs: 5000,
+  databaseStatementTimeoutMs: 30_000,
+  redisUrl: '',
   encryptionKey: '',
   dbWriteGroupMax: 32,
   apiKeys: [],

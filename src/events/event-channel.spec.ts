@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { InMemorySessionStore } from '../persistence/in-memory-session.store.js';
-import type { CommitBatch, SessionStore } from '../persistence/session-store.port.js';
+import { FencedError, type CommitBatch, type SessionStore } from '../persistence/session-store.port.js';
 import type { Message } from '../model/session.types.js';
 import { EventChannel } from './event-channel.js';
 import { EventFeed, type Join, type Subscriber } from './event-feed.js';
@@ -165,6 +165,23 @@ describe(`${EventChannel.name} and ${EventFeed.name}`, () => {
     await sut.drain();
     expect(seen).toEqual([1]);
     expect(errors).toHaveLength(1);
+  });
+
+  it('publishes nothing the store fenced off (another instance took the loop over), and reports it', async () => {
+    const errors: unknown[] = [];
+    const store = new InMemorySessionStore();
+    const bus = new InProcessEventBus();
+    await channelWith(store); // holds session 's'
+    const fenced = new EventChannel({ sessionId: 's', store, bus, sessionState: () => ({}), onCommitError: (e) => errors.push(e) });
+    fenced.fence = 1;
+    const seen: number[] = [];
+    bus.subscribe('s', (events) => seen.push(...events.map((e) => e.seq ?? 0)));
+    await store.raiseFence('s', 2);
+    fenced.publish({ type: 'session_resumed' });
+    await fenced.drain();
+    expect(seen).toEqual([]);
+    expect(errors).toEqual([expect.any(FencedError)]);
+    expect(await store.loadEvents('s', 0, 10)).toEqual([]);
   });
 
   describe('join', () => {

@@ -1,5 +1,5 @@
 import type { Message } from '../model/session.types.js';
-import type { CommitBatch, SessionStore, StoredEvent } from '../persistence/session-store.port.js';
+import { FencedError, type CommitBatch, type SessionStore, type StoredEvent } from '../persistence/session-store.port.js';
 import type { EventBus } from './event-bus.port.js';
 import { isLiveOnly, type NumberedEvent, type NumberedEventBody, type SessionEvent, type SessionEventBody } from './events.js';
 import { SerializedEvent } from './serialized-event.js';
@@ -130,8 +130,13 @@ export class EventChannel {
         try {
           await this.deps.store.commit(this.deps.sessionId, this.commitBatch(events, messages));
         } catch (error) {
-          // Availability over durability: a broken disk must not silence a live conversation.
           this.deps.onCommitError(error);
+          if (error instanceof FencedError) {
+            // Another instance holds the loop now and numbers the session's events itself: what
+            // this former holder made must reach nobody.
+            continue;
+          }
+          // Availability over durability: a broken disk must not silence a live conversation.
         }
       } else if (stateDirty) {
         // Only state: nothing a member sees depends on this write, so it is not awaited (token

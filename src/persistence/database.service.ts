@@ -1,30 +1,22 @@
 import type { Logger } from '@nestjs/common';
 import sqlite3 from 'sqlite3';
-import { DataSource } from 'typeorm';
+import { DataSource, type QueryRunner } from 'typeorm';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
+import { topologyError } from '../config/env.validation.js';
+import { dialectOf, numberPlaceholders, translating, type SqlDialect } from './dialect.js';
 import { FELLOWSHIP_ENTITIES } from './entities/index.js';
 import { runFellowshipMigrations } from './migration-runner.js';
 import { FELLOWSHIP_MIGRATIONS, FELLOWSHIP_MIGRATIONS_TABLE } from './migrations/index.js';
 import { fellowshipLogger } from '../common/fellowship-logger.js';
-
-/** TypeORM drivers that speak SQLite's dialect (our migrations and queries are SQLite SQL). */
-const SQLITE_DRIVERS: ReadonlySet<string> = new Set([
-  'sqlite',
-  'better-sqlite3',
-  'sqljs',
-  'capacitor',
-  'cordova',
-  'expo',
-  'nativescript',
-  'react-native',
-]);
 
 const IN_MEMORY = ':memory:';
 
 /**
  * Fellowship's TypeORM DataSource, owned by the TypeORM session store. By default we open our own
  * SQLite file (`databasePath`, WAL, `synchronous=NORMAL`, migrations at start-up) and close it at
- * shutdown. A host that passes `dataSource` keeps it: we run our migrations on it and never close it.
+ * shutdown. With `databaseUrl` we open a PostgreSQL pool instead (`pg` driver; migrations at
+ * start-up under an advisory lock, so instances starting together migrate once). A host that passes
+ * `dataSource` (SQLite or PostgreSQL) keeps it: we run our migrations on it and never close it.
  *
  * Why not `@nestjs/typeorm`: its `forRoot` registers a `DataSource` token that would collide with a
  * host app's own TypeOrmModule. The DataSource is owned here and reached only through this class.
@@ -35,6 +27,9 @@ const IN_MEMORY = ':memory:';
  * (docs/decisions.md). Every write still goes through the store's single write queue, which groups
  * all sessions' writes of one event-loop turn into one transaction (SQLite has one writer).
  *
+ * Queries are written once, with `?` placeholders: `query()` and `runner()` translate them for
+ * PostgreSQL (dialect.ts).
+ *
  * Opening happens in the store's `onModuleInit` (during `app.init()` / `listen()`), so a database
  * that cannot be opened or written rejects `listen()` with one clear message instead of aborting
  * the process.
@@ -42,6 +37,7 @@ const IN_MEMORY = ':memory:';
 export class FellowshipDatabase {
   private readonly logger: Logger;
   private source: DataSource | null = null;
+  private sqlDialect: SqlDialect | null = null;
   private owned = false;
 
   constructor(private readonly options: ResolvedFellowshipOptions) {
@@ -55,36 +51,73 @@ export class FellowshipDatabase {
     return this.source;
   }
 
-  /** The database file on disk, or null (in memory, or a host DataSource without a file path). */
+  /** How the open database's SQL differs (dialect.ts). */
+  get dialect(): SqlDialect {
+    if (!this.sqlDialect) {
+      throw new Error('The Fellowship database is not open.');
+    }
+    return this.sqlDialect;
+  }
+
+  /** PostgreSQL (ours from `databaseUrl`, or the host's), as opposed to SQLite. */
+  get postgres(): boolean {
+    return this.options.dataSource ? this.options.dataSource.options.type === 'postgres' : this.options.databaseUrl !== '';
+  }
+
+  /** The database file on disk, or null (in memory, PostgreSQL, or a host DataSource without a file path). */
   get file(): string | null {
+    if (this.postgres) {
+      return null;
+    }
     const database: unknown = this.options.dataSource ? this.options.dataSource.options.database : this.options.databasePath;
     return typeof database === 'string' && database.length > 0 && database !== IN_MEMORY ? database : null;
   }
 
   /** Our own database in memory: nothing it holds outlives the process. */
   get volatile(): boolean {
-    return !this.options.dataSource && this.options.databasePath === IN_MEMORY;
+    return !this.options.dataSource && !this.postgres && this.options.databasePath === IN_MEMORY;
   }
 
-  /** What the database is, for log lines and error messages. */
+  /** What the database is, for log lines and error messages (never a password). */
   get description(): string {
     if (this.options.dataSource) {
       return `the host's ${this.options.dataSource.options.type} DataSource`;
+    }
+    if (this.postgres) {
+      return `the PostgreSQL database ${describeUrl(this.options.databaseUrl)}`;
     }
     return this.options.databasePath === IN_MEMORY ? 'the in-memory database' : `the database file ${this.options.databasePath}`;
   }
 
   async open(): Promise<void> {
+    const topology = topologyError(this.options.redisUrl, this.postgres);
+    if (topology) {
+      throw new Error(topology);
+    }
     try {
-      this.source = this.options.dataSource ? await this.adopt(this.options.dataSource) : await this.openOwn();
+      if (this.options.dataSource) {
+        this.source = await this.adopt(this.options.dataSource);
+      } else {
+        this.source = this.postgres ? await this.openPostgres() : await this.openOwn();
+      }
       await this.probeWrite();
     } catch (error) {
       await this.close().catch(() => undefined);
       // Driver errors arrive wrapped ("Error: SqliteError: …"): one line, without the class names.
       const reason = (error instanceof Error ? error.message : String(error)).replace(/^(\w*Error: )+/, '').split('\n')[0];
-      throw new Error(`Cannot use ${this.description}: ${reason}`, { cause: error });
+      throw new Error(`Cannot use ${this.description}: ${reason || errorCode(error)}`, { cause: error });
     }
     this.logger.log(`using ${this.description}`);
+  }
+
+  /** A query outside the write queue (reads), `?` placeholders in either dialect. */
+  query<T>(sql: string, parameters?: unknown[]): Promise<T> {
+    return this.dataSource.query<T>(this.dialect.name === 'postgres' ? numberPlaceholders(sql) : sql, parameters);
+  }
+
+  /** A new runner that takes `?` placeholders in either dialect (release it when done). */
+  runner(): QueryRunner {
+    return translating(this.dataSource.createQueryRunner());
   }
 
   /** Closes our own DataSource (a host's stays open: it is the host's). Idempotent. */
@@ -115,9 +148,7 @@ export class FellowshipDatabase {
       synchronize: false,
       logging: false,
     });
-    this.owned = true;
-    this.source = source;
-    await source.initialize();
+    await this.initializeOwn(source);
     if (file) {
       // NORMAL: no fsync per commit (the WAL is synced at checkpoints), still safe against a process crash.
       await source.query('PRAGMA synchronous = NORMAL');
@@ -128,9 +159,36 @@ export class FellowshipDatabase {
     return source;
   }
 
+  private async openPostgres(): Promise<DataSource> {
+    const source = new DataSource({
+      type: 'postgres',
+      url: this.options.databaseUrl,
+      poolSize: this.options.databasePoolMax,
+      connectTimeoutMS: this.options.databaseConnectTimeoutMs,
+      applicationName: 'fellowship',
+      extra: this.options.databaseStatementTimeoutMs > 0 ? { statement_timeout: this.options.databaseStatementTimeoutMs } : {},
+      entities: FELLOWSHIP_ENTITIES,
+      synchronize: false,
+      logging: false,
+    });
+    await this.initializeOwn(source);
+    // Our runner rather than `migrationsRun`: it takes the advisory lock (several instances start together).
+    await runFellowshipMigrations(source);
+    return source;
+  }
+
+  /** Ours from here on (closed at shutdown, even if opening fails half-way). */
+  private async initializeOwn(source: DataSource): Promise<void> {
+    this.owned = true;
+    this.source = source;
+    this.sqlDialect = dialectOf(source);
+    await source.initialize();
+  }
+
   private async adopt(source: DataSource): Promise<DataSource> {
-    if (!SQLITE_DRIVERS.has(source.options.type)) {
-      throw new Error(`Fellowship stores its data in SQLite; the given DataSource is "${source.options.type}".`);
+    this.sqlDialect = dialectOf(source);
+    if (!this.sqlDialect) {
+      throw new Error(`Fellowship stores its data in SQLite or PostgreSQL; the given DataSource is "${source.options.type}".`);
     }
     this.owned = false;
     if (!source.isInitialized) {
@@ -146,10 +204,26 @@ export class FellowshipDatabase {
    * first session. Doubles as a record of the last start.
    */
   private async probeWrite(): Promise<void> {
-    await this.dataSource.query(
+    await this.query(
       `INSERT INTO "fellowship_meta" ("key", "value") VALUES ('last_start', ?) ` +
         `ON CONFLICT ("key") DO UPDATE SET "value" = excluded."value"`,
       [new Date().toISOString()],
     );
   }
+}
+
+/** `database at host:port` of a PostgreSQL URL, without the user or the password. */
+function describeUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${decodeURIComponent(parsed.pathname.replace(/^\//, '')) || '(default)'} at ${parsed.host || 'localhost'}`;
+  } catch {
+    return '(DATABASE_URL is not a valid URL)';
+  }
+}
+
+/** Some connection errors (an AggregateError of refused addresses) have no message, only a code. */
+function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : String(error);
 }

@@ -1,12 +1,14 @@
 import type { Message } from '../model/session.types.js';
-import type {
-  CommitBatch,
-  MemoryEntry,
-  PruneResult,
-  RetainedTail,
-  SessionSnapshot,
-  SessionStore,
-  StoredEvent,
+import {
+  FencedError,
+  type CommitBatch,
+  type LoadedSession,
+  type MemoryEntry,
+  type PruneResult,
+  type RetainedTail,
+  type SessionSnapshot,
+  type SessionStore,
+  type StoredEvent,
 } from './session-store.port.js';
 
 /** Keeps everything in process memory: for unit tests and embedders that want no database at all. */
@@ -16,6 +18,7 @@ export class InMemorySessionStore implements SessionStore {
   private readonly events = new Map<string, StoredEvent[]>();
   private readonly seqs = new Map<string, { last: number; droppedThrough: number }>();
   private readonly memory = new Map<string, MemoryEntry[]>();
+  private readonly epochs = new Map<string, number>();
 
   addMemoryEntry(memoryId: string, entry: MemoryEntry): Promise<void> {
     const list = this.memory.get(memoryId) ?? [];
@@ -41,6 +44,10 @@ export class InMemorySessionStore implements SessionStore {
     const seqs = this.seqs.get(sessionId);
     if (!session || !seqs) {
       return Promise.reject(new Error(`unknown session ${sessionId}`));
+    }
+    const epoch = this.epochs.get(sessionId) ?? 0;
+    if (batch.fence !== undefined && batch.fence < epoch) {
+      return Promise.reject(new FencedError(sessionId, batch.fence, epoch));
     }
     this.messages.get(sessionId)?.push(...batch.messages.map((m) => ({ ...m })));
     this.events.get(sessionId)?.push(...batch.events);
@@ -83,6 +90,7 @@ export class InMemorySessionStore implements SessionStore {
     for (const [id, snap] of this.sessions) {
       if (snap.endedAt && new Date(snap.endedAt) < endedBefore) {
         this.sessions.delete(id);
+        this.epochs.delete(id);
         this.messages.delete(id);
         this.events.delete(id);
         this.seqs.delete(id);
@@ -108,5 +116,30 @@ export class InMemorySessionStore implements SessionStore {
 
   ping(): Promise<void> {
     return Promise.resolve();
+  }
+
+  raiseFence(sessionId: string, epoch: number): Promise<void> {
+    if (!this.sessions.has(sessionId)) {
+      return Promise.reject(new Error(`unknown session ${sessionId}`));
+    }
+    this.epochs.set(sessionId, Math.max(this.epochs.get(sessionId) ?? 0, epoch));
+    return Promise.resolve();
+  }
+
+  async loadSession(sessionId: string, tailLimit: number): Promise<LoadedSession | null> {
+    const snapshot = this.sessions.get(sessionId);
+    if (!snapshot) {
+      return null;
+    }
+    return {
+      snapshot: structuredClone(snapshot),
+      messages: await this.loadMessages(sessionId),
+      tail: await this.loadRecentEvents(sessionId, tailLimit),
+      lastSeq: await this.lastSeq(sessionId),
+    };
+  }
+
+  countLiveSessions(): Promise<number> {
+    return Promise.resolve([...this.sessions.values()].filter((s) => s.endedAt === null).length);
   }
 }

@@ -10,7 +10,7 @@ import { TypeOrmSessionStore } from './typeorm-session.store.js';
 /** Where the key of secrets at rest lives, from the store in use (SESSION_STORE, chosen by FellowshipModule). */
 function keyHome(store: SessionStore): KeyHome {
   if (store instanceof TypeOrmSessionStore) {
-    return { file: store.database.file, volatile: store.database.volatile };
+    return { file: store.database.file, volatile: store.database.volatile, shared: store.database.postgres };
   }
   return { file: null, volatile: store instanceof InMemorySessionStore };
 }

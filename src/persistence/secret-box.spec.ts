@@ -85,6 +85,18 @@ describe(SecretBox.name, () => {
     expect(lines).toHaveLength(1);
   });
 
+  it('refuses to start on PostgreSQL without encryptionKey, and takes the configured one there', () => {
+    expect(() => new SecretBox(resolveOptions({ logger: false }), { file: null, volatile: false, shared: true }).onModuleInit()).toThrow(
+      /encryptionKey \(DATA_ENCRYPTION_KEY\) is required with PostgreSQL/,
+    );
+    const key = randomBytes(32).toString('base64');
+    const a = new SecretBox(resolveOptions({ logger: false, encryptionKey: key }), { file: null, volatile: false, shared: true });
+    const b = new SecretBox(resolveOptions({ logger: false, encryptionKey: key }), { file: null, volatile: false, shared: true });
+    a.onModuleInit();
+    b.onModuleInit();
+    expect(b.decrypt(a.encrypt('sk-instance-a', 'ses_1'), 'ses_1')).toBe('sk-instance-a');
+  });
+
   it('rejects a key that is not 32 bytes of base64', () => {
     expect(() => box({ encryptionKey: randomBytes(16).toString('base64') }, null)).toThrow(/32 bytes/);
     expect(parseKey('not base64 at all!')).toBeNull();

@@ -30,6 +30,11 @@ export interface KeyHome {
   file: string | null;
   /** Nothing the store holds outlives the process (a key in memory loses nothing). */
   volatile: boolean;
+  /**
+   * A database shared by instances and with no file (PostgreSQL): the key must come from
+   * `encryptionKey`, the same on every instance; without it the server does not start.
+   */
+  shared?: boolean;
 }
 
 /**
@@ -97,6 +102,11 @@ export class SecretBox implements OnModuleInit {
         throw new Error('encryptionKey (DATA_ENCRYPTION_KEY) must be 32 bytes in base64.');
       }
       return key;
+    }
+    if (this.home.shared) {
+      throw new Error(
+        'encryptionKey (DATA_ENCRYPTION_KEY) is required with PostgreSQL: the key of secrets at rest must be the same on every instance and outlive them (there is no database file to keep it beside).',
+      );
     }
     const database = this.home.file;
     if (!database) {

@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { bot, sessionConfig } from '../../test/support/fakes.js';
 import type { Message, SessionConfig, Usage } from '../model/session.types.js';
-import type { SessionSnapshot, SessionStore, StoredEvent } from './session-store.port.js';
+import { FencedError, type SessionSnapshot, type SessionStore, type StoredEvent } from './session-store.port.js';
 
 export interface SessionStoreUnderTest {
   store: SessionStore;
@@ -145,6 +145,56 @@ export function sessionStoreContract(name: string, make: () => Promise<SessionSt
         [null, 'Second.'],
       ]);
       expect(await sut.prune(2, new Date('2026-01-01T12:00:00.000Z'))).toEqual({ sessions: 0, events: 0, sessionIds: [] });
+    });
+
+    it('refuses a batch fenced below the claimed epoch, in its own transaction, and only that one', async () => {
+      const sut = await open();
+      await sut.insertSession(snapshot('s1'));
+      await sut.insertSession(snapshot('s2'));
+      await sut.commit('s1', { messages: [message(1)], events: [event(1)], fence: 1 });
+      await sut.raiseFence('s1', 3);
+      await sut.raiseFence('s1', 2); // never lowered
+      // The same tick: one group with the other session's batch, which must not fail with it.
+      const [stale, other] = await Promise.allSettled([
+        sut.commit('s1', { messages: [message(2)], events: [event(2)], session: { loopState: { stale: true } }, fence: 2 }),
+        sut.commit('s2', { messages: [message(1)], events: [event(1)], fence: 1 }),
+      ]);
+      expect(stale.status).toBe('rejected');
+      const error = (stale as PromiseRejectedResult).reason as unknown;
+      expect(error).toBeInstanceOf(FencedError);
+      expect(error).toMatchObject({ sessionId: 's1', fence: 2, epoch: 3 });
+      expect(other.status).toBe('fulfilled');
+      // Nothing of the refused batch was written.
+      expect(seqs(await sut.loadEvents('s1', 0, 10))).toEqual([1]);
+      expect((await sut.loadMessages('s1')).map((m) => m.turn)).toEqual([1]);
+      expect(await sut.lastSeq('s1')).toBe(1);
+      expect((await sut.loadSessions()).find((s) => s.id === 's1')?.loopState).toEqual({});
+      expect(seqs(await sut.loadEvents('s2', 0, 10))).toEqual([1]);
+      // The new holder's epoch, and a batch without a fence, pass.
+      await sut.commit('s1', { messages: [message(2)], events: [event(2)], fence: 3 });
+      await sut.commit('s1', { messages: [], events: [event(3)] });
+      expect(seqs(await sut.loadEvents('s1', 0, 10))).toEqual([1, 2, 3]);
+      await expect(sut.raiseFence('nobody', 1)).rejects.toThrow();
+    });
+
+    it('loads one session whole, and counts the sessions not ended', async () => {
+      const sut = await open();
+      await sut.insertSession(snapshot('s1', { loopState: { rrIndex: 0 } }));
+      await sut.insertSession(snapshot('s2'));
+      await sut.insertSession(snapshot('s3'));
+      await sut.commit('s1', { messages: [message(1), message(2)], events: [1, 2, 3].map((seq) => event(seq)), session: { usage: usage(1) } });
+      await sut.commit('s3', { messages: [], events: [], session: { endedAt: '2026-01-02T00:00:00.000Z' } });
+
+      expect(await sut.loadSession('s1', 2)).toEqual({
+        snapshot: (await sut.loadSessions()).find((s) => s.id === 's1'),
+        messages: [message(1), message(2)],
+        tail: { events: [event(2), event(3)], droppedThrough: 1 },
+        lastSeq: 3,
+      });
+      expect(await sut.loadSession('s1', 2)).toMatchObject({ snapshot: { id: 's1', usage: usage(1), loopState: { rrIndex: 0 } } });
+      expect(await sut.loadSession('s2', 10)).toMatchObject({ messages: [], tail: { events: [], droppedThrough: 0 }, lastSeq: 0 });
+      expect(await sut.loadSession('nobody', 10)).toBeNull();
+      expect(await sut.countLiveSessions()).toBe(2);
     });
 
     it('answers its readiness probe', async () => {

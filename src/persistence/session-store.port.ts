@@ -76,11 +76,38 @@ export interface CommitBatch {
   session?: Partial<Omit<SessionSnapshot, 'id' | 'controlHash' | 'observerHash' | 'legacyId' | 'createdAt'>>;
   /**
    * The epoch of the loop lease its writer holds (loop/loop-lease.port.ts), absent when it holds
-   * none. A store shared by several instances must refuse, in the same transaction as the write, a
-   * batch whose fence is older than the newest it has accepted for the session (a writer whose lease
-   * was taken over); a store of one instance (SQLite, in memory) has no other writer and ignores it.
+   * none. The store refuses, in the same transaction as the write, a batch whose fence is lower than
+   * the session's claimed epoch (`raiseFence`: a writer whose lease was taken over) with a
+   * `FencedError`; a batch without a fence is not checked. A store of one instance is never raised,
+   * so every fence passes there.
    */
   fence?: number;
+}
+
+/**
+ * A batch refused because its fence is older than the session's claimed epoch: its writer lost the
+ * loop lease. Final, never transient: retrying it fails the same way, and its events must not be
+ * published.
+ */
+export class FencedError extends Error {
+  constructor(
+    readonly sessionId: string,
+    readonly fence: number,
+    readonly epoch: number,
+  ) {
+    super(`session ${sessionId}: write fenced off (lease epoch ${fence} < ${epoch}: another holder took the loop over)`);
+    this.name = 'FencedError';
+  }
+}
+
+/** One session as another instance needs it to serve or take it over. */
+export interface LoadedSession {
+  snapshot: SessionSnapshot;
+  messages: Message[];
+  /** The newest `limit` retained events and where replay can no longer reach. */
+  tail: RetainedTail;
+  /** As `lastSeq`. */
+  lastSeq: number;
 }
 
 /**
@@ -116,4 +143,14 @@ export interface SessionStore {
    * session's own write would wait as long. Optional: a store without a queue leaves it out.
    */
   writeBacklogMs?(): number;
+  /**
+   * Claims `epoch` as the session's fence (a new holder of its loop lease, before it loads and
+   * writes): from then on a batch fenced with a lower epoch is refused. Never lowers it; resolves
+   * once durable, so a former holder's write that commits later is refused.
+   */
+  raiseFence(sessionId: string, epoch: number): Promise<void>;
+  /** One session with its history, retained tail (`tailLimit` newest events) and last seq; null if unknown. */
+  loadSession(sessionId: string, tailLimit: number): Promise<LoadedSession | null>;
+  /** Sessions not ended, in the whole store (what MAX_SESSIONS bounds across instances). */
+  countLiveSessions(): Promise<number>;
 }

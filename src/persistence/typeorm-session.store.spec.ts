@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
@@ -7,10 +7,12 @@ import { resolveOptions, type FellowshipOptions } from '../config/fellowship-opt
 import type { SessionConfig, Usage } from '../model/session.types.js';
 import { FellowshipDatabase } from './database.service.js';
 import { FELLOWSHIP_MIGRATIONS } from './migrations/index.js';
+import { postgresForSuite } from '../../test/support/postgres.js';
 import { fixtures } from './session-store.contract.js';
 import { TypeOrmSessionStore } from './typeorm-session.store.js';
 
 const MIGRATION_NAMES = FELLOWSHIP_MIGRATIONS.map((M) => new M().name);
+const KEY = Buffer.alloc(32, 7).toString('base64');
 const dirs: string[] = [];
 const opened: TypeOrmSessionStore[] = [];
 
@@ -43,13 +45,20 @@ afterEach(async () => {
 const { snapshot, message, event } = fixtures;
 const usage = (): Usage => fixtures.usage();
 
+const postgres = postgresForSuite();
+
 describe(TypeOrmSessionStore.name, () => {
-  for (const where of ['file', ':memory:'] as const) {
-    describe(`on ${where === 'file' ? 'a file' : ':memory:'}`, () => {
-      const path = (): string => (where === 'file' ? join(tempDir(), 'nested', 'db.sqlite') : ':memory:');
+  for (const where of ['file', ':memory:', 'PostgreSQL'] as const) {
+    describe(`on ${where === 'file' ? 'a SQLite file' : where}`, () => {
+      const place = async (): Promise<FellowshipOptions> => {
+        if (where === 'PostgreSQL') {
+          return { databaseUrl: await postgres().createDatabase() };
+        }
+        return { databasePath: where === 'file' ? join(tempDir(), 'nested', 'db.sqlite') : ':memory:' };
+      };
 
       it('round-trips a session, its messages, events and state', async () => {
-        const { sut } = await open({ databasePath: path() });
+        const { sut } = await open(await place());
         await sut.insertSession(snapshot('s1', { apiKeyCipher: 'v1.cipher' }));
         await sut.commit('s1', {
           messages: [message(1), message(2, { kind: 'talker', bot: null, name: 'Ann', talker_id: 't1', reasoning: undefined })],
@@ -82,11 +91,11 @@ describe(TypeOrmSessionStore.name, () => {
       });
 
       it("continues after a v1 database's last_seq, which counted live-only events", async () => {
-        const { db, sut } = await open({ databasePath: path() });
+        const { db, sut } = await open(await place());
         await sut.insertSession(snapshot('v1'));
         await sut.commit('v1', { messages: [], events: [event(1), event(2)] });
         // v1 numbered token and debug events too and recorded their seqs in last_seq, unstored.
-        await db.dataSource.query('UPDATE "fellowship_sessions" SET "last_seq" = 9 WHERE "id" = ?', ['v1']);
+        await db.query('UPDATE "fellowship_sessions" SET "last_seq" = 9 WHERE "id" = ?', ['v1']);
         expect(await sut.lastSeq('v1')).toBe(9);
         // A later batch never lowers it; events beyond it raise it.
         await sut.commit('v1', { messages: [], events: [], session: { loopState: {} } });
@@ -96,7 +105,7 @@ describe(TypeOrmSessionStore.name, () => {
       });
 
       it('rejects a batch for an unknown session and a duplicate turn, alone in its group', async () => {
-        const { sut } = await open({ databasePath: path() });
+        const { sut } = await open(await place());
         await sut.insertSession(snapshot('a'));
         await sut.insertSession(snapshot('b'));
         await sut.commit('a', { messages: [message(1)], events: [event(1)] });
@@ -114,7 +123,7 @@ describe(TypeOrmSessionStore.name, () => {
       });
 
       it('groups concurrent batches of many sessions into one transaction, each session in call order', async () => {
-        const { sut } = await open({ databasePath: path(), dbWriteGroupMax: 100 });
+        const { sut } = await open({ ...(await place()), dbWriteGroupMax: 100 });
         const ids = Array.from({ length: 20 }, (_, i) => `s${i}`);
         await Promise.all(ids.map((id) => sut.insertSession(snapshot(id))));
         const before = sut.writeStats.transactions;
@@ -133,7 +142,7 @@ describe(TypeOrmSessionStore.name, () => {
       });
 
       it("says how long its oldest waiting write has waited (0 once they are written)", async () => {
-        const { sut } = await open({ databasePath: path(), dbWriteGroupMax: 1 });
+        const { sut } = await open({ ...(await place()), dbWriteGroupMax: 1 });
         await sut.insertSession(snapshot('s'));
         expect(sut.writeBacklogMs()).toBe(0);
         const writes = [1, 2, 3].map((seq) => sut.commit('s', { messages: [], events: [event(seq)] }));
@@ -148,7 +157,7 @@ describe(TypeOrmSessionStore.name, () => {
       });
 
       it('caps a group at dbWriteGroupMax batches', async () => {
-        const { sut } = await open({ databasePath: path(), dbWriteGroupMax: 4 });
+        const { sut } = await open({ ...(await place()), dbWriteGroupMax: 4 });
         await sut.insertSession(snapshot('s'));
         const before = sut.writeStats.transactions;
         await Promise.all(Array.from({ length: 10 }, (_, i) => sut.commit('s', { messages: [], events: [event(i + 1)] })));
@@ -157,7 +166,7 @@ describe(TypeOrmSessionStore.name, () => {
       });
 
       it('gives the newest retained events and where replay can no longer reach', async () => {
-        const { sut } = await open({ databasePath: path() });
+        const { sut } = await open(await place());
         await sut.insertSession(snapshot('s'));
         await sut.commit('s', { messages: [], events: [1, 2, 4, 5, 7].map((s) => event(s)) });
         expect(await sut.loadRecentEvents('s', 10)).toEqual({ events: [1, 2, 4, 5, 7].map((s) => event(s)), droppedThrough: 0 });
@@ -167,7 +176,7 @@ describe(TypeOrmSessionStore.name, () => {
       });
 
       it('prunes old ended sessions, events beyond the limit and unused memory stores', async () => {
-        const { sut } = await open({ databasePath: path() });
+        const { sut } = await open(await place());
         const memory = (id: string): SessionConfig => fixtures.config(id);
         await sut.insertSession(snapshot('old', { config: memory('m-old') }));
         await sut.insertSession(snapshot('recent', { config: memory('m-kept') }));
@@ -193,7 +202,7 @@ describe(TypeOrmSessionStore.name, () => {
       });
 
       it('keeps memory entries of a store in insertion order', async () => {
-        const { sut } = await open({ databasePath: path() });
+        const { sut } = await open(await place());
         for (const n of [1, 2, 3]) {
           await sut.addMemoryEntry('m', { session: `s${n}`.padEnd(8, '0'), content: `entry ${n}`, ts: `2026-01-0${n}T00:00:00.000Z` });
         }
@@ -219,35 +228,67 @@ describe(TypeOrmSessionStore.name, () => {
     expect(await second.sut.loadMessages('kept')).toHaveLength(1);
   });
 
-  it('has migrations that build exactly the schema the entities describe', async () => {
-    const { db } = await open({ databasePath: ':memory:' });
-    const pending = await db.dataSource.driver.createSchemaBuilder().log();
-    expect(pending.upQueries.map((q) => q.query)).toEqual([]);
-  });
-
-  it('runs its migrations on a host DataSource and leaves it open at shutdown', async () => {
-    const host = new DataSource({ type: 'sqlite', database: join(tempDir(), 'host.sqlite'), entities: [] });
-    await host.initialize();
-    try {
-      const { db, sut } = await open({ dataSource: host });
-      await sut.insertSession(snapshot('h'));
-      expect(db.file).toBe(host.options.database);
-      await shut(sut);
-      expect(host.isInitialized).toBe(true);
-      expect(await host.query('SELECT "id" FROM "fellowship_sessions"')).toEqual([{ id: 'h' }]);
-      // A second start on the same database finds the migrations done.
-      const again = await open({ dataSource: host });
-      expect(await host.query('SELECT COUNT(*) AS "n" FROM "fellowship_migrations"')).toEqual([{ n: MIGRATION_NAMES.length }]);
-      await shut(again.sut);
-    } finally {
-      await host.destroy();
+  it('has migrations that build exactly the schema the entities describe, on SQLite and on PostgreSQL', async () => {
+    for (const options of [{ databasePath: ':memory:' }, { databaseUrl: await postgres().createDatabase() }]) {
+      const { db } = await open(options);
+      const pending = await db.dataSource.driver.createSchemaBuilder().log();
+      expect(pending.upQueries.map((q) => q.query)).toEqual([]);
     }
   });
 
-  it('refuses a host DataSource that is not SQLite, naming it', async () => {
-    // The check comes first, so a stand-in does (the pg driver is not installed here).
-    const host = { options: { type: 'postgres' }, isInitialized: true } as unknown as DataSource;
-    await expect(open({ dataSource: host })).rejects.toThrow(/Cannot use the host's postgres DataSource: Fellowship stores its data in SQLite/);
+  it('runs its migrations on a host DataSource and leaves it open at shutdown', async () => {
+    const hosts = [
+      new DataSource({ type: 'sqlite', database: join(tempDir(), 'host.sqlite'), entities: [] }),
+      new DataSource({ type: 'postgres', url: await postgres().createDatabase(), entities: [] }),
+    ];
+    for (const host of hosts) {
+      await host.initialize();
+      try {
+        const { db, sut } = await open({ dataSource: host, encryptionKey: KEY });
+        await sut.insertSession(snapshot('h'));
+        expect(db.file).toBe(host.options.type === 'sqlite' ? host.options.database : null);
+        await shut(sut);
+        expect(host.isInitialized).toBe(true);
+        expect(await host.query('SELECT "id" FROM "fellowship_sessions"')).toEqual([{ id: 'h' }]);
+        // A second start on the same database finds the migrations done.
+        const again = await open({ dataSource: host });
+        expect(await host.query('SELECT CAST(COUNT(*) AS integer) AS "n" FROM "fellowship_migrations"')).toEqual([{ n: MIGRATION_NAMES.length }]);
+        await shut(again.sut);
+      } finally {
+        await host.destroy();
+      }
+    }
+  });
+
+  it('migrates once when several instances start on the same PostgreSQL database together', async () => {
+    const databaseUrl = await postgres().createDatabase();
+    const started = await Promise.all([1, 2, 3].map(() => open({ databaseUrl })));
+    expect(await started[0].db.query('SELECT "name" FROM "fellowship_migrations" ORDER BY "id"')).toEqual(MIGRATION_NAMES.map((name) => ({ name })));
+  });
+
+  it('refuses a host DataSource that is neither SQLite nor PostgreSQL, naming it', async () => {
+    // The check comes first, so a stand-in does.
+    const host = { options: { type: 'mysql' }, isInitialized: true } as unknown as DataSource;
+    await expect(open({ dataSource: host })).rejects.toThrow(/Cannot use the host's mysql DataSource: Fellowship stores its data in SQLite or PostgreSQL/);
+  });
+
+  it('fails with one clear message, without the password, when PostgreSQL cannot be reached or refuses', async () => {
+    const port = postgres().port;
+    // Nothing listens on port 1.
+    await expect(open({ databaseUrl: 'postgres://fellowship:s3cret-pw@127.0.0.1:1/db', databaseConnectTimeoutMs: 2000 })).rejects.toThrow(
+      /^Cannot use the PostgreSQL database db at 127\.0\.0\.1:1: .*ECONNREFUSED/,
+    );
+    await expect(open({ databaseUrl: `postgres://fellowship:s3cret-pw@127.0.0.1:${port}/no_such_db` })).rejects.toThrow(
+      new RegExp(`^Cannot use the PostgreSQL database no_such_db at 127\\.0\\.0\\.1:${port}: database "no_such_db" does not exist$`),
+    );
+    const error = await open({ databaseUrl: 'postgres://fellowship:s3cret-pw@127.0.0.1:1/db', databaseConnectTimeoutMs: 2000 }).catch((e: unknown) => e);
+    expect(String((error as Error).message)).not.toContain('s3cret');
+  });
+
+  it('refuses REDIS_URL (several instances) on SQLite, before opening anything', async () => {
+    const file = join(tempDir(), 'never.sqlite');
+    await expect(open({ databasePath: file, redisUrl: 'redis://127.0.0.1:6379' })).rejects.toThrow(/REDIS_URL .* needs PostgreSQL/);
+    expect(existsSync(file)).toBe(false);
   });
 
   it('fails with one clear message when the database cannot be created', async () => {

@@ -3,15 +3,17 @@ import type { QueryRunner } from 'typeorm';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import type { Message } from '../model/session.types.js';
 import { FellowshipDatabase } from './database.service.js';
-import type {
-  CommitBatch,
-  MemoryEntry,
-  MemoryState,
-  PruneResult,
-  RetainedTail,
-  SessionSnapshot,
-  SessionStore,
-  StoredEvent,
+import {
+  FencedError,
+  type CommitBatch,
+  type LoadedSession,
+  type MemoryEntry,
+  type MemoryState,
+  type PruneResult,
+  type RetainedTail,
+  type SessionSnapshot,
+  type SessionStore,
+  type StoredEvent,
 } from './session-store.port.js';
 import { StoreClosedError, WriteQueue, type WriteQueueStats, type RowWrite } from './write-queue.js';
 import { fellowshipLogger } from '../common/fellowship-logger.js';
@@ -50,10 +52,31 @@ const UPDATABLE: { [K in keyof SessionUpdate]-?: { column: string; encode: (v: S
 const INSERT_MESSAGES =
   'INSERT INTO "fellowship_messages" ("session_id", "turn", "kind", "name", "bot", "talker_id", "content", "ts", "tokens", "reasoning")';
 const INSERT_EVENTS = 'INSERT INTO "fellowship_events" ("session_id", "seq", "type", "json")';
+const SELECT_SESSIONS =
+  'SELECT "id", "control_hash", "observer_hash", "legacy_id", "config", "api_key_cipher", "created_at", "ended_at", ' +
+  '"status", "usage", "loop_state", "memory_state" FROM "fellowship_sessions"';
+
+function toSnapshot(r: SessionRow): SessionSnapshot {
+  return {
+    id: r.id,
+    controlHash: r.control_hash,
+    observerHash: r.observer_hash,
+    legacyId: r.legacy_id,
+    config: JSON.parse(r.config) as SessionSnapshot['config'],
+    apiKeyCipher: r.api_key_cipher,
+    createdAt: r.created_at,
+    endedAt: r.ended_at,
+    status: JSON.parse(r.status) as SessionSnapshot['status'],
+    usage: JSON.parse(r.usage) as SessionSnapshot['usage'],
+    loopState: JSON.parse(r.loop_state) as SessionSnapshot['loopState'],
+    memoryState: r.memory_state as MemoryState | null,
+  };
+}
 
 /**
- * The default `SessionStore`: SQLite through TypeORM, on its own database (`databasePath`) or the
- * host's `dataSource`. Every write goes through one `WriteQueue` (group commit); reads are plain
+ * The default `SessionStore`: SQLite or PostgreSQL through TypeORM, on its own database
+ * (`databasePath`, or `databaseUrl`) or the host's `dataSource`; one implementation for both, the
+ * few differences in the dialect seam (dialect.ts). Every write goes through one `WriteQueue` (group commit); reads are plain
  * queries. Values are serialised when a write is called, so a batch stores the state as it was
  * when its events were published. FellowshipModule builds it when no `sessionStore` is given; its
  * lifecycle hooks open the database at start-up and write what is queued before closing it.
@@ -67,7 +90,7 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
   constructor(options: ResolvedFellowshipOptions) {
     this.logger = fellowshipLogger(options, 'SessionStore');
     this.db = new FellowshipDatabase(options);
-    this.queue = new WriteQueue(() => this.db.dataSource.createQueryRunner(), options.dbWriteGroupMax);
+    this.queue = new WriteQueue(() => this.db.runner(), options.dbWriteGroupMax);
   }
 
   /** The database it writes to. */
@@ -139,38 +162,59 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
     if (batch.session?.config !== undefined) {
       sets.push({ column: 'memory_id', value: batch.session.config.memory_id });
     }
-    return this.writeRows({
+    const write: RowWrite = {
       inserts: [
         { prefix: INSERT_MESSAGES, width: 10, rows: messages },
         { prefix: INSERT_EVENTS, width: 4, rows: events },
       ],
       update: { table: 'fellowship_sessions', id: sessionId, sets },
-    });
+    };
+    const fence = batch.fence;
+    if (fence !== undefined) {
+      // The fence rides on the session row's update, which every batch makes: no statement of its own.
+      write.update.guard = { column: 'lease_epoch', value: fence };
+      write.explain = async (q, error) => {
+        const [row] = (await q.query('SELECT "lease_epoch" FROM "fellowship_sessions" WHERE "id" = ?', [sessionId])) as { lease_epoch: number }[];
+        return row && row.lease_epoch > fence ? new FencedError(sessionId, fence, row.lease_epoch) : error;
+      };
+    }
+    return this.writeRows(write);
   }
 
   async loadSessions(): Promise<SessionSnapshot[]> {
-    const rows = await this.db.dataSource.query<SessionRow[]>(
-      'SELECT "id", "control_hash", "observer_hash", "legacy_id", "config", "api_key_cipher", "created_at", "ended_at", ' +
-        '"status", "usage", "loop_state", "memory_state" FROM "fellowship_sessions" ORDER BY "created_at", "id"',
-    );
-    return rows.map((r) => ({
-      id: r.id,
-      controlHash: r.control_hash,
-      observerHash: r.observer_hash,
-      legacyId: r.legacy_id,
-      config: JSON.parse(r.config) as SessionSnapshot['config'],
-      apiKeyCipher: r.api_key_cipher,
-      createdAt: r.created_at,
-      endedAt: r.ended_at,
-      status: JSON.parse(r.status) as SessionSnapshot['status'],
-      usage: JSON.parse(r.usage) as SessionSnapshot['usage'],
-      loopState: JSON.parse(r.loop_state) as SessionSnapshot['loopState'],
-      memoryState: r.memory_state as MemoryState | null,
-    }));
+    const rows = await this.db.query<SessionRow[]>(`${SELECT_SESSIONS} ORDER BY "created_at", "id"`);
+    return rows.map(toSnapshot);
+  }
+
+  async loadSession(sessionId: string, tailLimit: number): Promise<LoadedSession | null> {
+    const [row] = await this.db.query<SessionRow[]>(`${SELECT_SESSIONS} WHERE "id" = ?`, [sessionId]);
+    if (!row) {
+      return null;
+    }
+    const [messages, tail, lastSeq] = await Promise.all([this.loadMessages(sessionId), this.loadRecentEvents(sessionId, tailLimit), this.lastSeq(sessionId)]);
+    return { snapshot: toSnapshot(row), messages, tail, lastSeq };
+  }
+
+  async countLiveSessions(): Promise<number> {
+    const [row] = await this.db.query<{ n: number }[]>('SELECT CAST(COUNT(*) AS integer) AS "n" FROM "fellowship_sessions" WHERE "ended_at" IS NULL');
+    return row?.n ?? 0;
+  }
+
+  raiseFence(sessionId: string, epoch: number): Promise<void> {
+    return this.write(async (q) => {
+      const result = (await q.query(
+        `UPDATE "fellowship_sessions" SET "lease_epoch" = ${this.db.dialect.greatest('"lease_epoch"', '?')} WHERE "id" = ?`,
+        [epoch, sessionId],
+        true,
+      )) as { affected?: number };
+      if (result.affected === 0) {
+        throw new Error(`unknown session ${sessionId}`);
+      }
+    });
   }
 
   async loadMessages(sessionId: string): Promise<Message[]> {
-    const rows = await this.db.dataSource.query<MessageRow[]>(
+    const rows = await this.db.query<MessageRow[]>(
       'SELECT "turn", "kind", "name", "bot", "talker_id", "content", "ts", "tokens", "reasoning" ' +
         'FROM "fellowship_messages" WHERE "session_id" = ? ORDER BY "turn"',
       [sessionId],
@@ -189,7 +233,7 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
   }
 
   async loadEvents(sessionId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
-    return await this.db.dataSource.query<StoredEvent[]>(
+    return await this.db.query<StoredEvent[]>(
       'SELECT "seq", "type", "json" FROM "fellowship_events" WHERE "session_id" = ? AND "seq" > ? ORDER BY "seq" LIMIT ?',
       [sessionId, afterSeq, limit],
     );
@@ -197,12 +241,12 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
 
   async loadRecentEvents(sessionId: string, limit: number): Promise<RetainedTail> {
     // One more than asked: if it exists, it is the newest event the tail leaves out.
-    const rows = await this.db.dataSource.query<StoredEvent[]>(
+    const rows = await this.db.query<StoredEvent[]>(
       'SELECT "seq", "type", "json" FROM "fellowship_events" WHERE "session_id" = ? ORDER BY "seq" DESC LIMIT ?',
       [sessionId, limit + 1],
     );
     const left = rows.length > limit ? rows.splice(limit) : [];
-    const [meta] = await this.db.dataSource.query<{ dropped_through: number }[]>(
+    const [meta] = await this.db.query<{ dropped_through: number }[]>(
       'SELECT "dropped_through" FROM "fellowship_sessions" WHERE "id" = ?',
       [sessionId],
     );
@@ -213,8 +257,8 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
   }
 
   async lastSeq(sessionId: string): Promise<number> {
-    const [row] = await this.db.dataSource.query<{ seq: number }[]>(
-      'SELECT MAX("last_seq", COALESCE((SELECT MAX("seq") FROM "fellowship_events" WHERE "session_id" = ?), 0)) AS "seq" ' +
+    const [row] = await this.db.query<{ seq: number }[]>(
+      `SELECT ${this.db.dialect.greatest('"last_seq"', 'COALESCE((SELECT MAX("seq") FROM "fellowship_events" WHERE "session_id" = ?), 0)')} AS "seq" ` +
         'FROM "fellowship_sessions" WHERE "id" = ?',
       [sessionId, sessionId],
     );
@@ -227,9 +271,8 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
    * session's deletion is its own write job, so a large sweep never holds the event loop for long.
    */
   async prune(maxEventsPerSession: number, endedBefore: Date): Promise<PruneResult> {
-    const source = this.db.dataSource;
     const expired = (
-      await source.query<{ id: string }[]>(
+      await this.db.query<{ id: string }[]>(
         'SELECT "id" FROM "fellowship_sessions" WHERE "ended_at" IS NOT NULL AND "ended_at" < ?',
         [endedBefore.toISOString()],
       )
@@ -242,7 +285,7 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
       });
       return 0;
     });
-    const over = await source.query<{ id: string }[]>(
+    const over = await this.db.query<{ id: string }[]>(
       'SELECT "session_id" AS "id" FROM "fellowship_events" GROUP BY "session_id" HAVING COUNT(*) > ?',
       [maxEventsPerSession],
     );
@@ -266,7 +309,10 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
             true,
           );
           deleted = result.affected ?? 0;
-          await q.query('UPDATE "fellowship_sessions" SET "dropped_through" = MAX("dropped_through", ?) WHERE "id" = ?', [cut.seq, id]);
+          await q.query(`UPDATE "fellowship_sessions" SET "dropped_through" = ${this.db.dialect.greatest('"dropped_through"', '?')} WHERE "id" = ?`, [
+            cut.seq,
+            id,
+          ]);
         }).then(() => deleted),
       );
     }
@@ -294,14 +340,14 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
   }
 
   async memoryEntries(memoryId: string): Promise<MemoryEntry[]> {
-    return await this.db.dataSource.query<MemoryEntry[]>(
+    return await this.db.query<MemoryEntry[]>(
       'SELECT "session", "content", "ts" FROM "fellowship_memory_entries" WHERE "memory_id" = ? ORDER BY "id"',
       [memoryId],
     );
   }
 
   async ping(): Promise<void> {
-    await this.db.dataSource.query('SELECT 1');
+    await this.db.query('SELECT 1');
   }
 
   /** Resolves when every write called so far is durable (or failed). */

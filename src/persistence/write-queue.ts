@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { QueryRunner } from 'typeorm';
+import { runnerDialect } from './dialect.js';
 
 /** One unit of writes (e.g. one session's event batch); runs inside the group's transaction. */
 export type WriteJob = (runner: QueryRunner) => Promise<void>;
@@ -12,11 +13,17 @@ export type WriteJob = (runner: QueryRunner) => Promise<void>;
 export interface RowWrite {
   inserts: { prefix: string; width: number; rows: unknown[][] }[];
   /**
-   * One row to update by its `id` (the write fails if it does not exist). Updates of a group with
-   * the same columns are merged into one `UPDATE … FROM (VALUES …)`; `max` columns keep the larger
-   * of the stored and the new value.
+   * One row to update by its `id` (the write fails if it does not exist, or if `guard` is given and
+   * the row's `guard.column` is above `guard.value`: the fence). Updates of a group with the same
+   * columns are merged into one `UPDATE … FROM (VALUES …)`; `max` columns keep the larger of the
+   * stored and the new value.
    */
-  update: { table: string; id: string; sets: { column: string; value: unknown; max?: boolean }[] };
+  update: { table: string; id: string; sets: { column: string; value: unknown; max?: boolean }[]; guard?: { column: string; value: number } };
+  /**
+   * When this write failed alone in its transaction: the error to reject it with instead (e.g. a
+   * FencedError found by looking at the row). Runs outside any transaction.
+   */
+  explain?: (runner: QueryRunner, error: unknown) => Promise<unknown>;
 }
 
 interface Pending {
@@ -50,7 +57,8 @@ export interface WriteQueueStats {
 }
 
 /**
- * Group commit, the one place where Fellowship writes to SQLite.
+ * Group commit, the one place where Fellowship writes to its database (SQLite or PostgreSQL: the
+ * same statements, dialect.ts).
  *
  * Why: SQLite has a single writer and every transaction costs a commit (and, through node-sqlite3,
  * a round trip to the thread pool per statement), so the cost that matters is the number of
@@ -71,6 +79,7 @@ export class WriteQueue {
   readonly stats: WriteQueueStats = { transactions: 0, jobs: 0, failedJobs: 0, largestGroup: 0, writeMs: 0, longestWriteMs: 0 };
 
   constructor(
+    /** A new runner per transaction; released after it. */
     private readonly runner: () => QueryRunner,
     private readonly maxGroup: number,
   ) {}
@@ -165,6 +174,15 @@ export class WriteQueue {
   private async transaction(group: Pending[]): Promise<void> {
     const q = this.runner();
     try {
+      await this.attempt(q, group);
+    } finally {
+      // Back to the pool (PostgreSQL); nothing to give back on SQLite's single connection.
+      await q.release();
+    }
+  }
+
+  private async attempt(q: QueryRunner, group: Pending[]): Promise<void> {
+    try {
       await q.startTransaction();
       let run: RowWrite[] = [];
       for (const item of group) {
@@ -179,7 +197,7 @@ export class WriteQueue {
       await writeRows(q, run);
       await q.commitTransaction();
     } catch (error) {
-      // SQLite may have rolled back already.
+      // SQLite may have rolled back already; PostgreSQL refuses everything but a rollback now.
       while (q.isTransactionActive) {
         try {
           await q.rollbackTransaction();
@@ -189,12 +207,13 @@ export class WriteQueue {
       }
       if (group.length > 1) {
         for (const item of group) {
-          await this.transaction([item]);
+          await this.attempt(q, [item]);
         }
         return;
       }
       this.stats.failedJobs++;
-      group[0].reject(error);
+      const explain = group[0].rows?.explain;
+      group[0].reject(explain ? await explain(q, error).catch(() => error) : error);
       return;
     }
     this.stats.transactions++;
@@ -234,7 +253,7 @@ async function writeRows(q: QueryRunner, run: RowWrite[]): Promise<void> {
     const wave = seen.get(key) ?? 0;
     seen.set(key, wave + 1);
     waves[wave] ??= new Map();
-    const signature = `${update.table}|${update.sets.map((s) => `${s.column}${s.max ? '+' : ''}`).join(',')}`;
+    const signature = `${update.table}|${update.sets.map((s) => `${s.column}${s.max ? '+' : ''}`).join(',')}|${update.guard?.column ?? ''}`;
     const list = waves[wave].get(signature) ?? [];
     list.push(update);
     waves[wave].set(signature, list);
@@ -248,18 +267,26 @@ async function writeRows(q: QueryRunner, run: RowWrite[]): Promise<void> {
   }
 }
 
-/** `UPDATE t SET … FROM (VALUES (id, …), …) AS v WHERE t.id = v.column1`; every row must exist. */
+/**
+ * `UPDATE t SET … FROM (VALUES (id, …, guard), …) AS v WHERE t.id = v.column1 [AND t.guard <= v.columnN]`;
+ * every row must exist (and pass its guard).
+ */
 async function updateRows(q: QueryRunner, updates: RowWrite['update'][]): Promise<void> {
-  const { table, sets } = updates[0];
+  const dialect = runnerDialect(q);
+  const { table, sets, guard } = updates[0];
   const assignments = sets.map((s, i) => {
     const value = `"v"."column${i + 2}"`;
-    return s.max ? `"${s.column}" = MAX("${s.column}", ${value})` : `"${s.column}" = ${value}`;
+    return s.max ? `"${s.column}" = ${dialect.greatest(`"${s.column}"`, value)}` : `"${s.column}" = ${value}`;
   });
-  const tuple = `(${new Array<string>(sets.length + 1).fill('?').join(', ')})`;
+  const guarded = guard ? ` AND "${table}"."${guard.column}" <= "v"."column${sets.length + 2}"` : '';
+  const row = (u: RowWrite['update']): unknown[] => [u.id, ...u.sets.map((s) => s.value), ...(u.guard ? [u.guard.value] : [])];
+  const rows = updates.map(row);
+  // Each column typed from its first non-null value (PostgreSQL types VALUES columns of parameters as text).
+  const tuple = `(${rows[0].map((_, i) => dialect.valuesParam(rows.find((r) => r[i] !== null)?.[i] ?? null)).join(', ')})`;
   const sql =
     `UPDATE "${table}" SET ${assignments.join(', ')} ` +
-    `FROM (VALUES ${new Array<string>(updates.length).fill(tuple).join(', ')}) AS "v" WHERE "${table}"."id" = "v"."column1"`;
-  const params = updates.flatMap((u) => [u.id, ...u.sets.map((s) => s.value)]);
+    `FROM (VALUES ${new Array<string>(updates.length).fill(tuple).join(', ')}) AS "v" WHERE "${table}"."id" = "v"."column1"${guarded}`;
+  const params = rows.flat();
   const result = (await q.query(sql, params, true)) as { affected?: number };
   if (result.affected !== undefined && result.affected !== updates.length) {
     throw new Error(`unknown ${table} row among ${updates.map((u) => u.id).join(', ')}`);

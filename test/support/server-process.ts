@@ -1,10 +1,33 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll } from '@jest/globals';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MockLlmServer } from '../mock-llm/mock-llm.server.js';
 
 /** The repository root and the built server (`npm test` builds first). */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const MAIN = join(ROOT, 'dist', 'main.js');
+
+function newestMtime(path: string): number {
+  const stat = statSync(path);
+  if (!stat.isDirectory()) {
+    return stat.mtimeMs;
+  }
+  return readdirSync(path).reduce((max, name) => Math.max(max, newestMtime(join(path, name))), 0);
+}
+
+/** Runs `npm run build` when `dist/main.js` is missing or older than `src/` (CI builds before testing). */
+export function buildIfStale(): void {
+  if (existsSync(MAIN) && statSync(MAIN).mtimeMs >= newestMtime(join(ROOT, 'src'))) {
+    return;
+  }
+  const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
+  if (build.status !== 0) {
+    throw new Error(`npm run build failed:\n${build.stdout}\n${build.stderr}`);
+  }
+}
 
 export interface Exit {
   code: number | null;
@@ -93,4 +116,67 @@ export async function within<T>(promise: Promise<T>, what: string, ms: number): 
   } finally {
     clearTimeout(timer);
   }
+}
+
+async function json(res: Response, status: number, what: string): Promise<Record<string, unknown>> {
+  if (res.status !== status) {
+    throw new Error(`${what}: expected ${status}, got ${res.status}: ${await res.text()}`);
+  }
+  return (await res.json()) as Record<string, unknown>;
+}
+
+/** POSTs JSON to a running server; the answer must be 201. */
+export async function post(url: string, body: unknown): Promise<Record<string, unknown>> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return json(res, 201, `POST ${url}`);
+}
+
+/** GETs JSON from a running server; the answer must be 200. */
+export async function get(url: string): Promise<Record<string, unknown>> {
+  return json(await fetch(url), 200, `GET ${url}`);
+}
+
+/** What a test of the built server shares across its tests; valid inside tests. */
+export interface ServerTestBed {
+  /** The test backend (started before the tests). */
+  llm: MockLlmServer;
+  /** A new temporary directory, deleted after the tests. */
+  tempDir: () => string;
+  /** Servers to SIGKILL after the tests if still running. */
+  children: ChildProcess[];
+  /** Clients to close after the tests. */
+  clients: { close(): void }[];
+}
+
+/**
+ * Before the tests of the enclosing describe: the build (if stale) and a test backend; after them:
+ * clients closed, servers still running killed, the backend closed, temporary directories deleted.
+ */
+export function serverTestBed(prefix: string): ServerTestBed {
+  const dirs: string[] = [];
+  const bed = {
+    llm: undefined as unknown as MockLlmServer, // set in beforeAll, before any test reads it
+    tempDir: (): string => {
+      const dir = mkdtempSync(join(tmpdir(), prefix));
+      dirs.push(dir);
+      return dir;
+    },
+    children: [] as ChildProcess[],
+    clients: [] as { close(): void }[],
+  };
+  beforeAll(async () => {
+    buildIfStale();
+    bed.llm = await MockLlmServer.start();
+  });
+  afterAll(async () => {
+    bed.clients.forEach((c) => c.close());
+    for (const child of bed.children) {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+      }
+    }
+    await bed.llm?.close();
+    dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
+  });
+  return bed;
 }

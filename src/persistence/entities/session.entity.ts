@@ -67,4 +67,11 @@ export class SessionEntity {
    */
   @Column({ name: 'legacy_id', type: 'varchar', length: 36, nullable: true })
   legacyId!: string | null;
+
+  /**
+   * The newest loop lease epoch a holder has claimed for this session (SessionStore.raiseFence): a
+   * commit fenced with an older epoch is refused in its own transaction. 0 = never claimed.
+   */
+  @Column({ name: 'lease_epoch', type: 'integer', default: 0 })
+  leaseEpoch!: number;
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { runnerDialect } from '../dialect.js';
 
 interface V1SessionRow {
   id: string;
@@ -24,11 +25,20 @@ interface V1SessionRow {
  *
  * The id generator is written out here, not imported: a shipped migration must not change when
  * the application's code does.
+ *
+ * On PostgreSQL (supported since v1.1) only the schema changes: no v1 server ever wrote to one, so
+ * there is no v1 row to rewrite.
  */
 export class PublicSessionId1796169600000 implements MigrationInterface {
   name = 'PublicSessionId1796169600000';
 
   async up(q: QueryRunner): Promise<void> {
+    if (runnerDialect(q).name === 'postgres') {
+      await q.query(`ALTER TABLE "fellowship_sessions" ADD COLUMN "legacy_id" character varying(36)`);
+      await q.query(`ALTER TABLE "fellowship_memory_entries" ALTER COLUMN "session" TYPE character varying(36), ALTER COLUMN "session" DROP NOT NULL`);
+      await q.query(`ALTER TABLE "fellowship_sessions" DROP COLUMN "token8"`);
+      return;
+    }
     const [{ secure_delete: secureDelete }] = (await q.query('PRAGMA secure_delete')) as { secure_delete: number }[];
     await q.query('PRAGMA secure_delete = ON');
     try {
