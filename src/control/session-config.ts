@@ -4,7 +4,7 @@ import { FellowshipError } from '../common/fellowship.error.js';
 import { knownProperties } from '../common/validation.js';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { matchesAllowlist, sameBackend } from '../llm/base-url.policy.js';
-import type { MemoryMode, SessionConfig } from '../model/session.types.js';
+import type { BotConfig, MemoryMode, SessionConfig } from '../model/session.types.js';
 import type { Resolved } from '../session/session.registry.js';
 import { BotDto, CreateSessionDto, LlmOptionsDto } from './dto/create-session.dto.js';
 
@@ -26,22 +26,13 @@ export function buildConfig(
     throw FellowshipError.invalidField('bots', `bots: at most ${o.maxBotsPerSession} bots per session.`);
   }
   const seen = new Set<string>();
-  const contextLimit = dto.max_context_tokens ?? o.defaultContextLimit;
-  dto.bots.forEach((bot, i) => {
+  const bots = dto.bots.map((bot, i) => {
     const key = nameKey(bot.name);
     if (seen.has(key)) {
       throw FellowshipError.invalidField(`bots[${i}].name`, `bots[${i}].name: "${bot.name}" is used twice (names are case-insensitive).`);
     }
     seen.add(key);
-    if ((bot.system_prompt ?? '').length > o.maxSystemPromptChars) {
-      throw FellowshipError.invalidField(`bots[${i}].system_prompt`, `bots[${i}].system_prompt is longer than ${o.maxSystemPromptChars} characters.`);
-    }
-    // The prompt and the answer share the context: a bot that may answer with the whole limit
-    // could never be called, and the session would end with max_context at once.
-    if (typeof bot.max_tokens === 'number' && bot.max_tokens >= contextLimit) {
-      const limit = `the session's context limit of ${contextLimit} tokens (max_context_tokens${dto.max_context_tokens == null ? ', here the server default' : ''})`;
-      throw FellowshipError.invalidField(`bots[${i}].max_tokens`, `bots[${i}].max_tokens (${bot.max_tokens}) must be less than ${limit}: the prompt and the answer share it.`);
-    }
+    return botConfig(bot, `bots[${i}]`, o, { limit: dto.max_context_tokens ?? o.defaultContextLimit, serverDefault: dto.max_context_tokens == null });
   });
   if ((dto.global_system_prompt ?? '').length > o.maxSystemPromptChars) {
     throw FellowshipError.invalidField('global_system_prompt', `global_system_prompt is longer than ${o.maxSystemPromptChars} characters.`);
@@ -77,14 +68,7 @@ export function buildConfig(
     }
   }
   return {
-    bots: dto.bots.map((b) => ({
-      name: b.name.trim(),
-      system_prompt: b.system_prompt ?? '',
-      model: b.model ?? null,
-      temperature: b.temperature ?? null,
-      role: b.role ?? null,
-      max_tokens: b.max_tokens ?? null,
-    })),
+    bots,
     global_system_prompt: dto.global_system_prompt ?? null,
     participation_mode: dto.participation_mode ?? 'reactive',
     turn_order: turnOrder,
@@ -113,6 +97,47 @@ export function buildConfig(
       api_key_set: false,
     },
   };
+}
+
+/** The session's context limit, and whether it is the server default (for the sentence of an error). */
+export interface ContextLimit {
+  limit: number;
+  serverDefault: boolean;
+}
+
+/**
+ * A bot as sent (at create, or added later by `POST …/bots`) → its config, with the checks the DTO
+ * cannot make; `field` names it in errors (`bots[2]` at create, `bot` when added).
+ */
+export function botConfig(bot: BotDto, field: string, o: ResolvedFellowshipOptions, context: ContextLimit): BotConfig {
+  checkSystemPrompt(bot.system_prompt, `${field}.system_prompt`, o);
+  checkMaxTokens(bot.max_tokens, `${field}.max_tokens`, context);
+  return {
+    name: bot.name.trim(),
+    system_prompt: bot.system_prompt ?? '',
+    model: bot.model ?? null,
+    temperature: bot.temperature ?? null,
+    role: bot.role ?? null,
+    max_tokens: bot.max_tokens ?? null,
+    muted: false,
+  };
+}
+
+export function checkSystemPrompt(prompt: string | null | undefined, field: string, o: ResolvedFellowshipOptions): void {
+  if ((prompt ?? '').length > o.maxSystemPromptChars) {
+    throw FellowshipError.invalidField(field, `${field} is longer than ${o.maxSystemPromptChars} characters.`);
+  }
+}
+
+/**
+ * The prompt and the answer share the context: a bot that may answer with the whole limit could
+ * never be called, and the session would end with max_context at once.
+ */
+export function checkMaxTokens(maxTokens: number | null | undefined, field: string, context: ContextLimit): void {
+  if (typeof maxTokens === 'number' && maxTokens >= context.limit) {
+    const limit = `the session's context limit of ${context.limit} tokens (max_context_tokens${context.serverDefault ? ', here the server default' : ''})`;
+    throw FellowshipError.invalidField(field, `${field} (${maxTokens}) must be less than ${limit}: the prompt and the answer share it.`);
+  }
 }
 
 /** The server key goes only to the server's own backend (CONTRACT §3). */

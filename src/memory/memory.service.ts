@@ -115,7 +115,7 @@ export class MemoryService implements OnModuleInit, OnApplicationShutdown {
       const content = await this.summarizer.summarize({
         target: session.target(session.config.llm.bot_model),
         previous: null,
-        messages: session.messages,
+        messages: session.liveMessages,
         prompt: this.options.memorySummaryPrompt,
         signal: controller.signal,
         onAttempt: (attempt) => session.recordUsage('other', attempt.usage),

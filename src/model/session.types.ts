@@ -52,6 +52,10 @@ export interface Message {
   content: string;
   ts: string;
   tokens: number | null;
+  /** When the content was last edited (CONTRACT §13), or null. */
+  edited_at: string | null;
+  /** Deleted (CONTRACT §13): the turn stays, its content is empty, and no bot sees it again. */
+  deleted: boolean;
   /** The bot's reasoning (`<think>` blocks or the backend's reasoning field); never shown to other bots. */
   reasoning?: string | null;
 }
@@ -63,7 +67,14 @@ export interface BotConfig {
   temperature: number | null;
   role: string | null;
   max_tokens: number | null;
+  /** Skipped by round robin and not a valid orchestrator choice (CONTRACT §13). */
+  muted: boolean;
 }
+
+/** The fields of a bot that `PATCH …/bots/{name}` may change (CONTRACT §13). */
+export const BOT_UPDATABLE_FIELDS = ['system_prompt', 'model', 'temperature', 'max_tokens', 'role'] as const;
+export type BotUpdatableField = (typeof BOT_UPDATABLE_FIELDS)[number];
+export type BotChanges = Partial<Pick<BotConfig, BotUpdatableField>>;
 
 export interface LlmConfigView {
   base_url: string;

@@ -32,7 +32,7 @@ interface SessionRow {
 }
 
 /** A history row: the Message, with `reasoning` always present (NULL when none). */
-type MessageRow = Omit<Message, 'reasoning'> & { reasoning: string | null };
+type MessageRow = Omit<Message, 'reasoning' | 'deleted'> & { reasoning: string | null; deleted: number | boolean };
 
 type SessionUpdate = NonNullable<CommitBatch['session']>;
 
@@ -48,7 +48,11 @@ const UPDATABLE: { [K in keyof SessionUpdate]-?: { column: string; encode: (v: S
 };
 
 const INSERT_MESSAGES =
-  'INSERT INTO "fellowship_messages" ("session_id", "turn", "kind", "name", "bot", "talker_id", "content", "ts", "tokens", "reasoning")';
+  'INSERT INTO "fellowship_messages" ("session_id", "turn", "kind", "name", "bot", "talker_id", "content", "ts", "tokens", "reasoning", "edited_at", "deleted")';
+/** A message row is written again when §13 edits or deletes it: the new content wins. */
+const UPSERT_MESSAGES =
+  'ON CONFLICT ("session_id", "turn") DO UPDATE SET "content" = excluded."content", "reasoning" = excluded."reasoning", ' +
+  '"edited_at" = excluded."edited_at", "deleted" = excluded."deleted"';
 const INSERT_EVENTS = 'INSERT INTO "fellowship_events" ("session_id", "seq", "type", "json")';
 
 /**
@@ -122,6 +126,8 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
       m.ts,
       m.tokens,
       m.reasoning ?? null,
+      m.edited_at,
+      m.deleted ? 1 : 0,
     ]);
     const events = batch.events.map((e) => [sessionId, e.seq, e.type, e.json]);
     const lastSeq = batch.events.reduce((max, e) => Math.max(max, e.seq), 0);
@@ -137,7 +143,7 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
     }
     return this.writeRows({
       inserts: [
-        { prefix: INSERT_MESSAGES, width: 10, rows: messages },
+        { prefix: INSERT_MESSAGES, width: 12, rows: messages, suffix: UPSERT_MESSAGES },
         { prefix: INSERT_EVENTS, width: 4, rows: events },
       ],
       update: { table: 'fellowship_sessions', id: sessionId, sets },
@@ -167,7 +173,7 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
 
   async loadMessages(sessionId: string): Promise<Message[]> {
     const rows = await this.db.dataSource.query<MessageRow[]>(
-      'SELECT "turn", "kind", "name", "bot", "talker_id", "content", "ts", "tokens", "reasoning" ' +
+      'SELECT "turn", "kind", "name", "bot", "talker_id", "content", "ts", "tokens", "reasoning", "edited_at", "deleted" ' +
         'FROM "fellowship_messages" WHERE "session_id" = ? ORDER BY "turn"',
       [sessionId],
     );
@@ -180,6 +186,8 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
       content: r.content,
       ts: r.ts,
       tokens: r.tokens,
+      edited_at: r.edited_at,
+      deleted: Boolean(r.deleted),
       ...(r.reasoning !== null ? { reasoning: r.reasoning } : {}),
     }));
   }

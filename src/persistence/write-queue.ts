@@ -10,7 +10,8 @@ export type WriteJob = (runner: QueryRunner) => Promise<void>;
  * several per batch — each statement is a round trip to node-sqlite3's thread pool.
  */
 export interface RowWrite {
-  inserts: { prefix: string; width: number; rows: unknown[][] }[];
+  /** `suffix` follows the VALUES (an `ON CONFLICT …` clause); inserts with one prefix share it. */
+  inserts: { prefix: string; width: number; rows: unknown[][]; suffix?: string }[];
   /**
    * One row to update by its `id` (the write fails if it does not exist). Updates of a group with
    * the same columns are merged into one `UPDATE … FROM (VALUES …)`; `max` columns keep the larger
@@ -203,19 +204,19 @@ async function writeRows(q: QueryRunner, run: RowWrite[]): Promise<void> {
   if (run.length === 0) {
     return;
   }
-  const tables = new Map<string, { width: number; rows: unknown[][] }>();
+  const tables = new Map<string, { width: number; rows: unknown[][]; suffix: string }>();
   for (const write of run) {
     for (const insert of write.inserts) {
-      const table = tables.get(insert.prefix) ?? { width: insert.width, rows: [] };
+      const table = tables.get(insert.prefix) ?? { width: insert.width, rows: [], suffix: insert.suffix ? ` ${insert.suffix}` : '' };
       table.rows.push(...insert.rows);
       tables.set(insert.prefix, table);
     }
   }
-  for (const [prefix, { width, rows }] of tables) {
+  for (const [prefix, { width, rows, suffix }] of tables) {
     const tuple = `(${new Array<string>(width).fill('?').join(', ')})`;
     for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
       const chunk = rows.slice(i, i + ROWS_PER_INSERT);
-      await q.query(`${prefix} VALUES ${new Array<string>(chunk.length).fill(tuple).join(', ')}`, chunk.flat());
+      await q.query(`${prefix} VALUES ${new Array<string>(chunk.length).fill(tuple).join(', ')}${suffix}`, chunk.flat());
     }
   }
   // Updates with the same columns become one statement per "wave" of distinct ids (a second update

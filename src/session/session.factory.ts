@@ -46,8 +46,13 @@ export class SessionFactory {
         id: snapshot.id,
         controlHash: snapshot.controlHash,
         observerHash: snapshot.observerHash,
-        // Sessions stored before start_paused existed were not created paused.
-        config: { ...snapshot.config, start_paused: snapshot.config.start_paused ?? false },
+        // Sessions stored before start_paused (or mutes, CONTRACT §13) existed were not created
+        // paused, and had no bot muted.
+        config: {
+          ...snapshot.config,
+          start_paused: snapshot.config.start_paused ?? false,
+          bots: snapshot.config.bots.map((b) => ({ ...b, muted: b.muted ?? false })),
+        },
         apiKey: parts.apiKey,
         createdAt: new Date(snapshot.createdAt),
       },

@@ -83,7 +83,7 @@ describe(Session.name, () => {
       endDetail: null,
       pauseReason: 'llm_unavailable',
       loopState,
-      messages: [{ turn: 1, kind: 'bot', name: 'Alice', bot: 'Alice', talker_id: null, content: 'Hi.', ts: new Date(0).toISOString(), tokens: 1 }],
+      messages: [{ turn: 1, kind: 'bot', name: 'Alice', bot: 'Alice', talker_id: null, content: 'Hi.', ts: new Date(0).toISOString(), tokens: 1, edited_at: null, deleted: false }],
     });
     expect(session.status()).toMatchObject({ state: 'paused', turn: 1, bot_turns: 1, pause_reason: 'llm_unavailable' });
     session.resume();

@@ -15,7 +15,7 @@ import { InMemorySessionStore } from '../../src/persistence/in-memory-session.st
 import { Session } from '../../src/session/session.js';
 
 export function bot(name: string, over: Partial<BotConfig> = {}): BotConfig {
-  return { name, system_prompt: `You are ${name}.`, model: null, temperature: null, role: null, max_tokens: null, ...over };
+  return { name, system_prompt: `You are ${name}.`, model: null, temperature: null, role: null, max_tokens: null, muted: false, ...over };
 }
 
 /** A session config with the defaults the create route fills in. */
@@ -112,6 +112,17 @@ function describeEvent(e: SessionEvent): string {
       return `session_paused:${e.reason}`;
     case 'error':
       return `error:${e.message}`;
+    case 'next_speaker_set':
+    case 'bot_muted':
+    case 'bot_unmuted':
+    case 'bot_removed':
+    case 'bot_updated':
+      return `${e.type}:${e.bot}`;
+    case 'bot_added':
+      return `bot_added:${e.bot.name}`;
+    case 'message_edited':
+    case 'message_deleted':
+      return `${e.type}:${e.turn}`;
     case 'member_joined':
     case 'member_left':
     case 'session_resumed':

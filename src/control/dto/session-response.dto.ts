@@ -38,6 +38,7 @@ export class BotConfigDto {
   @ApiProperty({ description: 'Temperature override, or null.', nullable: true, type: Number }) temperature!: number | null;
   @ApiProperty({ description: 'Role hint, or null.', nullable: true, type: String }) role!: string | null;
   @ApiProperty({ description: 'Max completion tokens, or null.', nullable: true, type: 'integer' }) max_tokens!: number | null;
+  @ApiProperty({ description: 'Muted (`POST …/bots/{name}/mute`): skipped by round robin, not a valid orchestrator choice.' }) muted!: boolean;
 }
 
 export class LlmConfigViewDto {
@@ -112,6 +113,8 @@ export class MessageDto {
   @ApiProperty({ description: 'Text.', example: 'I would start from what we actually know.' }) content!: string;
   @ApiProperty({ description: 'Time recorded, ISO-8601.', format: 'date-time', example: '2026-01-31T09:00:04.000Z' }) ts!: string;
   @ApiProperty({ description: 'Token count (backend usage, else tokenizer estimate).', nullable: true, type: 'integer', example: 142 }) tokens!: number | null;
+  @ApiProperty({ description: 'When the content was last edited (`PATCH …/messages/{turn}`), or null.', nullable: true, type: String, format: 'date-time', example: null }) edited_at!: string | null;
+  @ApiProperty({ description: 'Deleted (`DELETE …/messages/{turn}`): the turn stays, `content` is empty, and no bot sees it again.', example: false }) deleted!: boolean;
   @ApiPropertyOptional({ description: 'Reasoning, only when the session has show_reasoning.', nullable: true, type: String }) reasoning?: string | null;
 }
 
@@ -145,7 +148,7 @@ export class ErrorDto {
   error!: string;
   @ApiProperty({
     description:
-      'Machine code; match on this, not on `error`. VALIDATION_ERROR 400, UNAUTHORIZED 401, FORBIDDEN 403, SESSION_NOT_FOUND 404, NOT_FOUND 404 (unknown route), SESSION_ENDED 409, PAYLOAD_TOO_LARGE 413, UNSUPPORTED_MEDIA_TYPE 415, RATE_LIMITED 429, INTERNAL_ERROR 500, TOO_MANY_SESSIONS 503. The list may grow: treat an unknown code by its HTTP status.',
+      'Machine code; match on this, not on `error`. VALIDATION_ERROR 400, UNAUTHORIZED 401, FORBIDDEN 403, SESSION_NOT_FOUND 404, NOT_FOUND 404 (unknown route or turn), BOT_NOT_FOUND 404, SESSION_ENDED 409, CONFLICT 409 (the session’s state forbids it now), PAYLOAD_TOO_LARGE 413, UNSUPPORTED_MEDIA_TYPE 415, RATE_LIMITED 429, INTERNAL_ERROR 500, TOO_MANY_SESSIONS 503. The list may grow: treat an unknown code by its HTTP status.',
     example: 'VALIDATION_ERROR',
   })
   code!: string;
