@@ -121,4 +121,64 @@ describe(Session.name, () => {
       orchestrator: { llm_calls: 1, prompt_tokens: 0 },
     });
   });
+
+  describe('steering (CONTRACT §13)', () => {
+    it('mutes once, clears a forced speaker it mutes, and keeps the round-robin position when a bot before it goes', async () => {
+      const t = await testSession(sessionConfig({ bots: [bot('Alice'), bot('Bob'), bot('Carol')] }));
+      const { session } = t;
+      const before = session.bots[1];
+      session.forceNext(before);
+      expect(session.setMuted(before, true)).toBe(true);
+      expect(session.setMuted(session.bots[1], true)).toBe(false);
+      // Replaced, not changed: a call in flight keeps what it started with.
+      expect(before.muted).toBe(false);
+      expect(session.bots[1].muted).toBe(true);
+      expect(session.loopState.forcedNext).toBeNull();
+      expect(session.speakingBots.map((b) => b.name)).toEqual(['Alice', 'Carol']);
+      session.loopState.rrIndex = 2;
+      session.removeBot(session.bots[0]);
+      expect(session.bots.map((b) => b.name)).toEqual(['Bob', 'Carol']);
+      expect(session.loopState.rrIndex).toBe(1);
+      expect(session.findBot('carol')?.name).toBe('Carol');
+      await t.settle();
+      expect(t.delivered.map((e) => e.type)).toEqual(['next_speaker_set', 'bot_muted', 'bot_removed']);
+    });
+
+    it('announces only the fields a PATCH changed, and nothing when none did', async () => {
+      const t = await testSession(sessionConfig({ bots: [bot('Alice', { temperature: 0.5 })] }));
+      const { session } = t;
+      expect(session.updateBot(session.bots[0], { temperature: 0.5, role: 'critic' })).toEqual({ role: 'critic' });
+      expect(session.updateBot(session.bots[0], { role: 'critic' })).toEqual({});
+      await t.settle();
+      expect(t.delivered).toMatchObject([{ type: 'bot_updated', bot: 'Alice', changes: { role: 'critic' } }]);
+    });
+
+    it('edits and deletes in place: turns stay, deleted messages leave what bots see, summaries that folded them go', async () => {
+      const t = await testSession();
+      const { session } = t;
+      for (const content of ['one', 'two', 'three']) {
+        session.append({ kind: 'talker', name: 'Ann', bot: null, talker_id: null, content, tokens: 1 }, (m) => ({ type: 'talker_message', talker_id: null, name: m.name, content: m.content, turn: m.turn }));
+      }
+      session.loopState.summaries = { shared: { text: 'one, two', through: 2 }, 'bot:X': { text: 'one', through: 1 } };
+      expect(session.liveMessages).toBe(session.messages);
+      session.editMessage(session.messages[1], 'TWO');
+      expect(session.loopState.summaries).toEqual({ 'bot:X': { text: 'one', through: 1 } });
+      expect(session.deleteMessage(session.messages[0])).toBe(true);
+      expect(session.deleteMessage(session.messages[0])).toBe(false);
+      expect(session.loopState.summaries).toEqual({});
+      expect(session.liveMessages.map((m) => [m.turn, m.content])).toEqual([
+        [2, 'TWO'],
+        [3, 'three'],
+      ]);
+      expect(session.messages.map((m) => [m.turn, m.content, m.deleted])).toEqual([
+        [1, '', true],
+        [2, 'TWO', false],
+        [3, 'three', false],
+      ]);
+      expect(session.historyRevision).toBe(2);
+      await t.settle();
+      expect(t.delivered.slice(3).map((e) => e.type)).toEqual(['message_edited', 'message_deleted']);
+      expect(await t.store.loadMessages(session.id)).toMatchObject([{ deleted: true, content: '' }, { content: 'TWO', edited_at: expect.any(String) }, { content: 'three' }]);
+    });
+  });
 });
