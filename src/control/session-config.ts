@@ -67,7 +67,7 @@ export function buildConfig(
       throw FellowshipError.invalidField('memory', 'memory: that session has no memory (it was created with memory "none").');
     }
   }
-  return {
+  const config: SessionConfig = {
     bots,
     global_system_prompt: dto.global_system_prompt ?? null,
     participation_mode: dto.participation_mode ?? 'reactive',
@@ -79,6 +79,8 @@ export function buildConfig(
     max_turns: dto.max_turns ?? null,
     max_time: dto.max_time ?? null,
     max_context_tokens: dto.max_context_tokens ?? o.defaultContextLimit,
+    max_total_tokens: dto.max_total_tokens ?? null,
+    max_cost: dto.max_cost ?? null,
     session_ttl: dto.session_ttl ?? o.sessionTtlDefault,
     turn_delay: dto.turn_delay ?? 0,
     stream_tokens: dto.stream_tokens ?? false,
@@ -97,6 +99,8 @@ export function buildConfig(
       api_key_set: false,
     },
   };
+  checkBudgetModels(config, o);
+  return config;
 }
 
 /** The session's context limit, and whether it is the server default (for the sentence of an error). */
@@ -138,6 +142,42 @@ export function checkMaxTokens(maxTokens: number | null | undefined, field: stri
     const limit = `the session's context limit of ${context.limit} tokens (max_context_tokens${context.serverDefault ? ', here the server default' : ''})`;
     throw FellowshipError.invalidField(field, `${field} (${maxTokens}) must be less than ${limit}: the prompt and the answer share it.`);
   }
+}
+
+/**
+ * `max_cost` needs a price for every model the session may call (CONTRACT §3): each bot's, the
+ * orchestrator's when orchestrated, the summary model when summarising or with memory.
+ */
+function checkBudgetModels(config: SessionConfig, o: ResolvedFellowshipOptions): void {
+  if (config.max_cost === null) {
+    return;
+  }
+  const called: [string, string][] = config.bots.map((b, i) => [b.model ?? config.llm.bot_model, b.model ? `bots[${i}].model` : 'llm.bot_model']);
+  if (config.turn_order === 'orchestrated') {
+    called.push([config.llm.orchestrator_model, 'llm.orchestrator_model']);
+  }
+  if (config.summarize_context || config.memory !== 'none') {
+    called.push([o.summarizeModel || config.llm.bot_model, o.summarizeModel ? 'the server’s SUMMARIZE_MODEL' : 'llm.bot_model']);
+  }
+  const unpriced = called.find(([model]) => !hasPrice(o, model));
+  if (unpriced) {
+    throw FellowshipError.invalidField(
+      'max_cost',
+      `max_cost needs a price for every model the session may call, and "${unpriced[0]}" (${unpriced[1]}) has none in the server's LLM_PRICES.`,
+    );
+  }
+}
+
+/** With `max_cost`, a bot added or changed by steering must call a priced model too (its `model`, or the session's bot model). */
+export function checkBotModelPriced(config: SessionConfig, model: string | null, o: ResolvedFellowshipOptions): void {
+  const effective = model ?? config.llm.bot_model;
+  if (config.max_cost !== null && !hasPrice(o, effective)) {
+    throw FellowshipError.invalidField('model', `model: the session has max_cost, and "${effective}" has no price in the server's LLM_PRICES.`);
+  }
+}
+
+function hasPrice(o: ResolvedFellowshipOptions, model: string): boolean {
+  return Object.hasOwn(o.llmPrices, model);
 }
 
 /** The server key goes only to the server's own backend (CONTRACT §3). */

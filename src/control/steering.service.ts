@@ -9,7 +9,7 @@ import { BOT_UPDATABLE_FIELDS, publicMessage, type BotChanges, type BotConfig, t
 import type { Session } from '../session/session.js';
 import { BotDto } from './dto/create-session.dto.js';
 import { EditMessageDto, NextSpeakerDto, UpdateBotDto } from './dto/steering.dto.js';
-import { botConfig, checkMaxTokens, checkSystemPrompt, type ContextLimit } from './session-config.js';
+import { botConfig, checkBotModelPriced, checkMaxTokens, checkSystemPrompt, type ContextLimit } from './session-config.js';
 import { SessionService } from './session.service.js';
 import { checkMessageContent } from './talker-input.service.js';
 
@@ -68,6 +68,7 @@ export class SteeringService {
       throw FellowshipError.invalidField('bots', `bots: at most ${this.options.maxBotsPerSession} bots per session.`);
     }
     const bot = botConfig(dto, 'bot', this.options, contextLimit(session, this.options));
+    checkBotModelPriced(session.config, bot.model, this.options);
     session.humanActivity();
     session.addBot(bot);
     loop.nudge();
@@ -80,6 +81,9 @@ export class SteeringService {
     const bot = this.bot(session, name);
     checkSystemPrompt(dto.system_prompt, 'system_prompt', this.options);
     checkMaxTokens(dto.max_tokens, 'max_tokens', contextLimit(session, this.options));
+    if (dto.model !== undefined) {
+      checkBotModelPriced(session.config, dto.model, this.options);
+    }
     const changes: BotChanges = {};
     for (const field of BOT_UPDATABLE_FIELDS) {
       const value = dto[field];

@@ -118,7 +118,7 @@ export class MemoryService implements OnModuleInit, OnApplicationShutdown {
         messages: session.liveMessages,
         prompt: this.options.memorySummaryPrompt,
         signal: controller.signal,
-        onAttempt: (attempt) => session.recordUsage('other', attempt.usage),
+        onAttempt: (attempt) => session.recordUsage('other', attempt.usage, attempt.cost),
       });
       await this.store.addMemoryEntry(memoryId, { session: session.id, content, ts: new Date().toISOString() });
       await this.mark(session, 'written');

@@ -13,7 +13,7 @@ export interface SessionStoreUnderTest {
   close?: () => Promise<void>;
 }
 
-const counters = (): Usage['orchestrator'] => ({ llm_calls: 0, prompt_tokens: 0, completion_tokens: 0 });
+const counters = (): Usage['orchestrator'] => ({ llm_calls: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cost: 0 });
 
 /** Row fixtures, shared with the specs of each store. */
 export const fixtures = {

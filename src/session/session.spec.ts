@@ -110,15 +110,18 @@ describe(Session.name, () => {
 
   it('keeps the usage ledger by account, a bot added later included', async () => {
     const { session } = await testSession();
-    session.recordUsage({ bot: 'Alice' }, { prompt_tokens: 10, completion_tokens: 2 });
-    session.recordUsage('orchestrator', null);
-    session.recordUsage({ bot: 'Zed' }, { prompt_tokens: 1, completion_tokens: 1 });
+    session.recordUsage({ bot: 'Alice' }, { prompt_tokens: 10, completion_tokens: 2 }, 0.5);
+    session.recordUsage('orchestrator', null, 0);
+    session.recordUsage({ bot: 'Zed' }, { prompt_tokens: 1, completion_tokens: 1 }, null);
     expect(session.usage).toMatchObject({
       llm_calls: 3,
       prompt_tokens: 11,
       completion_tokens: 3,
-      bots: { Alice: { llm_calls: 1 }, Bob: { llm_calls: 0 }, Zed: { llm_calls: 1 } },
-      orchestrator: { llm_calls: 1, prompt_tokens: 0 },
+      total_tokens: 14,
+      // A call to a model without a price makes the cost unknown where it is counted, and only there.
+      cost: null,
+      bots: { Alice: { llm_calls: 1, total_tokens: 12, cost: 0.5 }, Bob: { llm_calls: 0, cost: 0 }, Zed: { llm_calls: 1, cost: null } },
+      orchestrator: { llm_calls: 1, prompt_tokens: 0, total_tokens: 0, cost: 0 },
     });
   });
 

@@ -418,8 +418,8 @@ export class Session implements EndView {
     }
   }
 
-  recordUsage(account: UsageAccount, usage: { prompt_tokens: number; completion_tokens: number } | null): void {
-    addUsage(this.usage, account, usage);
+  recordUsage(account: UsageAccount, usage: { prompt_tokens: number; completion_tokens: number } | null, cost: number | null): void {
+    addUsage(this.usage, account, usage, cost);
   }
 
   /**

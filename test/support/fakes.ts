@@ -32,6 +32,8 @@ export function sessionConfig(over: Partial<SessionConfig> = {}): SessionConfig 
     max_turns: null,
     max_time: null,
     max_context_tokens: 8192,
+    max_total_tokens: null,
+    max_cost: null,
     session_ttl: 3600,
     turn_delay: 0,
     stream_tokens: false,
@@ -193,7 +195,7 @@ export class FakeLlm extends Scripted<LlmRequest, LlmResult> {
     for (const piece of options.pieces ?? []) {
       call.request.onToken?.(piece, 1);
     }
-    call.request.onAttempt?.({ attempt: 1, ok: true, usage: options.usage ?? null, latencyMs: 1 });
+    call.request.onAttempt?.({ attempt: 1, ok: true, usage: options.usage ?? null, cost: 0, latencyMs: 1 });
     call.resolve(reply(content, options));
     await tick();
     return call.request;
@@ -202,7 +204,7 @@ export class FakeLlm extends Scripted<LlmRequest, LlmResult> {
   /** Fails the next call with `error` (counted as one attempt). */
   async fail(error: LlmError): Promise<LlmRequest> {
     const call = await this.next();
-    call.request.onAttempt?.({ attempt: 1, ok: false, usage: null, latencyMs: 1, error: error.message });
+    call.request.onAttempt?.({ attempt: 1, ok: false, usage: null, cost: 0, latencyMs: 1, error: error.message });
     call.reject(error);
     await tick();
     return call.request;

@@ -13,6 +13,16 @@ export class UsageCountersDto {
   prompt_tokens!: number;
   @ApiProperty({ description: 'Completion tokens as reported by the backend.', type: 'integer', minimum: 0, example: 610 })
   completion_tokens!: number;
+  @ApiProperty({ description: 'prompt_tokens + completion_tokens.', type: 'integer', minimum: 0, example: 4730 })
+  total_tokens!: number;
+  @ApiProperty({
+    description: 'Cost in USD at the server’s LLM_PRICES (USD per 1M prompt and completion tokens, per model); null when a call counted here went to a model without a price; 0 with no calls.',
+    nullable: true,
+    type: Number,
+    minimum: 0,
+    example: 0.0123,
+  })
+  cost!: number | null;
 }
 
 export class UsageDto extends UsageCountersDto {
@@ -60,6 +70,8 @@ export class SessionConfigDto {
   @ApiProperty({ description: 'Max bot turns.', nullable: true, type: 'integer' }) max_turns!: number | null;
   @ApiProperty({ description: 'Max seconds from creation.', nullable: true, type: Number }) max_time!: number | null;
   @ApiProperty({ description: 'Context limit in tokens.', type: 'integer' }) max_context_tokens!: number;
+  @ApiProperty({ description: 'Budget in tokens (ends with `budget`), or null.', nullable: true, type: 'integer' }) max_total_tokens!: number | null;
+  @ApiProperty({ description: 'Budget in USD at LLM_PRICES (ends with `budget`), or null.', nullable: true, type: Number }) max_cost!: number | null;
   @ApiProperty({ description: 'Idle timeout, seconds.' }) session_ttl!: number;
   @ApiProperty({ description: 'Seconds between bot turns.' }) turn_delay!: number;
   @ApiProperty({ description: 'Token streaming.' }) stream_tokens!: boolean;
