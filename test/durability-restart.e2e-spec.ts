@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { gate, MockLlmServer } from './mock-llm/mock-llm.server.js';
 import { bots, expectContiguous } from './support/app.js';
 import { SseClient, WsClient, type Received } from './support/clients.js';
-import { launchServer as launch, MAIN, ROOT, startServer, within as withinMs } from './support/server-process.js';
+import { killRunning, launchServer as launch, MAIN, ROOT, startServer, within as withinMs } from './support/server-process.js';
 
 const EXIT_TIMEOUT_MS = 10_000;
 /** `nobody`: a root test run drops to it so that file permissions apply. */
@@ -74,11 +74,7 @@ describe('crash recovery of the built server', () => {
   });
   afterAll(async () => {
     clients.forEach((c) => c.close());
-    for (const child of children) {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-      }
-    }
+    killRunning(children);
     await llm.close();
     dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
   });

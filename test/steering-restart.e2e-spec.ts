@@ -15,7 +15,7 @@ import { MockLlmServer } from './mock-llm/mock-llm.server.js';
 import type { RecordedRequest } from './mock-llm/mock-llm.types.js';
 import { bots } from './support/app.js';
 import { SseClient } from './support/clients.js';
-import { startServer, within } from './support/server-process.js';
+import { killRunning, startServer, within } from './support/server-process.js';
 
 const EXIT_TIMEOUT_MS = 10_000;
 
@@ -38,11 +38,7 @@ describe('steering across a crash of the built server', () => {
   });
   afterAll(async () => {
     clients.forEach((c) => c.close());
-    for (const child of children) {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-      }
-    }
+    killRunning(children);
     await llm.close();
     rmSync(dir, { recursive: true, force: true });
   });

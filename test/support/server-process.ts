@@ -91,3 +91,12 @@ export async function within<T>(promise: Promise<T>, what: string, ms: number): 
     clearTimeout(timer);
   }
 }
+
+/** Kills (SIGKILL) every server process a test started that is still running. */
+export function killRunning(children: readonly ChildProcess[]): void {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+    }
+  }
+}
