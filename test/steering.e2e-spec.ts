@@ -140,6 +140,23 @@ describe('steering a live session (CONTRACT §13)', () => {
       await observer.next('turn_end', (e) => e.bot === 'Alice');
     });
 
+    it('starts a forced turn at once after an orchestrator hold, with no orchestrator call for it', async () => {
+      const t = app();
+      t.llm.script({ toolCalls: [{ name: 'hold', arguments: '{}' }] }, { content: 'Bob breaks the silence.' });
+      const { token } = await t.create({ bots: bots('Alice', 'Bob', 'Carol'), turn_order: 'orchestrated', participation_mode: 'collaborative', debug: true });
+      const observer = await t.ws(token, { role: 'observer' });
+      await t.http.post(`/v1/session/${token}/message`).send({ content: 'Everyone, please be quiet.' }).expect(202);
+      await observer.next('debug', (e) => e.category === 'orchestrator' && (e.data as { tool?: string }).tool === 'hold');
+      expect((await t.http.get(`/v1/session/${token}`).expect(200)).body.state).toBe('waiting');
+      await t.http.post(`/v1/session/${token}/next`).send({ bot: 'Bob' }).expect(202);
+      await observer.next('turn_end', (e) => e.bot === 'Bob');
+      expect(t.llm.requests).toHaveLength(2);
+      expect(t.llm.requests[1].body.tools).toBeUndefined();
+      expect(askedBot(t.llm.requests[1])).toBe('Bob');
+      // The hold stands: nothing owed after the forced turn.
+      expect((await t.http.get(`/v1/session/${token}`).expect(200)).body).toMatchObject({ state: 'waiting', bot_turns: 1 });
+    });
+
     it('serves a forced speaker chosen while paused after resume', async () => {
       const t = app();
       const { token } = await t.create({ bots: bots('Alice', 'Bob', 'Carol'), participation_mode: 'autonomous', start_paused: true, max_turns: 2 });
