@@ -175,13 +175,17 @@ export class SteeringService {
     return bot;
   }
 
-  /** The message at `turn` (a path segment): 409 while its bot is still generating it, 404 when there is none. */
+  /**
+   * The message at `turn` (a path segment): 409 while a bot is still generating that turn, 404 when
+   * history has none. (Without rectification a talker message may take the turn a bot generates for:
+   * that message is history, and can be changed.)
+   */
   private message(session: Session, loop: SessionLoop, turn: string): Message {
     const n = /^[1-9]\d{0,9}$/.test(turn) ? Number(turn) : null;
-    if (n !== null && n === loop.generatingTurn) {
+    const message = n === null ? undefined : session.messages[n - 1];
+    if (!message && n !== null && n === loop.generatingTurn) {
       throw FellowshipError.conflict(`Turn ${n} is still being generated.`);
     }
-    const message = n === null ? undefined : session.messages[n - 1];
     if (!message) {
       throw FellowshipError.turnNotFound();
     }
