@@ -61,7 +61,7 @@ async function run(groupMax: number): Promise<void> {
       for (let r = 0; r < rounds; r++) {
         const seq = r * eventsPerBatch;
         await store.commit(id, {
-          messages: [{ turn: r + 1, kind: 'bot', name: 'Alice', bot: 'Alice', talker_id: null, content: `reply ${r} `.repeat(20), ts: new Date().toISOString(), tokens: 40 }],
+          messages: [{ turn: r + 1, kind: 'bot', name: 'Alice', bot: 'Alice', talker_id: null, content: `reply ${r} `.repeat(20), ts: new Date().toISOString(), tokens: 40, edited_at: null, deleted: false }],
           events: Array.from({ length: eventsPerBatch }, (_, k) => ({
             seq: seq + k + 1,
             type: 'bot_message',

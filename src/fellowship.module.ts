@@ -14,6 +14,7 @@ import { SESSION_STORE } from './persistence/session-store.port.js';
 import { portProviders, PORT_TOKENS, withoutPorts, type FellowshipModuleOptions } from './fellowship.ports.js';
 import { HubModule } from './hub/hub.module.js';
 import { SessionController } from './hub/session.controller.js';
+import { SteeringController } from './hub/steering.controller.js';
 import { SseController } from './hub/sse.controller.js';
 import { LoopModule } from './loop/loop.module.js';
 import { MemoryModule } from './memory/memory.module.js';
@@ -55,10 +56,10 @@ const FEATURES = [HubModule, ControlModule, SessionModule, LoopModule, MemoryMod
 })
 export class FellowshipModule extends FellowshipConfigurableModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(RequestBodyMiddleware).forRoutes(SessionController, SseController);
+    consumer.apply(RequestBodyMiddleware).forRoutes(SessionController, SteeringController, SseController);
     // Counts requests on Fellowship's own routes only (a host's routes are never touched). After
     // the body check, in this order, as when each module configured its own.
-    consumer.apply(HttpMetricsMiddleware).forRoutes(SessionController, SseController);
+    consumer.apply(HttpMetricsMiddleware).forRoutes(SessionController, SteeringController, SseController);
   }
 
   static override forRoot(options: typeof FELLOWSHIP_OPTIONS_TYPE = {}): DynamicModule {

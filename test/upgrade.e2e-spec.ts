@@ -167,6 +167,17 @@ describe('upgrading a v1 database', () => {
     expect(two).toMatchObject({ state: 'waiting', config: { memory: 'inherit', memory_id: memoryId, llm: { api_key_set: true } } });
     expect(leakedParts(JSON.stringify([one, two]), ...allTokens)).toEqual([]);
     expect((await t.history(second.token)).map((m) => `${m.turn} ${m.name}: ${m.content}`)).toEqual(['1 Ann: hello', '2 Alice: hi Ann']);
+    // v1.1 fields: v1 messages were never edited nor deleted, v1 bots never muted, v1 usage had no
+    // total_tokens nor cost (a cost of 0 where no call was counted, else unknown).
+    expect((await t.history(second.token)).map((m) => [m.edited_at, m.deleted])).toEqual([
+      [null, false],
+      [null, false],
+    ]);
+    const bots = (two.config as { bots: { muted: boolean }[] }).bots;
+    expect(bots.every((b) => b.muted === false)).toBe(true);
+    const usage = two.usage as { total_tokens: number; prompt_tokens: number; completion_tokens: number; cost: number | null; llm_calls: number };
+    expect(usage.total_tokens).toBe(usage.prompt_tokens + usage.completion_tokens);
+    expect(usage.cost).toBe(usage.llm_calls === 0 ? 0 : null);
   });
 
   it('replays the retained v1 events after the upgrade, and carries on with the next seq', async () => {

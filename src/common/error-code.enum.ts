@@ -10,6 +10,10 @@ export enum ErrorCode {
   INTERNAL_ERROR = 'INTERNAL_ERROR',
   TOO_MANY_SESSIONS = 'TOO_MANY_SESSIONS',
   NOT_FOUND = 'NOT_FOUND',
+  /** A bot name in a steering route (CONTRACT §13) that the session does not have. */
+  BOT_NOT_FOUND = 'BOT_NOT_FOUND',
+  /** The session's state forbids the operation now (CONTRACT §1 v1.1). */
+  CONFLICT = 'CONFLICT',
   /** A body that is not `application/json` in UTF-8, or a `Content-Encoding` we do not decode. */
   UNSUPPORTED_MEDIA_TYPE = 'UNSUPPORTED_MEDIA_TYPE',
   /** WebSocket frame problems (malformed JSON, unknown type, bad content). */
@@ -25,6 +29,8 @@ const STATUS: Record<ErrorCode, number> = {
   [ErrorCode.FORBIDDEN]: 403,
   [ErrorCode.SESSION_NOT_FOUND]: 404,
   [ErrorCode.NOT_FOUND]: 404,
+  [ErrorCode.BOT_NOT_FOUND]: 404,
+  [ErrorCode.CONFLICT]: 409,
   [ErrorCode.SESSION_ENDED]: 409,
   [ErrorCode.PAYLOAD_TOO_LARGE]: 413,
   [ErrorCode.UNSUPPORTED_MEDIA_TYPE]: 415,

@@ -30,6 +30,15 @@ export class FellowshipError extends Error {
   static forbidden(message = 'This operation needs the control token.'): FellowshipError {
     return new FellowshipError(ErrorCode.FORBIDDEN, message);
   }
+  static conflict(message: string): FellowshipError {
+    return new FellowshipError(ErrorCode.CONFLICT, message);
+  }
+  static botNotFound(name: string): FellowshipError {
+    return new FellowshipError(ErrorCode.BOT_NOT_FOUND, `This session has no bot named "${name}".`);
+  }
+  static turnNotFound(): FellowshipError {
+    return new FellowshipError(ErrorCode.NOT_FOUND, 'History has no message at this turn.');
+  }
   static ended(): FellowshipError {
     return new FellowshipError(ErrorCode.SESSION_ENDED, 'The session has ended.');
   }

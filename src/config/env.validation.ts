@@ -1,5 +1,6 @@
 import { plainToInstance, Transform } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsNumber, IsOptional, IsString, Matches, Max, Min, MinLength, validateSync } from 'class-validator';
+import { parsePrices } from './llm-prices.js';
 import { DEFAULT_FELLOWSHIP_OPTIONS as D, type FellowshipOptions } from './fellowship-options.interface.js';
 
 const bool = ({ value }: { value: unknown }): unknown => {
@@ -98,6 +99,8 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(int) @IsInt() @Min(1) HEALTH_TIMEOUT_MS = D.healthTimeoutMs;
   @IsOptional() @Transform(bool) @IsBoolean() HEALTH_CHECK_BACKEND = D.healthCheckBackend;
   @IsOptional() @Transform(bool) @IsBoolean() CONSOLE_ENABLED = D.consoleEnabled;
+  /** JSON `{ "<model>": { "input": <USD per 1M prompt tokens>, "output": <USD per 1M completion tokens> } }`; checked in validateEnv. */
+  @IsOptional() @IsString() LLM_PRICES = '';
 }
 
 export class ConfigError extends Error {}
@@ -129,11 +132,18 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
   }
   const env = plainToInstance(EnvironmentVariables, picked, { exposeDefaultValues: true });
   const errors = validateSync(env, { skipMissingProperties: false });
-  if (errors.length > 0) {
-    const lines = errors.map((e) => {
-      const value = SECRET_BEARING.test(e.property) ? '(hidden)' : JSON.stringify(picked[e.property]);
-      return `${e.property}=${value}: ${Object.values(e.constraints ?? {}).join('; ')}`;
-    });
+  const lines = errors.map((e) => {
+    const value = SECRET_BEARING.test(e.property) ? '(hidden)' : JSON.stringify(picked[e.property]);
+    return `${e.property}=${value}: ${Object.values(e.constraints ?? {}).join('; ')}`;
+  });
+  if (typeof env.LLM_PRICES === 'string') {
+    try {
+      parsePrices(env.LLM_PRICES);
+    } catch (error) {
+      lines.push(`LLM_PRICES: ${(error as Error).message}`);
+    }
+  }
+  if (lines.length > 0) {
     throw new ConfigError(`Invalid configuration:\n  ${lines.join('\n  ')}`);
   }
   const topology = topologyError(env.REDIS_URL, env.DATABASE_URL !== '');
@@ -212,5 +222,6 @@ export function envToOptions(env: EnvironmentVariables): FellowshipOptions {
     healthTimeoutMs: env.HEALTH_TIMEOUT_MS,
     healthCheckBackend: env.HEALTH_CHECK_BACKEND,
     consoleEnabled: env.CONSOLE_ENABLED,
+    llmPrices: parsePrices(env.LLM_PRICES),
   };
 }

@@ -1,3 +1,4 @@
+import { checkPrices, type LlmPrices } from './llm-prices.js';
 import type { LoggerService } from '@nestjs/common';
 import type { LookupAddress } from 'node:dns';
 import type { DataSource } from 'typeorm';
@@ -166,6 +167,11 @@ export interface FellowshipOptions {
    * (the standalone server: `/console`). False: that call mounts nothing. Default true.
    */
   consoleEnabled?: boolean;
+  /**
+   * Model prices in USD per million tokens (CONTRACT §3, `LLM_PRICES`): `{ "<model>": { input, output } }`.
+   * They give `usage.*.cost` and `max_cost`; a model without an entry has no price. Default: none.
+   */
+  llmPrices?: LlmPrices;
   /** Logger for Fellowship's own lines; `false` silences them. Default: Nest's application logger. */
   logger?: LoggerService | false;
 }
@@ -242,6 +248,7 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   healthTimeoutMs: 2000,
   healthCheckBackend: false,
   consoleEnabled: true,
+  llmPrices: {},
 };
 
 /**
@@ -260,6 +267,11 @@ export function resolveOptions(options: FellowshipOptions): ResolvedFellowshipOp
     if (value !== undefined) {
       resolved[key] = value;
     }
+  }
+  try {
+    resolved.llmPrices = checkPrices(resolved.llmPrices);
+  } catch (error) {
+    throw new Error(`FellowshipModule option llmPrices: ${(error as Error).message}`, { cause: error });
   }
   return resolved as ResolvedFellowshipOptions;
 }

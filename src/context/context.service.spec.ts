@@ -10,6 +10,7 @@ const bot = (name: string, system_prompt = `You are ${name}.`): BotConfig => ({
   temperature: null,
   role: null,
   max_tokens: null,
+  muted: false,
 });
 
 /** History from compact specs: "Alice:a1" is bot Alice saying a1, "~Ann:hi" is talker Ann. */
@@ -26,6 +27,8 @@ function history(...specs: string[]): Message[] {
       content: rest.join(':'),
       ts: new Date(0).toISOString(),
       tokens: null,
+      edited_at: null,
+      deleted: false,
       ...(talker ? {} : { reasoning: `SECRET reasoning of ${name}` }),
     };
   });

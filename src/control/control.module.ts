@@ -6,12 +6,13 @@ import { PersistenceModule } from '../persistence/persistence.module.js';
 import { SessionModule } from '../session/session.module.js';
 import { SessionRecoveryService } from './session-recovery.service.js';
 import { SessionService } from './session.service.js';
+import { SteeringService } from './steering.service.js';
 import { TalkerInputService } from './talker-input.service.js';
 
-/** The use cases behind the routes (CONTRACT §3–4) and restart recovery. */
+/** The use cases behind the routes (CONTRACT §3–4, §13) and restart recovery. */
 @Module({
   imports: [SessionModule, LoopModule, MemoryModule, PersistenceModule, AdmissionModule],
-  providers: [SessionService, TalkerInputService, SessionRecoveryService],
-  exports: [SessionService, TalkerInputService],
+  providers: [SessionService, TalkerInputService, SessionRecoveryService, SteeringService],
+  exports: [SessionService, TalkerInputService, SteeringService],
 })
 export class ControlModule {}

@@ -4,7 +4,7 @@ import { FellowshipError } from '../common/fellowship.error.js';
 import { knownProperties } from '../common/validation.js';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { matchesAllowlist, sameBackend } from '../llm/base-url.policy.js';
-import type { MemoryMode, SessionConfig } from '../model/session.types.js';
+import type { BotConfig, MemoryMode, SessionConfig } from '../model/session.types.js';
 import type { Resolved } from '../session/session.registry.js';
 import { BotDto, CreateSessionDto, LlmOptionsDto } from './dto/create-session.dto.js';
 
@@ -26,22 +26,13 @@ export function buildConfig(
     throw FellowshipError.invalidField('bots', `bots: at most ${o.maxBotsPerSession} bots per session.`);
   }
   const seen = new Set<string>();
-  const contextLimit = dto.max_context_tokens ?? o.defaultContextLimit;
-  dto.bots.forEach((bot, i) => {
+  const bots = dto.bots.map((bot, i) => {
     const key = nameKey(bot.name);
     if (seen.has(key)) {
       throw FellowshipError.invalidField(`bots[${i}].name`, `bots[${i}].name: "${bot.name}" is used twice (names are case-insensitive).`);
     }
     seen.add(key);
-    if ((bot.system_prompt ?? '').length > o.maxSystemPromptChars) {
-      throw FellowshipError.invalidField(`bots[${i}].system_prompt`, `bots[${i}].system_prompt is longer than ${o.maxSystemPromptChars} characters.`);
-    }
-    // The prompt and the answer share the context: a bot that may answer with the whole limit
-    // could never be called, and the session would end with max_context at once.
-    if (typeof bot.max_tokens === 'number' && bot.max_tokens >= contextLimit) {
-      const limit = `the session's context limit of ${contextLimit} tokens (max_context_tokens${dto.max_context_tokens == null ? ', here the server default' : ''})`;
-      throw FellowshipError.invalidField(`bots[${i}].max_tokens`, `bots[${i}].max_tokens (${bot.max_tokens}) must be less than ${limit}: the prompt and the answer share it.`);
-    }
+    return botConfig(bot, `bots[${i}]`, o, { limit: dto.max_context_tokens ?? o.defaultContextLimit, serverDefault: dto.max_context_tokens == null });
   });
   if ((dto.global_system_prompt ?? '').length > o.maxSystemPromptChars) {
     throw FellowshipError.invalidField('global_system_prompt', `global_system_prompt is longer than ${o.maxSystemPromptChars} characters.`);
@@ -76,15 +67,8 @@ export function buildConfig(
       throw FellowshipError.invalidField('memory', 'memory: that session has no memory (it was created with memory "none").');
     }
   }
-  return {
-    bots: dto.bots.map((b) => ({
-      name: b.name.trim(),
-      system_prompt: b.system_prompt ?? '',
-      model: b.model ?? null,
-      temperature: b.temperature ?? null,
-      role: b.role ?? null,
-      max_tokens: b.max_tokens ?? null,
-    })),
+  const config: SessionConfig = {
+    bots,
     global_system_prompt: dto.global_system_prompt ?? null,
     participation_mode: dto.participation_mode ?? 'reactive',
     turn_order: turnOrder,
@@ -95,6 +79,8 @@ export function buildConfig(
     max_turns: dto.max_turns ?? null,
     max_time: dto.max_time ?? null,
     max_context_tokens: dto.max_context_tokens ?? o.defaultContextLimit,
+    max_total_tokens: dto.max_total_tokens ?? null,
+    max_cost: dto.max_cost ?? null,
     session_ttl: dto.session_ttl ?? o.sessionTtlDefault,
     turn_delay: dto.turn_delay ?? 0,
     stream_tokens: dto.stream_tokens ?? false,
@@ -113,6 +99,85 @@ export function buildConfig(
       api_key_set: false,
     },
   };
+  checkBudgetModels(config, o);
+  return config;
+}
+
+/** The session's context limit, and whether it is the server default (for the sentence of an error). */
+export interface ContextLimit {
+  limit: number;
+  serverDefault: boolean;
+}
+
+/**
+ * A bot as sent (at create, or added later by `POST …/bots`) → its config, with the checks the DTO
+ * cannot make; `field` names it in errors (`bots[2]` at create, `bot` when added).
+ */
+export function botConfig(bot: BotDto, field: string, o: ResolvedFellowshipOptions, context: ContextLimit): BotConfig {
+  checkSystemPrompt(bot.system_prompt, `${field}.system_prompt`, o);
+  checkMaxTokens(bot.max_tokens, `${field}.max_tokens`, context);
+  return {
+    name: bot.name.trim(),
+    system_prompt: bot.system_prompt ?? '',
+    model: bot.model ?? null,
+    temperature: bot.temperature ?? null,
+    role: bot.role ?? null,
+    max_tokens: bot.max_tokens ?? null,
+    muted: false,
+  };
+}
+
+export function checkSystemPrompt(prompt: string | null | undefined, field: string, o: ResolvedFellowshipOptions): void {
+  if ((prompt ?? '').length > o.maxSystemPromptChars) {
+    throw FellowshipError.invalidField(field, `${field} is longer than ${o.maxSystemPromptChars} characters.`);
+  }
+}
+
+/**
+ * The prompt and the answer share the context: a bot that may answer with the whole limit could
+ * never be called, and the session would end with max_context at once.
+ */
+export function checkMaxTokens(maxTokens: number | null | undefined, field: string, context: ContextLimit): void {
+  if (typeof maxTokens === 'number' && maxTokens >= context.limit) {
+    const limit = `the session's context limit of ${context.limit} tokens (max_context_tokens${context.serverDefault ? ', here the server default' : ''})`;
+    throw FellowshipError.invalidField(field, `${field} (${maxTokens}) must be less than ${limit}: the prompt and the answer share it.`);
+  }
+}
+
+/**
+ * `max_cost` needs a price for every model the session may call (CONTRACT §3): each bot's, the
+ * orchestrator's when orchestrated, the summary model when summarising or with memory.
+ */
+function checkBudgetModels(config: SessionConfig, o: ResolvedFellowshipOptions): void {
+  if (config.max_cost === null) {
+    return;
+  }
+  const called: [string, string][] = config.bots.map((b, i) => [b.model ?? config.llm.bot_model, b.model ? `bots[${i}].model` : 'llm.bot_model']);
+  if (config.turn_order === 'orchestrated') {
+    called.push([config.llm.orchestrator_model, 'llm.orchestrator_model']);
+  }
+  if (config.summarize_context || config.memory !== 'none') {
+    called.push([o.summarizeModel || config.llm.bot_model, o.summarizeModel ? 'the server’s SUMMARIZE_MODEL' : 'llm.bot_model']);
+  }
+  const unpriced = called.find(([model]) => !hasPrice(o, model));
+  if (unpriced) {
+    throw FellowshipError.invalidField(
+      'max_cost',
+      `max_cost needs a price for every model the session may call, and "${unpriced[0]}" (${unpriced[1]}) has none in the server's LLM_PRICES.`,
+    );
+  }
+}
+
+/** With `max_cost`, a bot added or changed by steering must call a priced model too (its `model`, or the session's bot model). */
+export function checkBotModelPriced(config: SessionConfig, model: string | null, o: ResolvedFellowshipOptions): void {
+  const effective = model ?? config.llm.bot_model;
+  if (config.max_cost !== null && !hasPrice(o, effective)) {
+    throw FellowshipError.invalidField('model', `model: the session has max_cost, and "${effective}" has no price in the server's LLM_PRICES.`);
+  }
+}
+
+function hasPrice(o: ResolvedFellowshipOptions, model: string): boolean {
+  return Object.hasOwn(o.llmPrices, model);
 }
 
 /** The server key goes only to the server's own backend (CONTRACT §3). */

@@ -7,7 +7,7 @@ import type { Message } from '../model/session.types.js';
 const state = (fields: Partial<LoopState>): LoopState => ({ ...newLoopState(), ...fields });
 const events = (...types: string[]): StoredEvent[] => types.map((type, i) => ({ seq: i + 1, type, json: '{}' }));
 const said = (...kinds: Message['kind'][]): Message[] =>
-  kinds.map((kind, i) => ({ turn: i + 1, kind, name: kind, bot: null, talker_id: null, content: '', ts: '', tokens: null }));
+  kinds.map((kind, i) => ({ turn: i + 1, kind, name: kind, bot: null, talker_id: null, content: '', ts: '', tokens: null, edited_at: null, deleted: false }));
 
 describe(owedReply.name, () => {
   it('owes the reply of a turn started and not finished', () => {

@@ -46,6 +46,19 @@ describe(SessionService.name, () => {
     expect(call.request.target).toEqual({ baseUrl: 'http://backend.example/v1', apiKey: 'sk-own-key-0123456789', model: 'llama3.2' });
   });
 
+  it('refuses max_cost when the summary model (summarising, or memory on) has no price', async () => {
+    const c = make({ llmPrices: { model: { input: 1, output: 1 } }, defaultBotModel: 'model', summarizeModel: 'summary-model' });
+    await expect(c.create({ bots: ALICE, max_cost: 1 })).resolves.toMatchObject({ session: { config: { max_cost: 1 } } });
+    for (const extra of [{ summarize_context: true }, { memory: 'new' }]) {
+      await expect(c.create({ bots: ALICE, max_cost: 1, ...extra })).rejects.toMatchObject({
+        code: 'VALIDATION_ERROR',
+        message: expect.stringContaining('"summary-model"') as unknown,
+      });
+    }
+    // Without max_cost, an unpriced model is fine: its cost shows as null.
+    await expect(c.create({ bots: ALICE, summarize_context: true })).resolves.toBeDefined();
+  });
+
   it('refuses a session over MAX_SESSIONS (503 with Retry-After), and counts ended sessions out', async () => {
     const c = make({ maxSessions: 1, tooManySessionsRetryAfterS: 7 });
     const first = await c.create({ bots: ALICE });

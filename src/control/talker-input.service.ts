@@ -44,7 +44,7 @@ export class TalkerInputService {
     const { name: given, content } = validateBody(PostMessageDto, message);
     // `name: null` means no name, as for every optional field.
     const name = given === undefined || given === null ? session.freeName(REST_TALKER_NAME) : this.checkName(session, given);
-    this.checkContent(content);
+    checkMessageContent(content, this.options.maxMessageChars);
     session.talkerRate ??= new TalkerRateLimiter(this.options.talkerRateLimit, this.options.talkerRateLimitNames);
     const decision = session.talkerRate.take(nameKey(name), performance.now());
     if (!decision.ok) {
@@ -72,17 +72,14 @@ export class TalkerInputService {
     }
     return trimmed;
   }
+}
 
-  /** Content the DTO has already checked is a non-empty string. */
-  private checkContent(content: string): void {
-    if (content.trim().length === 0) {
-      throw FellowshipError.invalidField('content', 'content must not be empty.');
-    }
-    if (codePointLength(content) > this.options.maxMessageChars) {
-      throw new FellowshipError(
-        ErrorCode.PAYLOAD_TOO_LARGE,
-        `content is longer than ${this.options.maxMessageChars} characters.`,
-      );
-    }
+/** Message content the DTO has already checked is a non-empty string (talker messages, §13 edits). */
+export function checkMessageContent(content: string, maxChars: number): void {
+  if (content.trim().length === 0) {
+    throw FellowshipError.invalidField('content', 'content must not be empty.');
+  }
+  if (codePointLength(content) > maxChars) {
+    throw new FellowshipError(ErrorCode.PAYLOAD_TOO_LARGE, `content is longer than ${maxChars} characters.`);
   }
 }

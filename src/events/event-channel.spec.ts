@@ -9,7 +9,7 @@ import { InProcessEventBus } from './in-process-event-bus.js';
 import type { SerializedEvent } from './serialized-event.js';
 
 function message(turn: number): Message {
-  return { turn, kind: 'talker', name: 'Ann', bot: null, talker_id: null, content: `m${turn}`, ts: '', tokens: 1 };
+  return { turn, kind: 'talker', name: 'Ann', bot: null, talker_id: null, content: `m${turn}`, ts: '', tokens: 1, edited_at: null, deleted: false };
 }
 
 /** A store whose commits wait for the test to release them. */

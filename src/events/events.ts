@@ -1,4 +1,4 @@
-import type { EndReason, MemberRole, Message, PauseReason } from '../model/session.types.js';
+import type { BotChanges, BotConfig, EndReason, MemberRole, Message, PauseReason } from '../model/session.types.js';
 
 /**
  * Server → member events (CONTRACT §6), typed once and shared by the loop, the hub, the WebSocket
@@ -17,6 +17,15 @@ export type SessionEventBody =
   | { type: 'session_resumed' }
   | { type: 'session_end'; reason: EndReason; detail: string | null }
   | { type: 'error'; code: string; message: string; bot?: string; turn?: number }
+  // Steering (CONTRACT §13), retained like the others.
+  | { type: 'next_speaker_set'; bot: string }
+  | { type: 'bot_muted'; bot: string }
+  | { type: 'bot_unmuted'; bot: string }
+  | { type: 'bot_added'; bot: BotConfig }
+  | { type: 'bot_removed'; bot: string }
+  | { type: 'bot_updated'; bot: string; changes: BotChanges }
+  | { type: 'message_edited'; turn: number; content: string }
+  | { type: 'message_deleted'; turn: number }
   | { type: 'debug'; category: DebugCategory; data: Record<string, unknown> };
 
 /** What a `debug` event is about (CONTRACT §6). */

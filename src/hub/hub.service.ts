@@ -45,7 +45,7 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
   /** Set at shutdown: no new member is attached. */
   private closing = false;
   private readonly members = new Set<Member>();
-  private readonly snapshots = new WeakMap<Session, { count: number; json: string }>();
+  private readonly snapshots = new WeakMap<Session, { count: number; revision: number; json: string }>();
   private readonly heartbeat: NodeJS.Timeout;
 
   constructor(
@@ -245,10 +245,12 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
 
   private sendHistory(member: Member, session: Session, seq: number): void {
     const count = session.feed.visibleMessages;
+    // An edit or deletion (CONTRACT §13) changes history without changing its length.
+    const revision = session.historyRevision;
     let cached = this.snapshots.get(session);
-    if (!cached || cached.count !== count) {
+    if (!cached || cached.count !== count || cached.revision !== revision) {
       const messages = session.messages.slice(0, count).map((m) => publicMessage(m, session.config.show_reasoning));
-      cached = { count, json: JSON.stringify(messages) };
+      cached = { count, revision, json: JSON.stringify(messages) };
       this.snapshots.set(session, cached);
     }
     const json = `{"type":"history","seq":${seq},"ts":"${new Date().toISOString()}","messages":${cached.json}}`;

@@ -18,12 +18,12 @@ import { SessionService, type CreateSessionResult } from '../control/session.ser
 import type { Message, SessionStatus } from '../model/session.types.js';
 import type { MemoryEntry } from '../persistence/session-store.port.js';
 
-const TOKEN_PARAM = { name: 'token', description: 'Control token, or (where allowed) observer token. URL-encode it if it is not base64url.' };
+export const TOKEN_PARAM = { name: 'token', description: 'Control token, or (where allowed) observer token. URL-encode it if it is not base64url.' };
 
 /** Error answers shared by the routes under `{token}`. */
-const NOT_FOUND = 'SESSION_NOT_FOUND: no session has this token (a malformed token, bad %-encoding included, is an unknown one).';
-const FORBIDDEN = 'FORBIDDEN: the observer token was given; this route needs the control token.';
-const ENDED = 'SESSION_ENDED: the session has ended.';
+export const NOT_FOUND = 'SESSION_NOT_FOUND: no session has this token (a malformed token, bad %-encoding included, is an unknown one).';
+export const FORBIDDEN = 'FORBIDDEN: the observer token was given; this route needs the control token.';
+export const ENDED = 'SESSION_ENDED: the session has ended.';
 
 const CREATE_EXAMPLE = {
   bots: [

@@ -13,6 +13,7 @@ import {
 } from './llm.types.js';
 import { BackendFetch, backendErrorBody, findRefusal, neverSent } from './backend-fetch.js';
 import { contextLengthRefusal, refusesParameter, showableBackendText } from './backend-error.js';
+import { callCost } from '../config/llm-prices.js';
 import { FellowshipMetrics } from '../metrics/fellowship-metrics.service.js';
 import { llmCallKind } from './llm-call-kind.js';
 import { fellowshipLogger } from '../common/fellowship-logger.js';
@@ -55,7 +56,8 @@ export class LlmService {
     const maxAttempts = 1 + Math.max(0, this.options.llmRetries);
     let lastError: LlmError | undefined;
     const kind = llmCallKind(request);
-    const report = (a: LlmAttempt): void => {
+    const report = (sample: Omit<LlmAttempt, 'cost'>): void => {
+      const a: LlmAttempt = { ...sample, cost: callCost(this.options.llmPrices, request.target.model, sample.usage) };
       this.metrics?.llmAttempt(kind, a);
       request.onAttempt?.(a);
     };

@@ -26,6 +26,8 @@ export interface LlmAttempt {
   attempt: number;
   ok: boolean;
   usage: TokenUsage | null;
+  /** What it cost in USD at LLM_PRICES (0 without usage), or null when its model has no price. */
+  cost: number | null;
   latencyMs: number;
   error?: string;
   status?: number;

@@ -47,7 +47,7 @@ export async function callBot(
     messages: call.messages,
     temperature: bot.temperature,
     maxTokens: bot.max_tokens,
-    stop: deps.context.stopSequences(bot.name, session.bots.map((b) => b.name), session.messages),
+    stop: deps.context.stopSequences(bot.name, session.bots.map((b) => b.name), session.liveMessages),
     stream: streaming,
     onToken: streaming
       ? (piece, attempt) => {

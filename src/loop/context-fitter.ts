@@ -70,7 +70,7 @@ export class ContextFitter {
         bot,
         memory: this.memory,
         summary,
-        messages: session.messages,
+        messages: session.liveMessages,
         contextMode: config.context_mode,
       });
       return { prompt, total: this.correction.apply(model, this.deps.tokens.countPrompt(prompt)) + (bot.max_tokens ?? 0) };
@@ -89,7 +89,7 @@ export class ContextFitter {
     const budget = this.deps.context.summaryBudget(limit);
     const plans = (keep: number): CompactionPlan[] =>
       this.deps.context.compactions({
-        messages: session.messages,
+        messages: session.liveMessages,
         botName: bot.name,
         contextMode: config.context_mode,
         summary: summaries[key] ?? null,

@@ -15,6 +15,12 @@ describe('participation', () => {
     expect(hasTurnToTake('reactive', spoken)).toBe(true);
   });
 
+  it('has a turn to take in every mode while a forced speaker waits, even holding (CONTRACT §13)', () => {
+    for (const mode of ['autonomous', 'collaborative', 'reactive'] as const) {
+      expect(hasTurnToTake(mode, state({ forcedNext: 'Bob', holding: true }))).toBe(true);
+    }
+  });
+
   it('gives a reactive burst replies_per_message turns', () => {
     const s = state();
     talkerSpoke(s);

@@ -7,9 +7,13 @@ import type { LoopState } from '../session/loop-state.js';
  *
  * - autonomous: always a turn to take;
  * - collaborative: from the first talker message on, unless the orchestrator holds;
- * - reactive: `replies_per_message` turns per burst of talker messages, unless the orchestrator holds.
+ * - reactive: `replies_per_message` turns per burst of talker messages, unless the orchestrator holds;
+ * - in any mode, a forced speaker (CONTRACT §13 `next`, `regenerate`) is a turn to take now.
  */
 export function hasTurnToTake(mode: ParticipationMode, state: Readonly<LoopState>): boolean {
+  if (state.forcedNext !== null) {
+    return true;
+  }
   switch (mode) {
     case 'autonomous':
       return true;

@@ -166,7 +166,7 @@ describe(SessionLoop.name, () => {
   });
 
   it('ends with max_context before any call when the prompt cannot fit', async () => {
-    const h = await harness({ max_context_tokens: 50, bots: [{ name: 'Alice', system_prompt: 'word '.repeat(100), model: null, temperature: null, role: null, max_tokens: null }] });
+    const h = await harness({ max_context_tokens: 50, bots: [{ name: 'Alice', system_prompt: 'word '.repeat(100), model: null, temperature: null, role: null, max_tokens: null, muted: false }] });
     h.sut.start();
     await h.sut.finished;
     expect(h.llm.calls).toHaveLength(0);
@@ -221,7 +221,7 @@ describe(SessionLoop.name, () => {
     const h = await harness({
       participation_mode: 'collaborative',
       turn_order: 'orchestrated',
-      bots: ['Alice', 'Bob', 'Carol'].map((name) => ({ name, system_prompt: '', model: null, temperature: null, role: null, max_tokens: null })),
+      bots: ['Alice', 'Bob', 'Carol'].map((name) => ({ name, system_prompt: '', model: null, temperature: null, role: null, max_tokens: null, muted: false })),
       goal: 'Agree.',
     });
     h.sut.start();
@@ -242,7 +242,7 @@ describe(SessionLoop.name, () => {
   });
 
   it('folds the older part of a long context into a summary with one call before the bot speaks', async () => {
-    const h = await harness({ max_context_tokens: 400, summarize_context: true, bots: [{ name: 'Alice', system_prompt: '', model: null, temperature: null, role: null, max_tokens: 20 }] });
+    const h = await harness({ max_context_tokens: 400, summarize_context: true, bots: [{ name: 'Alice', system_prompt: '', model: null, temperature: null, role: null, max_tokens: 20, muted: false }] });
     for (let i = 0; i < 12; i++) {
       h.session.append({ kind: 'talker', name: 'Ann', bot: null, talker_id: null, content: `Point number ${i}: ${'detail '.repeat(20)}`, tokens: null }, (m) => ({
         type: 'talker_message',

@@ -54,7 +54,10 @@ export class SessionLoop {
   private running: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;
   private inFlight: AbortController | null = null;
-  private generating = false;
+  /** The bot turn being generated (its call in flight), or null. */
+  private generating: { bot: string; turn: number } | null = null;
+  /** The current turn took a reply of a reactive burst (a forced turn takes none). */
+  private tookReply = false;
   private stopped = false;
 
   constructor(
@@ -82,7 +85,33 @@ export class SessionLoop {
   }
 
   get busy(): boolean {
-    return this.generating;
+    return this.generating !== null;
+  }
+
+  /** The turn whose bot call is in flight (its message not yet recorded), or null. */
+  get generatingTurn(): number | null {
+    return this.generating?.turn ?? null;
+  }
+
+  /** Whether any LLM call (bot, orchestrator, summary) is in flight. */
+  get callInFlight(): boolean {
+    return this.inFlight !== null;
+  }
+
+  /** Something the loop decides on changed (steering): it looks again. */
+  nudge(): void {
+    this.wake();
+  }
+
+  /**
+   * The bot named `name` was removed (CONTRACT §13): its call in flight, if any, is aborted; the
+   * turn is then given up (slot released, nothing recorded, no error) by `speak`.
+   */
+  abortGenerationOf(name: string): void {
+    if (this.generating?.bot === name) {
+      this.inFlight?.abort();
+    }
+    this.wake();
   }
 
   acceptTalker(input: TalkerInput): { queued: boolean } {
@@ -90,7 +119,7 @@ export class SessionLoop {
     const held = this.rectifier.accept(input);
     talkerSpoke(this.session.loopState);
     this.wake();
-    return { queued: held || this.session.paused || this.generating };
+    return { queued: held || this.session.paused || this.busy };
   }
 
   pause(reason: PauseReason): boolean {
@@ -154,8 +183,10 @@ export class SessionLoop {
     }
   }
 
+  /** A turn owed by the participation mode (or a forced one), and a bot not muted to take it (CONTRACT §13: all muted → wait). */
   private hasTurnToTake(): boolean {
-    return hasTurnToTake(this.session.config.participation_mode, this.session.loopState);
+    const state = this.session.loopState;
+    return hasTurnToTake(this.session.config.participation_mode, state) && (state.forcedNext !== null || this.session.speakingBots.length > 0);
   }
 
   private next(): Next {
@@ -172,7 +203,8 @@ export class SessionLoop {
       return { sleepUntil: this.failures.backoffUntil };
     }
     const last = session.messages[session.messages.length - 1];
-    const delayMs = session.config.turn_delay * 1000;
+    // A forced speaker (next, regenerate) starts now: turn_delay paces the bots among themselves.
+    const delayMs = session.loopState.forcedNext === null ? session.config.turn_delay * 1000 : 0;
     if (delayMs > 0 && last?.kind === 'bot' && Date.now() - Date.parse(last.ts) < delayMs) {
       return { sleepUntil: Date.parse(last.ts) + delayMs };
     }
@@ -183,20 +215,27 @@ export class SessionLoop {
   private async takeTurn(): Promise<void> {
     const { session } = this;
     const config = session.config;
-    takeReply(config.participation_mode, session.loopState, config.replies_per_message);
+    // A forced turn is extra: it takes no reply of a reactive burst.
+    this.tookReply = session.loopState.forcedNext === null;
+    if (this.tookReply) {
+      takeReply(config.participation_mode, session.loopState, config.replies_per_message);
+    }
 
-    const choice = await speakerStrategyFor(session).choose({ session, bots: session.bots, orchestrator: this.deps.orchestrator, call: (run) => this.call(run) });
+    const choice = await speakerStrategyFor(session).choose({ session, bots: session.speakingBots, orchestrator: this.deps.orchestrator, call: (run) => this.call(run) });
     if (choice.kind === 'end') {
       this.end('orchestrator', choice.detail);
     } else if (choice.kind === 'failed') {
       this.turnFailed(null, null, choice.error);
+    } else if (choice.kind === 'skip') {
+      this.giveReplyBack();
     }
     if (choice.kind !== 'speak' || session.ended) {
       return;
     }
-    const bot = choice.bot;
-    if (session.paused) {
-      giveReplyBack(config.participation_mode, session.loopState);
+    // The bot as it is now: removed while the orchestrator chose, or changed (PATCH) meanwhile.
+    const bot = session.findBot(choice.bot.name);
+    if (session.paused || !bot) {
+      this.giveReplyBack();
       return;
     }
 
@@ -209,8 +248,9 @@ export class SessionLoop {
     if (fit.kind !== 'prompt' || session.ended) {
       return;
     }
-    if (session.paused) {
-      giveReplyBack(config.participation_mode, session.loopState);
+    if (session.paused || session.findBot(bot.name) !== bot) {
+      // Paused, or the bot was removed or changed during a summary call: this turn is not taken now.
+      this.giveReplyBack();
       return;
     }
     await this.speak(bot, fit.messages);
@@ -221,19 +261,27 @@ export class SessionLoop {
     const { session } = this;
     const turn = this.rectifier.reserve();
     session.publish({ type: 'turn_start', bot: bot.name, turn });
-    this.generating = true;
+    this.generating = { bot: bot.name, turn };
     const model = bot.model ?? session.config.llm.bot_model;
     try {
       const reply = await this.call((signal) => callBot(this.deps, { session, bot, turn, model, messages, signal }));
-      this.generating = false;
+      this.generating = null;
       if (!reply) {
+        return;
+      }
+      if (!session.findBot(bot.name)) {
+        this.removedDuringTurn();
         return;
       }
       this.fitter.observe(model, messages, reply.usage?.prompt_tokens);
       this.record(bot, reply.content, reply.reasoning, reply.tokens);
     } catch (error) {
-      this.generating = false;
+      this.generating = null;
       if (session.ended) {
+        return;
+      }
+      if (!session.findBot(bot.name)) {
+        this.removedDuringTurn();
         return;
       }
       this.rectifier.release();
@@ -241,6 +289,22 @@ export class SessionLoop {
         return;
       }
       this.turnFailed(bot, turn, error);
+    }
+  }
+
+  /**
+   * The bot was removed while it generated (CONTRACT §13): its reserved slot is released (held
+   * talker messages take it, turns stay contiguous), nothing is recorded, the turn does not count.
+   */
+  private removedDuringTurn(): void {
+    this.rectifier.release();
+    this.giveReplyBack();
+  }
+
+  /** A reactive reply that this turn took and did not give is still owed. */
+  private giveReplyBack(): void {
+    if (this.tookReply) {
+      giveReplyBack(this.session.config.participation_mode, this.session.loopState);
     }
   }
 
@@ -302,7 +366,7 @@ export class SessionLoop {
       this.end('max_context', outcome.detail);
       return;
     }
-    giveReplyBack(session.config.participation_mode, session.loopState);
+    this.giveReplyBack();
     session.publish({
       type: 'error',
       code: ErrorCode.LLM_ERROR,

@@ -115,10 +115,10 @@ export class MemoryService implements OnModuleInit, OnApplicationShutdown {
       const content = await this.summarizer.summarize({
         target: session.target(session.config.llm.bot_model),
         previous: null,
-        messages: session.messages,
+        messages: session.liveMessages,
         prompt: this.options.memorySummaryPrompt,
         signal: controller.signal,
-        onAttempt: (attempt) => session.recordUsage('other', attempt.usage),
+        onAttempt: (attempt) => session.recordUsage('other', attempt.usage, attempt.cost),
       });
       await this.store.addMemoryEntry(memoryId, { session: session.id, content, ts: new Date().toISOString() });
       await this.mark(session, 'written');

@@ -6,12 +6,13 @@ const noSessions: SessionCensus = { all: () => [] };
 describe(FellowshipMetrics.name, () => {
   it('counts attempts, errors, tokens and latency by kind on its own registry', async () => {
     const sut = new FellowshipMetrics(noSessions);
-    sut.llmAttempt('orchestrator', { ok: true, usage: { prompt_tokens: 10, completion_tokens: 4 }, latencyMs: 300 });
-    sut.llmAttempt('orchestrator', { ok: false, usage: null, latencyMs: 50 });
+    sut.llmAttempt('orchestrator', { ok: true, usage: { prompt_tokens: 10, completion_tokens: 4 }, cost: 0.25, latencyMs: 300 });
+    sut.llmAttempt('orchestrator', { ok: false, usage: null, cost: null, latencyMs: 50 });
     const text = await sut.metrics();
     expect(text).toContain('fellowship_llm_calls_total{kind="orchestrator"} 2');
     expect(text).toContain('fellowship_llm_errors_total{kind="orchestrator"} 1');
     expect(text).toContain('fellowship_llm_tokens_total{kind="orchestrator",type="prompt"} 10');
+    expect(text).toContain('fellowship_llm_cost_usd_total{kind="orchestrator"} 0.25');
     expect(text).toContain('fellowship_llm_latency_seconds_bucket{le="0.5",kind="orchestrator",outcome="ok"} 1');
     expect(text).toContain('fellowship_sessions{state="running"} 0');
     expect(text).toContain('fellowship_members{role="talker"} 0');
@@ -20,8 +21,8 @@ describe(FellowshipMetrics.name, () => {
 
   it('observes time to first token for streamed requests only, and counts bot turns, ended sessions and HTTP requests', async () => {
     const sut = new FellowshipMetrics(noSessions);
-    sut.llmAttempt('bot', { ok: true, usage: null, latencyMs: 900, firstTokenMs: 80 });
-    sut.llmAttempt('bot', { ok: true, usage: null, latencyMs: 900 });
+    sut.llmAttempt('bot', { ok: true, usage: null, cost: 0, latencyMs: 900, firstTokenMs: 80 });
+    sut.llmAttempt('bot', { ok: true, usage: null, cost: 0, latencyMs: 900 });
     sut.botTurn();
     sut.botTurn();
     sut.sessionEnded('idle_timeout');

@@ -26,6 +26,8 @@ export type LlmCallKind = (typeof LLM_CALL_KINDS)[number];
 export interface LlmAttemptSample {
   ok: boolean;
   usage: { prompt_tokens: number; completion_tokens: number } | null;
+  /** USD at LLM_PRICES; null when the model has no price (not counted). */
+  cost: number | null;
   latencyMs: number;
   /** Streamed requests only. */
   firstTokenMs?: number;
@@ -111,6 +113,7 @@ export class FellowshipMetrics {
   private readonly llmErrors: Counter<'kind'>;
   private readonly llmLatency: Histogram<'kind' | 'outcome'>;
   private readonly llmTokens: Counter<'kind' | 'type'>;
+  private readonly llmCost: Counter<'kind'>;
   private readonly timeToFirstToken: Histogram<'kind'>;
   private readonly botTurns: Counter;
   private readonly sessionsEnded: Counter<'reason'>;
@@ -178,6 +181,12 @@ export class FellowshipMetrics {
       labelNames: ['kind', 'outcome'],
       buckets: [...LLM_LATENCY_BUCKETS_SECONDS],
       registers,
+    });
+    this.llmCost = new Counter({
+      name: 'fellowship_llm_cost_usd_total',
+      help: 'Cost of the requests sent to the LLM backend in USD, at LLM_PRICES, by kind (requests to a model without a price are not counted).',
+      labelNames: ['kind'],
+      registers: [this.registry],
     });
     this.llmTokens = new Counter({
       name: 'fellowship_llm_tokens_total',
@@ -248,6 +257,9 @@ export class FellowshipMetrics {
     this.llmLatency.observe({ kind, outcome: attempt.ok ? 'ok' : 'error' }, attempt.latencyMs / MS_PER_SECOND);
     if (attempt.firstTokenMs !== undefined) {
       this.timeToFirstToken.observe({ kind }, attempt.firstTokenMs / MS_PER_SECOND);
+    }
+    if (attempt.cost !== null && attempt.cost > 0) {
+      this.llmCost.inc({ kind }, attempt.cost);
     }
     if (attempt.usage) {
       this.llmTokens.inc({ kind, type: 'prompt' }, attempt.usage.prompt_tokens);

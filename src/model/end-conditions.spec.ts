@@ -9,8 +9,9 @@ function view(over: Partial<Omit<EndView, 'config'>> & { config?: Partial<EndVie
     botTurns: 0,
     lastActivity: 0,
     members: 0,
+    usage: { total_tokens: 0, cost: 0 },
     ...over,
-    config: { max_turns: null, max_time: null, session_ttl: 3600, ...over.config },
+    config: { max_turns: null, max_time: null, session_ttl: 3600, max_total_tokens: null, max_cost: null, ...over.config },
   };
 }
 
@@ -19,7 +20,19 @@ describe('END_CONDITIONS', () => {
     expect(Object.keys(END_CONDITIONS)).toEqual([...END_REASONS]);
     expect(endConditionsOf('timer').map(([reason]) => reason)).toEqual(['max_time', 'idle_timeout']);
     expect(endConditionsOf('after_turn').map(([reason]) => reason)).toEqual(['max_turns']);
-    expect(endConditionsOf('before_call')).toEqual([]);
+    expect(endConditionsOf('before_call').map(([reason]) => reason)).toEqual(['budget']);
+  });
+
+  it('budget: met before a call once the usage has reached max_total_tokens or max_cost, never without one', () => {
+    const { budget } = END_CONDITIONS;
+    if (budget.kind !== 'before_call') {
+      throw new Error('budget is checked before a call');
+    }
+    expect(budget.met(view({ usage: { total_tokens: 1_000_000, cost: 1000 } }))).toBe(false);
+    expect(budget.met(view({ usage: { total_tokens: 99, cost: 0 }, config: { max_total_tokens: 100 } }))).toBe(false);
+    expect(budget.met(view({ usage: { total_tokens: 100, cost: 0 }, config: { max_total_tokens: 100 } }))).toBe(true);
+    expect(budget.met(view({ usage: { total_tokens: 0, cost: 0.049 }, config: { max_cost: 0.05 } }))).toBe(false);
+    expect(budget.met(view({ usage: { total_tokens: 0, cost: 0.05 }, config: { max_cost: 0.05 } }))).toBe(true);
   });
 
   it('max_turns: met once the bot turns reach the limit, never without one', () => {

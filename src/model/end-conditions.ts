@@ -8,12 +8,20 @@
  * `after_turn` entries after each recorded bot message, `before_call` entries before each LLM call,
  * `timer` entries on the session's timers; `signalled` entries are ended by the code they name.
  */
-export const END_REASONS = ['max_turns', 'max_time', 'max_context', 'orchestrator', 'client_request', 'idle_timeout', 'error'] as const;
+export const END_REASONS = ['max_turns', 'max_time', 'max_context', 'orchestrator', 'client_request', 'idle_timeout', 'budget', 'error'] as const;
 export type EndReason = (typeof END_REASONS)[number];
 
 /** What an end condition may read of a session: plain state, no behaviour (a `Session` is one). */
 export interface EndView {
-  readonly config: { readonly max_turns: number | null; readonly max_time: number | null; readonly session_ttl: number };
+  readonly config: {
+    readonly max_turns: number | null;
+    readonly max_time: number | null;
+    readonly session_ttl: number;
+    readonly max_total_tokens: number | null;
+    readonly max_cost: number | null;
+  };
+  /** What the calls made so far used (CONTRACT §4): cost null when a model without a price was called. */
+  readonly usage: { readonly total_tokens: number; readonly cost: number | null };
   readonly createdAt: Date;
   /** Bot messages in history. */
   readonly botTurns: number;
@@ -26,7 +34,7 @@ export interface EndView {
 export type EndCondition =
   /** Checked after each recorded bot message. */
   | { readonly kind: 'after_turn'; met(session: EndView): boolean }
-  /** Checked before each LLM call the loop makes (bot, orchestrator, summary); none yet. */
+  /** Checked before each LLM call the loop makes (bot, orchestrator, summary): a budget. */
   | { readonly kind: 'before_call'; met(session: EndView): boolean }
   /**
    * A timer: `next` is how long until it should be checked (ms from `now`; null = no timer), `met`
@@ -63,6 +71,17 @@ export const END_CONDITIONS: { readonly [R in EndReason]: EndCondition } = {
     kind: 'timer',
     next: (s, now) => (s.members > 0 ? idleMs(s) : s.lastActivity + idleMs(s) - now),
     met: (s, now) => s.members === 0 && s.lastActivity + idleMs(s) - now <= 0,
+  },
+  /**
+   * A budget (CONTRACT §3) reached by the usage recorded so far: checked before a call, so the last
+   * call may overshoot it by one call's usage. A session with `max_cost` calls only priced models
+   * (checked at create and when steering), so its cost is never null.
+   */
+  budget: {
+    kind: 'before_call',
+    met: (s) =>
+      (s.config.max_total_tokens !== null && s.usage.total_tokens >= s.config.max_total_tokens) ||
+      (s.config.max_cost !== null && s.usage.cost !== null && s.usage.cost >= s.config.max_cost),
   },
   error: {
     kind: 'signalled',

@@ -52,6 +52,10 @@ export interface Message {
   content: string;
   ts: string;
   tokens: number | null;
+  /** When the content was last edited (CONTRACT §13), or null. */
+  edited_at: string | null;
+  /** Deleted (CONTRACT §13): the turn stays, its content is empty, and no bot sees it again. */
+  deleted: boolean;
   /** The bot's reasoning (`<think>` blocks or the backend's reasoning field); never shown to other bots. */
   reasoning?: string | null;
 }
@@ -63,7 +67,14 @@ export interface BotConfig {
   temperature: number | null;
   role: string | null;
   max_tokens: number | null;
+  /** Skipped by round robin and not a valid orchestrator choice (CONTRACT §13). */
+  muted: boolean;
 }
+
+/** The fields of a bot that `PATCH …/bots/{name}` may change (CONTRACT §13). */
+export const BOT_UPDATABLE_FIELDS = ['system_prompt', 'model', 'temperature', 'max_tokens', 'role'] as const;
+export type BotUpdatableField = (typeof BOT_UPDATABLE_FIELDS)[number];
+export type BotChanges = Partial<Pick<BotConfig, BotUpdatableField>>;
 
 export interface LlmConfigView {
   base_url: string;
@@ -85,6 +96,10 @@ export interface SessionConfig {
   max_turns: number | null;
   max_time: number | null;
   max_context_tokens: number;
+  /** Budget in tokens of every call (CONTRACT §3), or null. */
+  max_total_tokens: number | null;
+  /** Budget in USD at LLM_PRICES (CONTRACT §3), or null. */
+  max_cost: number | null;
   session_ttl: number;
   turn_delay: number;
   stream_tokens: boolean;
@@ -104,6 +119,10 @@ export interface UsageCounters {
   llm_calls: number;
   prompt_tokens: number;
   completion_tokens: number;
+  /** prompt_tokens + completion_tokens. */
+  total_tokens: number;
+  /** USD at LLM_PRICES; null once a counted call went to a model without a price; 0 with no calls. */
+  cost: number | null;
 }
 
 export interface Usage extends UsageCounters {
@@ -129,7 +148,7 @@ export interface SessionStatus {
 }
 
 export function emptyCounters(): UsageCounters {
-  return { llm_calls: 0, prompt_tokens: 0, completion_tokens: 0 };
+  return { llm_calls: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cost: 0 };
 }
 
 /** A message as members see it: with its reasoning (null when none) only if the session shows reasoning. */
@@ -146,12 +165,19 @@ export function emptyUsage(bots: readonly BotConfig[]): Usage {
 /** Who an LLM call was made for, in the usage ledger. */
 export type UsageAccount = { bot: string } | 'orchestrator' | 'other';
 
-/** Counts one request (its tokens, when the backend reported them) in the total and in its account. */
-export function addUsage(usage: Usage, account: UsageAccount, tokens: { prompt_tokens: number; completion_tokens: number } | null): void {
+/**
+ * Counts one request (its tokens, when the backend reported them, and its cost: null when its model
+ * has no price) in the total and in its account.
+ */
+export function addUsage(usage: Usage, account: UsageAccount, tokens: { prompt_tokens: number; completion_tokens: number } | null, cost: number | null): void {
+  const prompt = tokens?.prompt_tokens ?? 0;
+  const completion = tokens?.completion_tokens ?? 0;
   const add = (c: UsageCounters): void => {
     c.llm_calls++;
-    c.prompt_tokens += tokens?.prompt_tokens ?? 0;
-    c.completion_tokens += tokens?.completion_tokens ?? 0;
+    c.prompt_tokens += prompt;
+    c.completion_tokens += completion;
+    c.total_tokens += prompt + completion;
+    c.cost = c.cost === null || cost === null ? null : c.cost + cost;
   };
   add(usage);
   if (account === 'orchestrator') {
@@ -162,4 +188,22 @@ export function addUsage(usage: Usage, account: UsageAccount, tokens: { prompt_t
     usage.bots[account.bot] ??= emptyCounters();
     add(usage.bots[account.bot]);
   }
+}
+
+/**
+ * A usage ledger as stored by an older version (before `total_tokens` and `cost`): each counters
+ * block gets its total, and a cost of 0 when it counted no call, else null (what it cost is unknown).
+ */
+export function upgradeUsage(usage: Usage): Usage {
+  const upgrade = (c: Partial<UsageCounters> & Pick<UsageCounters, 'llm_calls' | 'prompt_tokens' | 'completion_tokens'>): UsageCounters => ({
+    ...c,
+    total_tokens: c.total_tokens ?? c.prompt_tokens + c.completion_tokens,
+    cost: c.cost !== undefined ? c.cost : c.llm_calls === 0 ? 0 : null,
+  });
+  return {
+    ...upgrade(usage),
+    bots: Object.fromEntries(Object.entries(usage.bots).map(([name, c]) => [name, upgrade(c)])),
+    orchestrator: upgrade(usage.orchestrator),
+    other: upgrade(usage.other),
+  };
 }

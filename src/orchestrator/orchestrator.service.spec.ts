@@ -3,7 +3,7 @@ import type { BotConfig } from '../model/session.types.js';
 import { parseAnswer } from './orchestrator.service.js';
 import { orchestratorTools } from './orchestrator.tools.js';
 
-const bot = (name: string): BotConfig => ({ name, system_prompt: '', model: null, temperature: null, role: null, max_tokens: null });
+const bot = (name: string): BotConfig => ({ name, system_prompt: '', model: null, temperature: null, role: null, max_tokens: null, muted: false });
 const bots = [bot('Alice'), bot('Bob'), bot('Carol')];
 const call = (name: string, args: string): { id: string; name: string; arguments: string } => ({ id: '', name, arguments: args });
 

@@ -23,13 +23,14 @@ export type OrchestratorDecision =
 
 export interface OrchestratorRequest {
   target: LlmTarget;
+  /** Every bot of the session (muted ones are listed as muted, CONTRACT §7). */
   bots: readonly BotConfig[];
   /** The session's global system prompt: the orchestrator knows what every bot was told. */
   globalSystemPrompt: string | null;
   goal: string | null;
   talkersTakePart: boolean;
   messages: readonly Message[];
-  /** Bots that may be chosen (all, or all but the previous speaker). */
+  /** Bots that may be chosen (those not muted, or those but the previous speaker): the tool's enum. */
   candidates: readonly BotConfig[];
   /** The round-robin choice used when the orchestrator keeps failing. */
   fallback: BotConfig;
@@ -112,7 +113,7 @@ export class OrchestratorService {
 
   private prompt(req: OrchestratorRequest, offerEnd: boolean): ChatMessage[] {
     const roster = req.bots
-      .map((b) => `- ${b.name}${b.role ? ` (role: ${b.role})` : ''}\n  System prompt: ${b.system_prompt}`)
+      .map((b) => `- ${b.name}${b.role ? ` (role: ${b.role})` : ''}${b.muted ? ' [muted: not a valid choice]' : ''}\n  System prompt: ${b.system_prompt}`)
       .join('\n');
     const candidates = req.candidates.map((b) => b.name).join(', ');
     const lines = [

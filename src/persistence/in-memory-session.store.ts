@@ -49,7 +49,11 @@ export class InMemorySessionStore implements SessionStore {
     if (batch.fence !== undefined && batch.fence < epoch) {
       return Promise.reject(new FencedError(sessionId, batch.fence, epoch));
     }
-    this.messages.get(sessionId)?.push(...batch.messages.map((m) => ({ ...m })));
+    const stored = this.messages.get(sessionId) ?? [];
+    for (const m of batch.messages) {
+      // Turns are contiguous from 1: a message already stored (edited, deleted) is replaced.
+      stored[m.turn - 1] = { ...m };
+    }
     this.events.get(sessionId)?.push(...batch.events);
     for (const e of batch.events) {
       seqs.last = Math.max(seqs.last, e.seq);

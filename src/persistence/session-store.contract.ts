@@ -13,7 +13,7 @@ export interface SessionStoreUnderTest {
   close?: () => Promise<void>;
 }
 
-const counters = (): Usage['orchestrator'] => ({ llm_calls: 0, prompt_tokens: 0, completion_tokens: 0 });
+const counters = (): Usage['orchestrator'] => ({ llm_calls: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cost: 0 });
 
 /** Row fixtures, shared with the specs of each store. */
 export const fixtures = {
@@ -45,6 +45,8 @@ export const fixtures = {
     content: `m${turn}`,
     ts: `2026-01-01T00:00:0${turn % 10}.000Z`,
     tokens: turn,
+    edited_at: null,
+    deleted: false,
     ...over,
   }),
 
@@ -106,6 +108,27 @@ export function sessionStoreContract(name: string, make: () => Promise<SessionSt
       expect(seqs(await sut.loadEvents('s1', 0, 10))).toEqual([1, 2, 3, 4, 5]);
       expect((await sut.loadMessages('s1')).map((m) => m.turn)).toEqual([1, 2, 3, 4, 5]);
       expect((await sut.loadSessions())[0].loopState).toEqual({ rrIndex: 5 });
+    });
+
+    it('writes a message again when it is edited or deleted (CONTRACT §13), and keeps the config a batch carries', async () => {
+      const sut = await open();
+      await sut.insertSession(snapshot('s1'));
+      await sut.commit('s1', { messages: [message(1), message(2)], events: [event(1), event(2)] });
+      const edited = message(1, { content: 'new words', edited_at: '2026-01-01T00:01:00.000Z' });
+      const deleted = message(2, { content: '', deleted: true });
+      // In one batch and across batches, each row takes its latest version.
+      await Promise.all([
+        sut.commit('s1', { messages: [message(3), { ...message(3), content: 'm3 edited', edited_at: '2026-01-01T00:02:00.000Z' }], events: [event(3)] }),
+        sut.commit('s1', { messages: [edited, deleted], events: [event(4)], session: { config: { ...config(), max_turns: 9 } } }),
+      ]);
+      const messages = await sut.loadMessages('s1');
+      expect(messages.map((m) => [m.turn, m.content, m.edited_at, m.deleted])).toEqual([
+        [1, 'new words', '2026-01-01T00:01:00.000Z', false],
+        [2, '', null, true],
+        [3, 'm3 edited', '2026-01-01T00:02:00.000Z', false],
+      ]);
+      const [restored] = await sut.loadSessions();
+      expect(restored.config.max_turns).toBe(9);
     });
 
     it('refuses a batch for a session it does not hold', async () => {

@@ -104,14 +104,14 @@ describe(TypeOrmSessionStore.name, () => {
         expect(await sut.lastSeq('v1')).toBe(10);
       });
 
-      it('rejects a batch for an unknown session and a duplicate turn, alone in its group', async () => {
+      it('rejects a batch for an unknown session and a duplicate seq, alone in its group', async () => {
         const { sut } = await open(await place());
         await sut.insertSession(snapshot('a'));
         await sut.insertSession(snapshot('b'));
         await sut.commit('a', { messages: [message(1)], events: [event(1)] });
         // Same tick: one group; its transaction fails, so each batch is written again on its own.
         const results = await Promise.allSettled([
-          sut.commit('a', { messages: [message(1)], events: [event(2)] }),
+          sut.commit('a', { messages: [message(2)], events: [event(1)] }),
           sut.commit('b', { messages: [message(1)], events: [event(1)] }),
           sut.commit('nobody', { messages: [], events: [event(1)] }),
         ]);

@@ -34,7 +34,7 @@ interface SessionRow {
 }
 
 /** A history row: the Message, with `reasoning` always present (NULL when none). */
-type MessageRow = Omit<Message, 'reasoning'> & { reasoning: string | null };
+type MessageRow = Omit<Message, 'reasoning' | 'deleted'> & { reasoning: string | null; deleted: number | boolean };
 
 type SessionUpdate = NonNullable<CommitBatch['session']>;
 
@@ -50,7 +50,11 @@ const UPDATABLE: { [K in keyof SessionUpdate]-?: { column: string; encode: (v: S
 };
 
 const INSERT_MESSAGES =
-  'INSERT INTO "fellowship_messages" ("session_id", "turn", "kind", "name", "bot", "talker_id", "content", "ts", "tokens", "reasoning")';
+  'INSERT INTO "fellowship_messages" ("session_id", "turn", "kind", "name", "bot", "talker_id", "content", "ts", "tokens", "reasoning", "edited_at", "deleted")';
+/** A message row is written again when §13 edits or deletes it: the new content wins. */
+const UPSERT_MESSAGES =
+  'ON CONFLICT ("session_id", "turn") DO UPDATE SET "content" = excluded."content", "reasoning" = excluded."reasoning", ' +
+  '"edited_at" = excluded."edited_at", "deleted" = excluded."deleted"';
 const INSERT_EVENTS = 'INSERT INTO "fellowship_events" ("session_id", "seq", "type", "json")';
 const SELECT_SESSIONS =
   'SELECT "id", "control_hash", "observer_hash", "legacy_id", "config", "api_key_cipher", "created_at", "ended_at", ' +
@@ -149,6 +153,8 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
       m.ts,
       m.tokens,
       m.reasoning ?? null,
+      m.edited_at,
+      m.deleted ? 1 : 0,
     ]);
     const events = batch.events.map((e) => [sessionId, e.seq, e.type, e.json]);
     const lastSeq = batch.events.reduce((max, e) => Math.max(max, e.seq), 0);
@@ -164,7 +170,7 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
     }
     const write: RowWrite = {
       inserts: [
-        { prefix: INSERT_MESSAGES, width: 10, rows: messages },
+        { prefix: INSERT_MESSAGES, width: 12, rows: messages, suffix: UPSERT_MESSAGES, key: 2 },
         { prefix: INSERT_EVENTS, width: 4, rows: events },
       ],
       update: { table: 'fellowship_sessions', id: sessionId, sets },
@@ -215,7 +221,7 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
 
   async loadMessages(sessionId: string): Promise<Message[]> {
     const rows = await this.db.query<MessageRow[]>(
-      'SELECT "turn", "kind", "name", "bot", "talker_id", "content", "ts", "tokens", "reasoning" ' +
+      'SELECT "turn", "kind", "name", "bot", "talker_id", "content", "ts", "tokens", "reasoning", "edited_at", "deleted" ' +
         'FROM "fellowship_messages" WHERE "session_id" = ? ORDER BY "turn"',
       [sessionId],
     );
@@ -228,6 +234,8 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
       content: r.content,
       ts: r.ts,
       tokens: r.tokens,
+      edited_at: r.edited_at,
+      deleted: Boolean(r.deleted),
       ...(r.reasoning !== null ? { reasoning: r.reasoning } : {}),
     }));
   }

@@ -11,7 +11,12 @@ export type WriteJob = (runner: QueryRunner) => Promise<void>;
  * several per batch — each statement is a round trip to node-sqlite3's thread pool.
  */
 export interface RowWrite {
-  inserts: { prefix: string; width: number; rows: unknown[][] }[];
+  /**
+   * `suffix` follows the VALUES (an `ON CONFLICT …` clause); inserts with one prefix share it. With
+   * a suffix, `key` is the conflict key's column count (the leading columns): PostgreSQL refuses a
+   * statement that upserts one row twice, so within a group the last row of each key wins.
+   */
+  inserts: { prefix: string; width: number; rows: unknown[][]; suffix?: string; key?: number }[];
   /**
    * One row to update by its `id` (the write fails if it does not exist, or if `guard` is given and
    * the row's `guard.column` is above `guard.value`: the fence). Updates of a group with the same
@@ -229,19 +234,20 @@ async function writeRows(q: QueryRunner, run: RowWrite[]): Promise<void> {
   if (run.length === 0) {
     return;
   }
-  const tables = new Map<string, { width: number; rows: unknown[][] }>();
+  const tables = new Map<string, { width: number; rows: unknown[][]; suffix: string; key: number }>();
   for (const write of run) {
     for (const insert of write.inserts) {
-      const table = tables.get(insert.prefix) ?? { width: insert.width, rows: [] };
+      const table = tables.get(insert.prefix) ?? { width: insert.width, rows: [], suffix: insert.suffix ? ` ${insert.suffix}` : '', key: insert.key ?? 0 };
       table.rows.push(...insert.rows);
       tables.set(insert.prefix, table);
     }
   }
-  for (const [prefix, { width, rows }] of tables) {
+  for (const [prefix, { width, rows: all, suffix, key }] of tables) {
+    const rows = key > 0 && all.length > 1 ? lastPerKey(all, key) : all;
     const tuple = `(${new Array<string>(width).fill('?').join(', ')})`;
     for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
       const chunk = rows.slice(i, i + ROWS_PER_INSERT);
-      await q.query(`${prefix} VALUES ${new Array<string>(chunk.length).fill(tuple).join(', ')}`, chunk.flat());
+      await q.query(`${prefix} VALUES ${new Array<string>(chunk.length).fill(tuple).join(', ')}${suffix}`, chunk.flat());
     }
   }
   // Updates with the same columns become one statement per "wave" of distinct ids (a second update
@@ -291,4 +297,15 @@ async function updateRows(q: QueryRunner, updates: RowWrite['update'][]): Promis
   if (result.affected !== undefined && result.affected !== updates.length) {
     throw new Error(`unknown ${table} row among ${updates.map((u) => u.id).join(', ')}`);
   }
+}
+
+/** The rows with the last one of each key (its first `key` columns) only, in the order of those last ones. */
+function lastPerKey(rows: unknown[][], key: number): unknown[][] {
+  const last = new Map<string, unknown[]>();
+  for (const row of rows) {
+    const k = JSON.stringify(row.slice(0, key));
+    last.delete(k);
+    last.set(k, row);
+  }
+  return last.size === rows.length ? rows : [...last.values()];
 }

@@ -12,6 +12,7 @@ describe('loop state codec', () => {
       summaries: { shared: { text: 'So far.', through: 4 }, 'bot:Ann': { text: 'Hers.', through: 2 } },
       held: [{ talker_id: null, name: 'API', content: 'Queued.' }],
       toolChoiceRefused: true,
+      forcedNext: 'Carol',
     };
     expect(decodeLoopState(JSON.parse(JSON.stringify(encodeLoopState(state))))).toEqual(state);
   });

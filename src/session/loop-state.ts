@@ -31,6 +31,11 @@ export interface LoopState {
   held: TalkerInput[];
   /** The backend refused the orchestrator's `tool_choice`: later calls go without it (CONTRACT §7). */
   toolChoiceRefused: boolean;
+  /**
+   * A bot forced to take the next turn (`POST …/next`, or `…/regenerate`), not yet served: it
+   * speaks before any strategy chooses, in any participation mode.
+   */
+  forcedNext: string | null;
 }
 
 /** The loop state of a new session. */
@@ -45,6 +50,7 @@ export function newLoopState(): LoopState {
     summaries: {},
     held: [],
     toolChoiceRefused: false,
+    forcedNext: null,
   };
 }
 
@@ -76,6 +82,7 @@ export function decodeLoopState(stored: unknown): LoopState {
     summaries: summaries(raw.summaries),
     held: Array.isArray(raw.held) ? raw.held.filter(isTalkerInput) : state.held,
     toolChoiceRefused: typeof raw.toolChoiceRefused === 'boolean' ? raw.toolChoiceRefused : state.toolChoiceRefused,
+    forcedNext: typeof raw.forcedNext === 'string' ? raw.forcedNext : state.forcedNext,
   };
 }
 

@@ -68,6 +68,10 @@ export class Roster {
     }
   }
 
+  hasTalkerName(name: string): boolean {
+    return this.talkerNames.has(nameKey(name));
+  }
+
   private countName(name: string, delta: 1 | -1): void {
     const key = nameKey(name);
     const count = (this.talkerNames.get(key) ?? 0) + delta;

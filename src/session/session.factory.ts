@@ -4,7 +4,7 @@ import type { ResolvedFellowshipOptions } from '../config/fellowship-options.int
 import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 import { EVENT_BUS, type EventBus } from '../events/event-bus.port.js';
 import { SerializedEvent } from '../events/serialized-event.js';
-import type { Message } from '../model/session.types.js';
+import { upgradeUsage, type Message } from '../model/session.types.js';
 import { SESSION_STORE, type RetainedTail, type SessionSnapshot, type SessionStore } from '../persistence/session-store.port.js';
 import { decodeLoopState } from './loop-state.js';
 import { Session, type SessionInit } from './session.js';
@@ -46,8 +46,15 @@ export class SessionFactory {
         id: snapshot.id,
         controlHash: snapshot.controlHash,
         observerHash: snapshot.observerHash,
-        // Sessions stored before start_paused existed were not created paused.
-        config: { ...snapshot.config, start_paused: snapshot.config.start_paused ?? false },
+        // Sessions stored before start_paused, budgets or mutes (v1.1) existed were not created
+        // paused, had no budget and no bot muted.
+        config: {
+          ...snapshot.config,
+          start_paused: snapshot.config.start_paused ?? false,
+          max_total_tokens: snapshot.config.max_total_tokens ?? null,
+          max_cost: snapshot.config.max_cost ?? null,
+          bots: snapshot.config.bots.map((b) => ({ ...b, muted: b.muted ?? false })),
+        },
         apiKey: parts.apiKey,
         createdAt: new Date(snapshot.createdAt),
       },
@@ -66,7 +73,7 @@ export class SessionFactory {
     );
     session.restore({
       botTurns: snapshot.status.bot_turns,
-      usage: snapshot.usage,
+      usage: upgradeUsage(snapshot.usage),
       endedAt: snapshot.endedAt ? new Date(snapshot.endedAt) : null,
       endReason: snapshot.status.end_reason,
       endDetail: snapshot.status.end_detail,

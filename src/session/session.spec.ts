@@ -83,7 +83,7 @@ describe(Session.name, () => {
       endDetail: null,
       pauseReason: 'llm_unavailable',
       loopState,
-      messages: [{ turn: 1, kind: 'bot', name: 'Alice', bot: 'Alice', talker_id: null, content: 'Hi.', ts: new Date(0).toISOString(), tokens: 1 }],
+      messages: [{ turn: 1, kind: 'bot', name: 'Alice', bot: 'Alice', talker_id: null, content: 'Hi.', ts: new Date(0).toISOString(), tokens: 1, edited_at: null, deleted: false }],
     });
     expect(session.status()).toMatchObject({ state: 'paused', turn: 1, bot_turns: 1, pause_reason: 'llm_unavailable' });
     session.resume();
@@ -110,15 +110,78 @@ describe(Session.name, () => {
 
   it('keeps the usage ledger by account, a bot added later included', async () => {
     const { session } = await testSession();
-    session.recordUsage({ bot: 'Alice' }, { prompt_tokens: 10, completion_tokens: 2 });
-    session.recordUsage('orchestrator', null);
-    session.recordUsage({ bot: 'Zed' }, { prompt_tokens: 1, completion_tokens: 1 });
+    session.recordUsage({ bot: 'Alice' }, { prompt_tokens: 10, completion_tokens: 2 }, 0.5);
+    session.recordUsage('orchestrator', null, 0);
+    session.recordUsage({ bot: 'Zed' }, { prompt_tokens: 1, completion_tokens: 1 }, null);
     expect(session.usage).toMatchObject({
       llm_calls: 3,
       prompt_tokens: 11,
       completion_tokens: 3,
-      bots: { Alice: { llm_calls: 1 }, Bob: { llm_calls: 0 }, Zed: { llm_calls: 1 } },
-      orchestrator: { llm_calls: 1, prompt_tokens: 0 },
+      total_tokens: 14,
+      // A call to a model without a price makes the cost unknown where it is counted, and only there.
+      cost: null,
+      bots: { Alice: { llm_calls: 1, total_tokens: 12, cost: 0.5 }, Bob: { llm_calls: 0, cost: 0 }, Zed: { llm_calls: 1, cost: null } },
+      orchestrator: { llm_calls: 1, prompt_tokens: 0, total_tokens: 0, cost: 0 },
+    });
+  });
+
+  describe('steering (CONTRACT §13)', () => {
+    it('mutes once, clears a forced speaker it mutes, and keeps the round-robin position when a bot before it goes', async () => {
+      const t = await testSession(sessionConfig({ bots: [bot('Alice'), bot('Bob'), bot('Carol')] }));
+      const { session } = t;
+      const before = session.bots[1];
+      session.forceNext(before);
+      expect(session.setMuted(before, true)).toBe(true);
+      expect(session.setMuted(session.bots[1], true)).toBe(false);
+      // Replaced, not changed: a call in flight keeps what it started with.
+      expect(before.muted).toBe(false);
+      expect(session.bots[1].muted).toBe(true);
+      expect(session.loopState.forcedNext).toBeNull();
+      expect(session.speakingBots.map((b) => b.name)).toEqual(['Alice', 'Carol']);
+      session.loopState.rrIndex = 2;
+      session.removeBot(session.bots[0]);
+      expect(session.bots.map((b) => b.name)).toEqual(['Bob', 'Carol']);
+      expect(session.loopState.rrIndex).toBe(1);
+      expect(session.findBot('carol')?.name).toBe('Carol');
+      await t.settle();
+      expect(t.delivered.map((e) => e.type)).toEqual(['next_speaker_set', 'bot_muted', 'bot_removed']);
+    });
+
+    it('announces only the fields a PATCH changed, and nothing when none did', async () => {
+      const t = await testSession(sessionConfig({ bots: [bot('Alice', { temperature: 0.5 })] }));
+      const { session } = t;
+      expect(session.updateBot(session.bots[0], { temperature: 0.5, role: 'critic' })).toEqual({ role: 'critic' });
+      expect(session.updateBot(session.bots[0], { role: 'critic' })).toEqual({});
+      await t.settle();
+      expect(t.delivered).toMatchObject([{ type: 'bot_updated', bot: 'Alice', changes: { role: 'critic' } }]);
+    });
+
+    it('edits and deletes in place: turns stay, deleted messages leave what bots see, summaries that folded them go', async () => {
+      const t = await testSession();
+      const { session } = t;
+      for (const content of ['one', 'two', 'three']) {
+        session.append({ kind: 'talker', name: 'Ann', bot: null, talker_id: null, content, tokens: 1 }, (m) => ({ type: 'talker_message', talker_id: null, name: m.name, content: m.content, turn: m.turn }));
+      }
+      session.loopState.summaries = { shared: { text: 'one, two', through: 2 }, 'bot:X': { text: 'one', through: 1 } };
+      expect(session.liveMessages).toBe(session.messages);
+      session.editMessage(session.messages[1], 'TWO');
+      expect(session.loopState.summaries).toEqual({ 'bot:X': { text: 'one', through: 1 } });
+      expect(session.deleteMessage(session.messages[0])).toBe(true);
+      expect(session.deleteMessage(session.messages[0])).toBe(false);
+      expect(session.loopState.summaries).toEqual({});
+      expect(session.liveMessages.map((m) => [m.turn, m.content])).toEqual([
+        [2, 'TWO'],
+        [3, 'three'],
+      ]);
+      expect(session.messages.map((m) => [m.turn, m.content, m.deleted])).toEqual([
+        [1, '', true],
+        [2, 'TWO', false],
+        [3, 'three', false],
+      ]);
+      expect(session.historyRevision).toBe(2);
+      await t.settle();
+      expect(t.delivered.slice(3).map((e) => e.type)).toEqual(['message_edited', 'message_deleted']);
+      expect(await t.store.loadMessages(session.id)).toMatchObject([{ deleted: true, content: '' }, { content: 'TWO', edited_at: expect.any(String) }, { content: 'three' }]);
     });
   });
 });

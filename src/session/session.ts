@@ -8,6 +8,8 @@ import type { EndView } from '../model/end-conditions.js';
 import {
   addUsage,
   emptyUsage,
+  emptyCounters,
+  type BotChanges,
   type BotConfig,
   type EndReason,
   type MemberRole,
@@ -68,6 +70,12 @@ export class Session implements EndView {
   lastActivity: number;
   /** The loop's own state, persisted with the session (session/loop-state.ts). */
   loopState: LoopState = newLoopState();
+  /** Bumped by every edit or deletion of a message (history snapshots cached by length see it). */
+  historyRevision = 0;
+  /** Deleted messages in history: while there are none, what bots see is `messages` itself. */
+  private deletedCount = 0;
+  /** The config changed (steering) since the last batch: the next one writes it. */
+  private configDirty = false;
 
   constructor(
     init: SessionInit,
@@ -129,6 +137,12 @@ export class Session implements EndView {
   /** The bots that take part, in round-robin order. */
   get bots(): readonly BotConfig[] {
     return this.config.bots;
+  }
+
+  /** The bots that may be chosen to speak: those not muted (CONTRACT §13), in round-robin order. */
+  get speakingBots(): readonly BotConfig[] {
+    const bots = this.config.bots;
+    return bots.some((b) => b.muted) ? bots.filter((b) => !b.muted) : bots;
   }
 
   get debugEnabled(): boolean {
@@ -249,7 +263,7 @@ export class Session implements EndView {
   }
 
   /** Append a message at the next turn and publish its event: the only way history grows. */
-  append(message: Omit<Message, 'turn' | 'ts'>, event: (m: Message) => SessionEventBody): Message {
+  append(message: Omit<Message, 'turn' | 'ts' | 'edited_at' | 'deleted'>, event: (m: Message) => SessionEventBody): Message {
     const full: Message = {
       turn: this.messages.length + 1,
       kind: message.kind,
@@ -259,11 +273,134 @@ export class Session implements EndView {
       content: message.content,
       ts: new Date().toISOString(),
       tokens: message.tokens,
+      edited_at: null,
+      deleted: false,
       ...(message.reasoning != null ? { reasoning: message.reasoning } : {}),
     };
     this.messages.push(full);
     this.channel.publish(event(full), full);
     return full;
+  }
+
+  /** History as bots may see it (CONTRACT §13): deleted messages left out. */
+  get liveMessages(): readonly Message[] {
+    return this.deletedCount === 0 ? this.messages : this.messages.filter((m) => !m.deleted);
+  }
+
+  /** The bot named `name` (case-insensitive, as names are at create), or undefined. */
+  findBot(name: string): BotConfig | undefined {
+    const key = nameKey(name);
+    return this.config.bots.find((b) => nameKey(b.name) === key);
+  }
+
+  /** Whether a connected talker uses this name (a bot added later may not take it). */
+  isTalkerName(name: string): boolean {
+    return this.roster?.hasTalkerName(name) ?? false;
+  }
+
+  /** `bot` takes the next bot turn (CONTRACT §13): kept in the loop state until it has spoken. */
+  forceNext(bot: BotConfig): void {
+    this.loopState.forcedNext = bot.name;
+    this.publish({ type: 'next_speaker_set', bot: bot.name });
+  }
+
+  /** Mutes or unmutes a bot; false (and no event) when it already was. */
+  setMuted(bot: BotConfig, muted: boolean): boolean {
+    if (bot.muted === muted) {
+      return false;
+    }
+    this.replaceBot(bot, { ...bot, muted });
+    if (muted && this.loopState.forcedNext === bot.name) {
+      // A muted bot is no valid choice, forced or not.
+      this.loopState.forcedNext = null;
+    }
+    this.publish(muted ? { type: 'bot_muted', bot: bot.name } : { type: 'bot_unmuted', bot: bot.name });
+    return true;
+  }
+
+  /** A bot joins, last in the round-robin order; its usage row starts empty. */
+  addBot(bot: BotConfig): void {
+    this.config.bots.push(bot);
+    this.usage.bots[bot.name] ??= emptyCounters();
+    this.configDirty = true;
+    this.publish({ type: 'bot_added', bot });
+  }
+
+  /**
+   * New values for some of a bot's fields. The bot's object is replaced, not changed: a call in
+   * flight keeps the values it was started with. Returns the fields that actually changed; `bot_updated` only when some did.
+   */
+  updateBot(bot: BotConfig, changes: BotChanges): BotChanges {
+    const changed: BotChanges = {};
+    for (const [key, value] of Object.entries(changes) as [keyof BotChanges, BotChanges[keyof BotChanges]][]) {
+      if (value !== undefined && bot[key] !== value) {
+        Object.assign(changed, { [key]: value });
+      }
+    }
+    if (Object.keys(changed).length > 0) {
+      this.replaceBot(bot, { ...bot, ...changed });
+      this.publish({ type: 'bot_updated', bot: bot.name, changes: changed });
+    }
+    return changed;
+  }
+
+  /** A bot leaves: its messages stay in history, its usage row stays; round robin goes on where it was. */
+  removeBot(bot: BotConfig): void {
+    const index = this.config.bots.indexOf(bot);
+    this.config.bots.splice(index, 1);
+    const state = this.loopState;
+    if (index < state.rrIndex) {
+      state.rrIndex--;
+    }
+    if (this.config.bots.length > 0) {
+      state.rrIndex %= this.config.bots.length;
+    }
+    if (state.forcedNext === bot.name) {
+      state.forcedNext = null;
+    }
+    this.configDirty = true;
+    this.publish({ type: 'bot_removed', bot: bot.name });
+  }
+
+  /** New content for a message; bots see it from their next call, its turn stays. */
+  editMessage(message: Message, content: string): void {
+    message.content = content;
+    message.edited_at = new Date().toISOString();
+    this.historyChanged(message.turn);
+    this.channel.publish({ type: 'message_edited', turn: message.turn, content }, message);
+  }
+
+  /** Deletes a message: its turn stays, with empty content; no bot sees it again. False if it was. */
+  deleteMessage(message: Message): boolean {
+    if (message.deleted) {
+      return false;
+    }
+    message.deleted = true;
+    message.content = '';
+    delete message.reasoning;
+    this.deletedCount++;
+    this.historyChanged(message.turn);
+    this.channel.publish({ type: 'message_deleted', turn: message.turn }, message);
+    return true;
+  }
+
+  private replaceBot(bot: BotConfig, next: BotConfig): void {
+    this.config.bots[this.config.bots.indexOf(bot)] = next;
+    this.configDirty = true;
+  }
+
+  /**
+   * A message at `turn` changed: a rolling summary that folded it in is dropped (the next prompt
+   * summarises again from what history says now), so no bot is shown its old content.
+   */
+  private historyChanged(turn: number): void {
+    this.historyRevision++;
+    const summaries = this.loopState.summaries;
+    for (const key of Object.keys(summaries)) {
+      if (summaries[key].through >= turn) {
+        delete summaries[key];
+      }
+    }
   }
 
   /** A bot message was recorded. */
@@ -281,8 +418,8 @@ export class Session implements EndView {
     }
   }
 
-  recordUsage(account: UsageAccount, usage: { prompt_tokens: number; completion_tokens: number } | null): void {
-    addUsage(this.usage, account, usage);
+  recordUsage(account: UsageAccount, usage: { prompt_tokens: number; completion_tokens: number } | null, cost: number | null): void {
+    addUsage(this.usage, account, usage, cost);
   }
 
   /**
@@ -299,6 +436,7 @@ export class Session implements EndView {
     this.loopState = saved.loopState;
     this.lastActivity = Date.now();
     this.messages.push(...saved.messages);
+    this.deletedCount = saved.messages.reduce((n, m) => n + (m.deleted ? 1 : 0), 0);
   }
 
   status(): SessionStatus {
@@ -322,7 +460,11 @@ export class Session implements EndView {
 
   /** The persistable part of the state (written with every event batch). */
   persistedState(): NonNullable<CommitBatch['session']> {
+    // The config changes only by steering: written with the batch after a change, not with every one.
+    const config = this.configDirty ? { config: this.config } : {};
+    this.configDirty = false;
     return {
+      ...config,
       endedAt: this.endedAt?.toISOString() ?? null,
       status: {
         end_reason: this.endReason,

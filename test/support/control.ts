@@ -9,6 +9,7 @@ import { ContextService } from '../../src/context/context.service.js';
 import { TokenCounter } from '../../src/context/token-counter.service.js';
 import { CreateSessionDto } from '../../src/control/dto/create-session.dto.js';
 import { SessionService, type CreateSessionResult } from '../../src/control/session.service.js';
+import { SteeringService } from '../../src/control/steering.service.js';
 import { TalkerInputService } from '../../src/control/talker-input.service.js';
 import { InProcessEventBus } from '../../src/events/in-process-event-bus.js';
 import { LocalLoopLease } from '../../src/loop/local-loop-lease.js';
@@ -23,6 +24,7 @@ import { FakeLlm, FakeOrchestrator, FakeSummarizer } from './fakes.js';
 
 export interface Control {
   sessions: SessionService;
+  steering: SteeringService;
   talkerInput: TalkerInputService;
   loops: LoopService;
   registry: SessionRegistry;
@@ -62,6 +64,7 @@ export function control(options: FellowshipOptions = {}): Control {
   sessions.onApplicationBootstrap();
   return {
     sessions,
+    steering: new SteeringService(resolved, sessions, loops),
     talkerInput,
     loops,
     registry,

@@ -15,7 +15,7 @@ import { InMemorySessionStore } from '../../src/persistence/in-memory-session.st
 import { Session } from '../../src/session/session.js';
 
 export function bot(name: string, over: Partial<BotConfig> = {}): BotConfig {
-  return { name, system_prompt: `You are ${name}.`, model: null, temperature: null, role: null, max_tokens: null, ...over };
+  return { name, system_prompt: `You are ${name}.`, model: null, temperature: null, role: null, max_tokens: null, muted: false, ...over };
 }
 
 /** A session config with the defaults the create route fills in. */
@@ -32,6 +32,8 @@ export function sessionConfig(over: Partial<SessionConfig> = {}): SessionConfig 
     max_turns: null,
     max_time: null,
     max_context_tokens: 8192,
+    max_total_tokens: null,
+    max_cost: null,
     session_ttl: 3600,
     turn_delay: 0,
     stream_tokens: false,
@@ -112,6 +114,17 @@ function describeEvent(e: SessionEvent): string {
       return `session_paused:${e.reason}`;
     case 'error':
       return `error:${e.message}`;
+    case 'next_speaker_set':
+    case 'bot_muted':
+    case 'bot_unmuted':
+    case 'bot_removed':
+    case 'bot_updated':
+      return `${e.type}:${e.bot}`;
+    case 'bot_added':
+      return `bot_added:${e.bot.name}`;
+    case 'message_edited':
+    case 'message_deleted':
+      return `${e.type}:${e.turn}`;
     case 'member_joined':
     case 'member_left':
     case 'session_resumed':
@@ -182,7 +195,7 @@ export class FakeLlm extends Scripted<LlmRequest, LlmResult> {
     for (const piece of options.pieces ?? []) {
       call.request.onToken?.(piece, 1);
     }
-    call.request.onAttempt?.({ attempt: 1, ok: true, usage: options.usage ?? null, latencyMs: 1 });
+    call.request.onAttempt?.({ attempt: 1, ok: true, usage: options.usage ?? null, cost: 0, latencyMs: 1 });
     call.resolve(reply(content, options));
     await tick();
     return call.request;
@@ -191,7 +204,7 @@ export class FakeLlm extends Scripted<LlmRequest, LlmResult> {
   /** Fails the next call with `error` (counted as one attempt). */
   async fail(error: LlmError): Promise<LlmRequest> {
     const call = await this.next();
-    call.request.onAttempt?.({ attempt: 1, ok: false, usage: null, latencyMs: 1, error: error.message });
+    call.request.onAttempt?.({ attempt: 1, ok: false, usage: null, cost: 0, latencyMs: 1, error: error.message });
     call.reject(error);
     await tick();
     return call.request;

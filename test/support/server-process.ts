@@ -170,13 +170,18 @@ export function serverTestBed(prefix: string): ServerTestBed {
   });
   afterAll(async () => {
     bed.clients.forEach((c) => c.close());
-    for (const child of bed.children) {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-      }
-    }
+    killRunning(bed.children);
     await bed.llm?.close();
     dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
   });
   return bed;
+}
+
+/** Kills (SIGKILL) every server process a test started that is still running. */
+export function killRunning(children: readonly ChildProcess[]): void {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+    }
+  }
 }

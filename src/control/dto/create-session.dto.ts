@@ -12,6 +12,7 @@ import {
   IsNumber,
   IsObject,
   IsOptional,
+  IsPositive,
   IsString,
   Matches,
   Max,
@@ -237,6 +238,32 @@ export class CreateSessionDto {
   @Min(1)
   @Max(LIMITS.maxContextTokens)
   max_context_tokens?: number;
+
+  @ApiPropertyOptional({
+    description:
+      'Budget in tokens (prompt + completion of every call of the session: bots, orchestrator, summaries, memory). Before each call, once the usage recorded has reached it, the session ends with `budget` instead of calling; so the last call may overshoot it by one call’s usage. Default: no limit.',
+    type: 'integer',
+    example: 100000,
+    minimum: 1,
+    nullable: true,
+  })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  max_total_tokens?: number;
+
+  @ApiPropertyOptional({
+    description:
+      'Budget in USD at the server’s LLM_PRICES, checked like `max_total_tokens` (the last call may overshoot it by one call’s cost). Every model the session may call must have a price (each bot’s, the orchestrator’s when orchestrated, the summary model when summarising or with memory), else 400. Default: no limit.',
+    example: 0.5,
+    exclusiveMinimum: true,
+    minimum: 0,
+    nullable: true,
+  })
+  @IsOptional()
+  @IsNumber({ allowNaN: false, allowInfinity: false })
+  @IsPositive()
+  max_cost?: number;
 
   @ApiPropertyOptional({
     description: 'Idle timeout in seconds: no human activity (talker message, pause, resume, a control request, a member leaving; bot output does not count) and no member connected. Default: the server’s SESSION_TTL_DEFAULT.',

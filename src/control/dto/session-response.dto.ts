@@ -13,6 +13,16 @@ export class UsageCountersDto {
   prompt_tokens!: number;
   @ApiProperty({ description: 'Completion tokens as reported by the backend.', type: 'integer', minimum: 0, example: 610 })
   completion_tokens!: number;
+  @ApiProperty({ description: 'prompt_tokens + completion_tokens.', type: 'integer', minimum: 0, example: 4730 })
+  total_tokens!: number;
+  @ApiProperty({
+    description: 'Cost in USD at the server’s LLM_PRICES (USD per 1M prompt and completion tokens, per model); null when a call counted here went to a model without a price; 0 with no calls.',
+    nullable: true,
+    type: Number,
+    minimum: 0,
+    example: 0.0123,
+  })
+  cost!: number | null;
 }
 
 export class UsageDto extends UsageCountersDto {
@@ -38,6 +48,7 @@ export class BotConfigDto {
   @ApiProperty({ description: 'Temperature override, or null.', nullable: true, type: Number }) temperature!: number | null;
   @ApiProperty({ description: 'Role hint, or null.', nullable: true, type: String }) role!: string | null;
   @ApiProperty({ description: 'Max completion tokens, or null.', nullable: true, type: 'integer' }) max_tokens!: number | null;
+  @ApiProperty({ description: 'Muted (`POST …/bots/{name}/mute`): skipped by round robin, not a valid orchestrator choice.' }) muted!: boolean;
 }
 
 export class LlmConfigViewDto {
@@ -59,6 +70,8 @@ export class SessionConfigDto {
   @ApiProperty({ description: 'Max bot turns.', nullable: true, type: 'integer' }) max_turns!: number | null;
   @ApiProperty({ description: 'Max seconds from creation.', nullable: true, type: Number }) max_time!: number | null;
   @ApiProperty({ description: 'Context limit in tokens.', type: 'integer' }) max_context_tokens!: number;
+  @ApiProperty({ description: 'Budget in tokens (ends with `budget`), or null.', nullable: true, type: 'integer' }) max_total_tokens!: number | null;
+  @ApiProperty({ description: 'Budget in USD at LLM_PRICES (ends with `budget`), or null.', nullable: true, type: Number }) max_cost!: number | null;
   @ApiProperty({ description: 'Idle timeout, seconds.' }) session_ttl!: number;
   @ApiProperty({ description: 'Seconds between bot turns.' }) turn_delay!: number;
   @ApiProperty({ description: 'Token streaming.' }) stream_tokens!: boolean;
@@ -112,6 +125,8 @@ export class MessageDto {
   @ApiProperty({ description: 'Text.', example: 'I would start from what we actually know.' }) content!: string;
   @ApiProperty({ description: 'Time recorded, ISO-8601.', format: 'date-time', example: '2026-01-31T09:00:04.000Z' }) ts!: string;
   @ApiProperty({ description: 'Token count (backend usage, else tokenizer estimate).', nullable: true, type: 'integer', example: 142 }) tokens!: number | null;
+  @ApiProperty({ description: 'When the content was last edited (`PATCH …/messages/{turn}`), or null.', nullable: true, type: String, format: 'date-time', example: null }) edited_at!: string | null;
+  @ApiProperty({ description: 'Deleted (`DELETE …/messages/{turn}`): the turn stays, `content` is empty, and no bot sees it again.', example: false }) deleted!: boolean;
   @ApiPropertyOptional({ description: 'Reasoning, only when the session has show_reasoning.', nullable: true, type: String }) reasoning?: string | null;
 }
 
@@ -145,7 +160,7 @@ export class ErrorDto {
   error!: string;
   @ApiProperty({
     description:
-      'Machine code; match on this, not on `error`. VALIDATION_ERROR 400, UNAUTHORIZED 401, FORBIDDEN 403, SESSION_NOT_FOUND 404, NOT_FOUND 404 (unknown route), SESSION_ENDED 409, PAYLOAD_TOO_LARGE 413, UNSUPPORTED_MEDIA_TYPE 415, RATE_LIMITED 429, INTERNAL_ERROR 500, TOO_MANY_SESSIONS 503. The list may grow: treat an unknown code by its HTTP status.',
+      'Machine code; match on this, not on `error`. VALIDATION_ERROR 400, UNAUTHORIZED 401, FORBIDDEN 403, SESSION_NOT_FOUND 404, NOT_FOUND 404 (unknown route or turn), BOT_NOT_FOUND 404, SESSION_ENDED 409, CONFLICT 409 (the session’s state forbids it now), PAYLOAD_TOO_LARGE 413, UNSUPPORTED_MEDIA_TYPE 415, RATE_LIMITED 429, INTERNAL_ERROR 500, TOO_MANY_SESSIONS 503. The list may grow: treat an unknown code by its HTTP status.',
     example: 'VALIDATION_ERROR',
   })
   code!: string;

@@ -17,17 +17,20 @@ export const orchestrated: SpeakerStrategy = {
 async function decide({ session, bots, orchestrator, call }: SpeakerContext): Promise<SpeakerChoice> {
   const state = session.loopState;
   const config = session.config;
-  const candidates = config.allow_repeat_speaker || state.lastSpeaker === null ? bots : bots.filter((b) => b.name !== state.lastSpeaker);
-  const fallback = roundRobinAfter(bots, state.lastSpeaker, candidates);
+  // `bots` are the bots not muted; the roster shown to the orchestrator is every bot, muted ones marked.
+  const unrepeated = config.allow_repeat_speaker || state.lastSpeaker === null ? bots : bots.filter((b) => b.name !== state.lastSpeaker);
+  // The only bot not muted may speak again even without allow_repeat_speaker: else nobody could.
+  const candidates = unrepeated.length > 0 ? unrepeated : bots;
+  const fallback = roundRobinAfter(session.bots, state.lastSpeaker, candidates);
   try {
     const decision = await call((signal) =>
       orchestrator.decide({
         target: session.target(config.llm.orchestrator_model),
-        bots,
+        bots: session.bots,
         globalSystemPrompt: config.global_system_prompt,
         goal: config.goal,
         talkersTakePart: config.participation_mode !== 'autonomous',
-        messages: session.messages,
+        messages: session.liveMessages,
         candidates,
         fallback,
         toolChoice: !state.toolChoiceRefused,

@@ -6,7 +6,7 @@ import type { CallGate } from '../context-fitter.js';
 /** What a speaker strategy may use to choose. */
 export interface SpeakerContext {
   readonly session: Session;
-  /** The bots that may speak, in round-robin order. */
+  /** The bots that may speak (every bot not muted, CONTRACT §13), in round-robin order. */
   readonly bots: readonly BotConfig[];
   readonly orchestrator: Pick<OrchestratorService, 'decide'>;
   /** Every LLM call goes through the loop's gate (one at a time, abortable). */
@@ -23,7 +23,9 @@ export type SpeakerChoice =
   /** The call that should have chosen failed (the failure policy decides). */
   | { kind: 'failed'; error: unknown }
   /** The session ended while choosing. */
-  | { kind: 'ended' };
+  | { kind: 'ended' }
+  /** No turn this time; the loop decides again. */
+  | { kind: 'skip' };
 
 /**
  * Speaker selection, one strategy per way of choosing (AutoGen's group chat keeps its turn
@@ -42,5 +44,11 @@ export function spoke(session: Session, bot: BotConfig): void {
   const state = session.loopState;
   const bots = session.bots;
   state.lastSpeaker = bot.name;
-  state.rrIndex = (bots.findIndex((b) => b.name === bot.name) + 1) % bots.length;
+  const index = bots.findIndex((b) => b.name === bot.name);
+  if (index >= 0) {
+    state.rrIndex = (index + 1) % bots.length;
+  }
+  if (state.forcedNext === bot.name) {
+    state.forcedNext = null;
+  }
 }

@@ -1,7 +1,7 @@
 import { Column, Entity, JoinColumn, ManyToOne, PrimaryColumn } from 'typeorm';
 import { SessionEntity } from './session.entity.js';
 
-/** One history message (CONTRACT §5); append-only, keyed by session and turn. */
+/** One history message (CONTRACT §5), keyed by session and turn; only §13's edit and delete change a row. */
 @Entity({ name: 'fellowship_messages' })
 export class MessageEntity {
   @PrimaryColumn({ name: 'session_id', type: 'varchar', length: 36 })
@@ -37,4 +37,12 @@ export class MessageEntity {
 
   @Column({ type: 'text', nullable: true })
   reasoning!: string | null;
+
+  /** When the content was last edited (CONTRACT §13), or null. */
+  @Column({ name: 'edited_at', type: 'varchar', length: 30, nullable: true })
+  editedAt!: string | null;
+
+  /** Deleted (CONTRACT §13): the row stays with empty content. */
+  @Column({ type: 'boolean', default: false })
+  deleted!: boolean;
 }
