@@ -51,7 +51,7 @@ const CONTRACT_ROUTES = [
 ];
 
 /** Numeric fields that are not integers; every other number in the document must be `integer`. */
-const FRACTIONAL_FIELDS = ['temperature', 'max_time', 'session_ttl', 'turn_delay'];
+const FRACTIONAL_FIELDS = ['temperature', 'max_time', 'session_ttl', 'turn_delay', 'cost'];
 /** Request DTOs whose class-validator constraints the schemas must state. */
 const REQUEST_DTOS = { CreateSessionDto, BotDto, LlmOptionsDto, PostMessageDto };
 /** What each class-validator constraint must appear as in the property's schema. */

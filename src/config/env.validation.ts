@@ -1,5 +1,6 @@
 import { plainToInstance, Transform } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsNumber, IsOptional, IsString, Matches, Max, Min, MinLength, validateSync } from 'class-validator';
+import { HISTORY_PAGE_MAX, SESSIONS_PAGE_MAX } from './paging.js';
 import { DEFAULT_FELLOWSHIP_OPTIONS as D, type FellowshipOptions } from './fellowship-options.interface.js';
 
 const bool = ({ value }: { value: unknown }): unknown => {
@@ -45,6 +46,9 @@ export class EnvironmentVariables {
   @IsOptional() @IsString() @MinLength(1) LOG_DIR = 'logs';
   @IsOptional() @IsIn(LOG_LEVELS) LOG_LEVEL: (typeof LOG_LEVELS)[number] = 'info';
   @IsOptional() @IsString() API_KEYS = '';
+  @IsOptional() @IsString() ADMIN_API_KEYS = '';
+  @IsOptional() @Transform(int) @IsInt() @Min(1) @Max(SESSIONS_PAGE_MAX) SESSIONS_PAGE_DEFAULT = D.sessionsPageDefault;
+  @IsOptional() @Transform(int) @IsInt() @Min(1) @Max(HISTORY_PAGE_MAX) HISTORY_PAGE_DEFAULT = D.historyPageDefault;
   @IsOptional() @IsString() LLM_BASE_URL_ALLOWLIST = '';
   @IsOptional() @Transform(bool) @IsBoolean() LLM_ALLOW_PRIVATE_ADDRESSES = D.llmAllowPrivateAddresses;
   @IsOptional() @IsString() CORS_ORIGINS = '';
@@ -131,6 +135,9 @@ export function envToOptions(env: EnvironmentVariables): FellowshipOptions {
     encryptionKey: env.DATA_ENCRYPTION_KEY,
     dbWriteGroupMax: env.DB_WRITE_GROUP_MAX,
     apiKeys: list(env.API_KEYS),
+    adminApiKeys: list(env.ADMIN_API_KEYS),
+    sessionsPageDefault: env.SESSIONS_PAGE_DEFAULT,
+    historyPageDefault: env.HISTORY_PAGE_DEFAULT,
     llmBaseUrlAllowlist: list(env.LLM_BASE_URL_ALLOWLIST),
     llmAllowPrivateAddresses: env.LLM_ALLOW_PRIVATE_ADDRESSES,
     corsOrigins: list(env.CORS_ORIGINS),

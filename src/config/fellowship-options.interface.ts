@@ -37,8 +37,17 @@ export interface FellowshipOptions {
    * Bounds how long one write holds the event loop (docs/persistence.md has the measurements).
    */
   dbWriteGroupMax?: number;
-  /** Bearer keys allowed to create sessions; empty = open. */
+  /** Bearer keys allowed to create sessions and to use the sessions index (its own sessions); empty = open. */
   apiKeys?: string[];
+  /**
+   * Bearer keys accepted wherever `apiKeys` are, whose sessions index shows every session
+   * (CONTRACT §14). With keys here and none in `apiKeys`, keys are still required.
+   */
+  adminApiKeys?: string[];
+  /** Sessions per page of `GET /v1/sessions` when `limit` is not given (at most 200, the contract's bound). */
+  sessionsPageDefault?: number;
+  /** Messages per page of `GET …/history?after=` when `limit` is not given (at most 1000, the contract's bound). */
+  historyPageDefault?: number;
   /** Prefixes a client-supplied `llm.base_url` must match; empty = overrides refused. */
   llmBaseUrlAllowlist?: string[];
   /** Allow client base URLs that resolve to private (RFC 1918 / ULA / loopback) addresses. */
@@ -143,6 +152,9 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   encryptionKey: '',
   dbWriteGroupMax: 32,
   apiKeys: [],
+  adminApiKeys: [],
+  sessionsPageDefault: 50,
+  historyPageDefault: 1000,
   llmBaseUrlAllowlist: [],
   llmAllowPrivateAddresses: false,
   corsOrigins: [],

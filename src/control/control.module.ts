@@ -3,6 +3,7 @@ import { LoopModule } from '../loop/loop.module.js';
 import { MemoryModule } from '../memory/memory.module.js';
 import { PersistenceModule } from '../persistence/persistence.module.js';
 import { SessionModule } from '../session/session.module.js';
+import { SessionIndexService } from './session-index.service.js';
 import { SessionRecoveryService } from './session-recovery.service.js';
 import { SessionService } from './session.service.js';
 import { TalkerInputService } from './talker-input.service.js';
@@ -10,7 +11,7 @@ import { TalkerInputService } from './talker-input.service.js';
 /** The use cases behind the routes (CONTRACT §3–4) and restart recovery. */
 @Module({
   imports: [SessionModule, LoopModule, MemoryModule, PersistenceModule],
-  providers: [SessionService, TalkerInputService, SessionRecoveryService],
-  exports: [SessionService, TalkerInputService],
+  providers: [SessionService, SessionIndexService, TalkerInputService, SessionRecoveryService],
+  exports: [SessionService, SessionIndexService, TalkerInputService],
 })
 export class ControlModule {}

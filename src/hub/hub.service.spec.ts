@@ -92,7 +92,9 @@ describe(HubService.name, () => {
     expect(refusal(h.sut.check({ token: 'nobody' }, 'ws'))).toEqual([4404, 'SESSION_NOT_FOUND', 'No session has this token.']);
     expect(refusal(h.sut.check({ token: 'control', name: 'alice' }, 'ws'))[2]).toBe("name is one of the bots' names.");
     expect(refusal(h.sut.check({ token: 'observer', role: 'talker' }, 'ws'))).toEqual([4403, 'FORBIDDEN', 'The observer token cannot join as a talker.']);
-    expect(h.sut.check({ token: 'observer', after: '12' }, 'sse')).toEqual({ session: h.session, role: 'observer', after: 12 });
+    expect(h.sut.check({ token: 'observer', after: '12' }, 'sse')).toEqual({ session: h.session, role: 'observer', after: 12, historyLimit: null });
+    expect(h.sut.check({ token: 'observer', historyLimit: '3' }, 'sse')).toMatchObject({ after: null, historyLimit: 3 });
+    expect(refusal(h.sut.check({ token: 'observer', historyLimit: '-3' }, 'ws'))).toEqual([4400, 'VALIDATION_ERROR', 'history_limit must be a non-negative integer (a number of messages).']);
     h.sut.openWs(h.member(), { token: 'control', role: 'talker' });
     expect(refusal(h.sut.check({ token: 'control', role: 'talker' }, 'ws'))).toEqual([4409, 'FORBIDDEN', 'max_talkers reached.']);
 

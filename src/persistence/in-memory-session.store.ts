@@ -4,6 +4,8 @@ import type {
   MemoryEntry,
   PruneResult,
   RetainedTail,
+  SessionIndexQuery,
+  SessionIndexRow,
   SessionSnapshot,
   SessionStore,
   StoredEvent,
@@ -75,6 +77,38 @@ export class InMemorySessionStore implements SessionStore {
 
   lastSeq(sessionId: string): Promise<number> {
     return Promise.resolve(this.seqs.get(sessionId)?.last ?? 0);
+  }
+
+  listSessions(query: SessionIndexQuery): Promise<SessionIndexRow[]> {
+    const newestFirst = (a: SessionSnapshot, b: SessionSnapshot): number =>
+      a.createdAt !== b.createdAt ? (a.createdAt < b.createdAt ? 1 : -1) : a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
+    const after = query.after;
+    const rows = [...this.sessions.values()]
+      .filter((s) => query.ownerKeyHash === undefined || (s.ownerKeyHash ?? null) === query.ownerKeyHash)
+      .filter((s) => query.ended === undefined || (s.endedAt !== null) === query.ended)
+      .filter((s) => !after || s.createdAt < after.createdAt || (s.createdAt === after.createdAt && s.id < after.id))
+      .sort(newestFirst)
+      .slice(0, query.limit);
+    return Promise.resolve(rows.map((s) => this.indexRow(s)));
+  }
+
+  findSession(id: string): Promise<SessionIndexRow | null> {
+    const snapshot = this.sessions.get(id);
+    return Promise.resolve(snapshot ? this.indexRow(snapshot) : null);
+  }
+
+  private indexRow(s: SessionSnapshot): SessionIndexRow {
+    const copy = structuredClone(s);
+    return {
+      id: copy.id,
+      ownerKeyHash: copy.ownerKeyHash ?? null,
+      createdAt: copy.createdAt,
+      endedAt: copy.endedAt,
+      config: copy.config,
+      status: copy.status,
+      usage: copy.usage,
+      turn: this.messages.get(s.id)?.length ?? 0,
+    };
   }
 
   prune(maxEventsPerSession: number, endedBefore: Date): Promise<PruneResult> {

@@ -147,6 +147,44 @@ export function sessionStoreContract(name: string, make: () => Promise<SessionSt
       expect(await sut.prune(2, new Date('2026-01-01T12:00:00.000Z'))).toEqual({ sessions: 0, events: 0, sessionIds: [] });
     });
 
+    it('pages the sessions index newest first, by owner and by ended, with the turn of each', async () => {
+      const sut = await open();
+      const at = (n: number): string => `2026-01-01T00:00:0${n}.000Z`;
+      // Two sessions share a created_at: the id orders them.
+      const rows = [
+        snapshot('a', { createdAt: at(1), ownerKeyHash: 'k1' }),
+        snapshot('b', { createdAt: at(2), ownerKeyHash: 'k2' }),
+        snapshot('c', { createdAt: at(2), ownerKeyHash: 'k1' }),
+        snapshot('d', { createdAt: at(3) }),
+      ];
+      for (const row of rows) {
+        await sut.insertSession(row);
+      }
+      await sut.commit('c', { messages: [message(1), message(2)], events: [event(1)], session: { endedAt: at(4), usage: usage(3) } });
+
+      const ids = (list: { id: string }[]): string[] => list.map((r) => r.id);
+      expect(ids(await sut.listSessions({ limit: 10 }))).toEqual(['d', 'c', 'b', 'a']);
+      const first = await sut.listSessions({ limit: 2 });
+      expect(ids(first)).toEqual(['d', 'c']);
+      expect(ids(await sut.listSessions({ limit: 2, after: { createdAt: first[1].createdAt, id: first[1].id } }))).toEqual(['b', 'a']);
+      expect(ids(await sut.listSessions({ limit: 10, ownerKeyHash: 'k1' }))).toEqual(['c', 'a']);
+      expect(ids(await sut.listSessions({ limit: 10, ended: true }))).toEqual(['c']);
+      expect(ids(await sut.listSessions({ limit: 10, ended: false, ownerKeyHash: 'k1' }))).toEqual(['a']);
+
+      expect(await sut.findSession('c')).toEqual({
+        id: 'c',
+        ownerKeyHash: 'k1',
+        createdAt: at(2),
+        endedAt: at(4),
+        config: config(),
+        status: snapshot('c').status,
+        usage: usage(3),
+        turn: 2,
+      });
+      expect(await sut.findSession('d')).toMatchObject({ ownerKeyHash: null, turn: 0 });
+      expect(await sut.findSession('nobody')).toBeNull();
+    });
+
     it('answers its readiness probe', async () => {
       const sut = await open();
       await expect(sut.ping()).resolves.toBeUndefined();

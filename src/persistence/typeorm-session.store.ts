@@ -9,6 +9,8 @@ import type {
   MemoryState,
   PruneResult,
   RetainedTail,
+  SessionIndexQuery,
+  SessionIndexRow,
   SessionSnapshot,
   SessionStore,
   StoredEvent,
@@ -29,10 +31,39 @@ interface SessionRow {
   usage: string;
   loop_state: string;
   memory_state: string | null;
+  owner_key_hash: string | null;
 }
 
 /** A history row: the Message, with `reasoning` always present (NULL when none). */
 type MessageRow = Omit<Message, 'reasoning'> & { reasoning: string | null };
+
+interface IndexRow {
+  id: string;
+  owner_key_hash: string | null;
+  created_at: string;
+  ended_at: string | null;
+  config: string;
+  status: string;
+  usage: string;
+  turn: number;
+}
+
+/** The sessions index's columns; the turn is the last message's, found through the messages' primary key. */
+const INDEX_SELECT =
+  'SELECT s."id", s."owner_key_hash", s."created_at", s."ended_at", s."config", s."status", s."usage", ' +
+  '(SELECT COALESCE(MAX(m."turn"), 0) FROM "fellowship_messages" m WHERE m."session_id" = s."id") AS "turn" ' +
+  'FROM "fellowship_sessions" s';
+
+const indexRow = (r: IndexRow): SessionIndexRow => ({
+  id: r.id,
+  ownerKeyHash: r.owner_key_hash,
+  createdAt: r.created_at,
+  endedAt: r.ended_at,
+  config: JSON.parse(r.config) as SessionIndexRow['config'],
+  status: JSON.parse(r.status) as SessionIndexRow['status'],
+  usage: JSON.parse(r.usage) as SessionIndexRow['usage'],
+  turn: Number(r.turn),
+});
 
 type SessionUpdate = NonNullable<CommitBatch['session']>;
 
@@ -99,12 +130,13 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
       JSON.stringify(s.loopState),
       s.config.memory_id,
       s.memoryState ?? null,
+      s.ownerKeyHash ?? null,
     ];
     return this.write(async (q) => {
       await q.query(
         'INSERT INTO "fellowship_sessions" ("id", "control_hash", "observer_hash", "legacy_id", "config", "api_key_cipher", ' +
-          '"created_at", "ended_at", "status", "usage", "loop_state", "memory_id", "memory_state") ' +
-          'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+          '"created_at", "ended_at", "status", "usage", "loop_state", "memory_id", "memory_state", "owner_key_hash") ' +
+          'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
         params,
       );
     });
@@ -147,7 +179,7 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
   async loadSessions(): Promise<SessionSnapshot[]> {
     const rows = await this.db.dataSource.query<SessionRow[]>(
       'SELECT "id", "control_hash", "observer_hash", "legacy_id", "config", "api_key_cipher", "created_at", "ended_at", ' +
-        '"status", "usage", "loop_state", "memory_state" FROM "fellowship_sessions" ORDER BY "created_at", "id"',
+        '"status", "usage", "loop_state", "memory_state", "owner_key_hash" FROM "fellowship_sessions" ORDER BY "created_at", "id"',
     );
     return rows.map((r) => ({
       id: r.id,
@@ -162,6 +194,7 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
       usage: JSON.parse(r.usage) as SessionSnapshot['usage'],
       loopState: JSON.parse(r.loop_state) as SessionSnapshot['loopState'],
       memoryState: r.memory_state as MemoryState | null,
+      ownerKeyHash: r.owner_key_hash,
     }));
   }
 
@@ -215,6 +248,33 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
       [sessionId, sessionId],
     );
     return row?.seq ?? 0;
+  }
+
+  async listSessions(query: SessionIndexQuery): Promise<SessionIndexRow[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (query.ownerKeyHash !== undefined) {
+      where.push('s."owner_key_hash" = ?');
+      params.push(query.ownerKeyHash);
+    }
+    if (query.ended !== undefined) {
+      where.push(query.ended ? 's."ended_at" IS NOT NULL' : 's."ended_at" IS NULL');
+    }
+    if (query.after) {
+      // Keyset paging: rows strictly after the cursor in (created_at DESC, id DESC) order.
+      where.push('(s."created_at" < ? OR (s."created_at" = ? AND s."id" < ?))');
+      params.push(query.after.createdAt, query.after.createdAt, query.after.id);
+    }
+    const rows = await this.db.dataSource.query<IndexRow[]>(
+      `${INDEX_SELECT}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY s."created_at" DESC, s."id" DESC LIMIT ?`,
+      [...params, query.limit],
+    );
+    return rows.map(indexRow);
+  }
+
+  async findSession(id: string): Promise<SessionIndexRow | null> {
+    const [row] = await this.db.dataSource.query<IndexRow[]>(`${INDEX_SELECT} WHERE s."id" = ?`, [id]);
+    return row ? indexRow(row) : null;
   }
 
   /**
