@@ -51,6 +51,11 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(int) @IsInt() @Min(1) @Max(HISTORY_PAGE_MAX) HISTORY_PAGE_DEFAULT = D.historyPageDefault;
   @IsOptional() @IsString() LLM_BASE_URL_ALLOWLIST = '';
   @IsOptional() @Transform(bool) @IsBoolean() LLM_ALLOW_PRIVATE_ADDRESSES = D.llmAllowPrivateAddresses;
+  @IsOptional() @IsString() WEBHOOK_URL_ALLOWLIST = '';
+  @IsOptional() @Transform(bool) @IsBoolean() WEBHOOK_ALLOW_PRIVATE_ADDRESSES = D.webhookAllowPrivateAddresses;
+  @IsOptional() @Transform(int) @IsInt() @Min(1) @Max(100) WEBHOOK_MAX_ATTEMPTS = D.webhookMaxAttempts;
+  @IsOptional() @Transform(int) @IsInt() @Min(1) WEBHOOK_RETRY_BASE_MS = D.webhookRetryBaseMs;
+  @IsOptional() @Transform(int) @IsInt() @Min(1) WEBHOOK_TIMEOUT_MS = D.webhookTimeoutMs;
   @IsOptional() @IsString() CORS_ORIGINS = '';
   @IsOptional() @Transform(int) @IsInt() @Min(1) MAX_SESSIONS = D.maxSessions;
   @IsOptional() @Transform(int) @IsInt() @Min(1) TOO_MANY_SESSIONS_RETRY_AFTER_S = D.tooManySessionsRetryAfterS;
@@ -140,6 +145,11 @@ export function envToOptions(env: EnvironmentVariables): FellowshipOptions {
     historyPageDefault: env.HISTORY_PAGE_DEFAULT,
     llmBaseUrlAllowlist: list(env.LLM_BASE_URL_ALLOWLIST),
     llmAllowPrivateAddresses: env.LLM_ALLOW_PRIVATE_ADDRESSES,
+    webhookUrlAllowlist: list(env.WEBHOOK_URL_ALLOWLIST),
+    webhookAllowPrivateAddresses: env.WEBHOOK_ALLOW_PRIVATE_ADDRESSES,
+    webhookMaxAttempts: env.WEBHOOK_MAX_ATTEMPTS,
+    webhookRetryBaseMs: env.WEBHOOK_RETRY_BASE_MS,
+    webhookTimeoutMs: env.WEBHOOK_TIMEOUT_MS,
     corsOrigins: list(env.CORS_ORIGINS),
     maxSessions: env.MAX_SESSIONS,
     tooManySessionsRetryAfterS: env.TOO_MANY_SESSIONS_RETRY_AFTER_S,

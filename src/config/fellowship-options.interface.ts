@@ -57,7 +57,22 @@ export interface FellowshipOptions {
    * addresses). Every address it returns is checked; the connection goes only to those.
    */
   llmDnsLookup?: DnsLookup;
-  /** Allowed browser origins for WebSocket upgrades (and CORS in the standalone server); empty = any. */
+  /**
+   * Prefixes a session's `webhook.url` must match (CONTRACT §14; the same matching and address
+   * policy as `llmBaseUrlAllowlist`); empty = webhooks refused.
+   */
+  webhookUrlAllowlist?: string[];
+  /** Allow webhook URLs whose host name resolves to private (RFC 1918 / ULA / loopback) addresses. */
+  webhookAllowPrivateAddresses?: boolean;
+  /** Resolver for webhook host names (default: the system's `dns.lookup`, all addresses). */
+  webhookDnsLookup?: DnsLookup;
+  /** Attempts per webhook event (the first included) before it is dropped. */
+  webhookMaxAttempts?: number;
+  /** Delay before the first retry of a webhook event, ms; doubles with each retry, with jitter. */
+  webhookRetryBaseMs?: number;
+  /** Bound on one webhook delivery attempt (connect, answer), ms. */
+  webhookTimeoutMs?: number;
+    /** Allowed browser origins for WebSocket upgrades (and CORS in the standalone server); empty = any. */
   corsOrigins?: string[];
   /** Maximum sessions not ended. */
   maxSessions?: number;
@@ -137,10 +152,10 @@ export interface FellowshipOptions {
   logger?: LoggerService | false;
 }
 
-export type ResolvedFellowshipOptions = Required<Omit<FellowshipOptions, 'dataSource' | 'logger' | 'llmDnsLookup'>> &
-  Pick<FellowshipOptions, 'dataSource' | 'logger' | 'llmDnsLookup'>;
+export type ResolvedFellowshipOptions = Required<Omit<FellowshipOptions, 'dataSource' | 'logger' | 'llmDnsLookup' | 'webhookDnsLookup'>> &
+  Pick<FellowshipOptions, 'dataSource' | 'logger' | 'llmDnsLookup' | 'webhookDnsLookup'>;
 
-export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions, 'dataSource' | 'logger' | 'llmDnsLookup'>> = {
+export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions, 'dataSource' | 'logger' | 'llmDnsLookup' | 'webhookDnsLookup'>> = {
   llmBaseUrl: 'http://localhost:11434/v1',
   llmApiKey: '',
   defaultBotModel: 'llama3.2',
@@ -153,6 +168,11 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   dbWriteGroupMax: 32,
   apiKeys: [],
   adminApiKeys: [],
+  webhookUrlAllowlist: [],
+  webhookAllowPrivateAddresses: false,
+  webhookMaxAttempts: 5,
+  webhookRetryBaseMs: 1000,
+  webhookTimeoutMs: 10_000,
   sessionsPageDefault: 50,
   historyPageDefault: 1000,
   llmBaseUrlAllowlist: [],

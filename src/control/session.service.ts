@@ -19,6 +19,7 @@ import { SessionRegistry, type Resolved } from '../session/session.registry.js';
 import { publicMessage, type Message, type SessionStatus } from '../model/session.types.js';
 import { newSessionId, newToken, tokenHash } from '../session/tokens.js';
 import { fellowshipLogger } from '../common/fellowship-logger.js';
+import { webhookSecretOwner } from '../webhooks/webhook-dispatcher.service.js';
 
 export interface HistoryPage {
   messages: Message[];
@@ -90,6 +91,8 @@ export class SessionService implements OnApplicationBootstrap {
       usage: session.usage,
       loopState: {},
       ownerKeyHash,
+      // Encrypted at rest like the LLM key, bound to this session and this use (never shown again).
+      webhookSecretCipher: dto.webhook?.secret ? this.secrets.encrypt(dto.webhook.secret, webhookSecretOwner(session.id)) : null,
     });
     this.registry.add(session);
     // Waits for a summary still being written for this store (inherit right after the end).

@@ -2,6 +2,7 @@ import type { Message } from '../model/session.types.js';
 import type {
   CommitBatch,
   MemoryEntry,
+  OutboxEntry,
   PruneResult,
   RetainedTail,
   SessionIndexQuery,
@@ -9,6 +10,7 @@ import type {
   SessionSnapshot,
   SessionStore,
   StoredEvent,
+  WebhookTarget,
 } from './session-store.port.js';
 
 /** Keeps everything in process memory: for unit tests and embedders that want no database at all. */
@@ -18,6 +20,8 @@ export class InMemorySessionStore implements SessionStore {
   private readonly events = new Map<string, StoredEvent[]>();
   private readonly seqs = new Map<string, { last: number; droppedThrough: number }>();
   private readonly memory = new Map<string, MemoryEntry[]>();
+  /** Per session, in seq order. */
+  private readonly outbox = new Map<string, OutboxEntry[]>();
 
   addMemoryEntry(memoryId: string, entry: MemoryEntry): Promise<void> {
     const list = this.memory.get(memoryId) ?? [];
@@ -51,6 +55,46 @@ export class InMemorySessionStore implements SessionStore {
     }
     if (batch.session) {
       Object.assign(session, structuredClone(batch.session));
+    }
+    if (batch.webhooks?.length) {
+      const list = this.outbox.get(sessionId) ?? [];
+      list.push(...batch.webhooks.map((e) => ({ seq: e.seq, type: e.type, json: e.json, attempts: 0, nextAttemptAt: 0 })));
+      this.outbox.set(sessionId, list);
+    }
+    return Promise.resolve();
+  }
+
+  webhookSessions(): Promise<string[]> {
+    return Promise.resolve([...this.outbox].filter(([, list]) => list.length > 0).map(([id]) => id));
+  }
+
+  nextWebhook(sessionId: string): Promise<OutboxEntry | null> {
+    const first = this.outbox.get(sessionId)?.[0];
+    return Promise.resolve(first ? { ...first } : null);
+  }
+
+  webhookTarget(sessionId: string): Promise<WebhookTarget | null> {
+    const snapshot = this.sessions.get(sessionId);
+    const webhook = snapshot?.config.webhook;
+    return Promise.resolve(snapshot && webhook ? { url: webhook.url, secretCipher: snapshot.webhookSecretCipher ?? null } : null);
+  }
+
+  webhookDone(sessionId: string, seq: number): Promise<void> {
+    const list = this.outbox.get(sessionId);
+    if (list) {
+      this.outbox.set(
+        sessionId,
+        list.filter((e) => e.seq !== seq),
+      );
+    }
+    return Promise.resolve();
+  }
+
+  webhookRetry(sessionId: string, seq: number, attempts: number, nextAttemptAt: number): Promise<void> {
+    const entry = this.outbox.get(sessionId)?.find((e) => e.seq === seq);
+    if (entry) {
+      entry.attempts = attempts;
+      entry.nextAttemptAt = nextAttemptAt;
     }
     return Promise.resolve();
   }
@@ -120,6 +164,7 @@ export class InMemorySessionStore implements SessionStore {
         this.messages.delete(id);
         this.events.delete(id);
         this.seqs.delete(id);
+        this.outbox.delete(id);
         sessionIds.push(id);
         continue;
       }

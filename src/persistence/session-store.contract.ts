@@ -185,6 +185,30 @@ export function sessionStoreContract(name: string, make: () => Promise<SessionSt
       expect(await sut.findSession('nobody')).toBeNull();
     });
 
+    it('keeps a webhook outbox written with its batch, in seq order, with retries recorded', async () => {
+      const sut = await open();
+      const webhook = { url: 'http://127.0.0.1:9/hook', events: ['session_end' as const, 'bot_message' as const], secret_set: true };
+      await sut.insertSession(snapshot('w', { config: { ...config(), webhook }, webhookSecretCipher: 'v1.sealed-secret' }));
+      await sut.insertSession(snapshot('plain'));
+      expect(await sut.webhookSessions()).toEqual([]);
+      expect(await sut.nextWebhook('w')).toBeNull();
+
+      await sut.commit('w', { messages: [message(1)], events: [event(1, 'turn_start'), event(2)], webhooks: [event(2)] });
+      await sut.commit('w', { messages: [], events: [event(3, 'session_end')], webhooks: [event(3, 'session_end')] });
+      expect(await sut.webhookSessions()).toEqual(['w']);
+      expect(await sut.webhookTarget('w')).toEqual({ url: webhook.url, secretCipher: 'v1.sealed-secret' });
+      expect(await sut.webhookTarget('plain')).toBeNull();
+      expect(await sut.nextWebhook('w')).toEqual({ ...event(2), attempts: 0, nextAttemptAt: 0 });
+
+      await sut.webhookRetry('w', 2, 1, 1_800_000_000_000);
+      expect(await sut.nextWebhook('w')).toMatchObject({ seq: 2, attempts: 1, nextAttemptAt: 1_800_000_000_000 });
+      await sut.webhookDone('w', 2);
+      expect(await sut.nextWebhook('w')).toMatchObject({ seq: 3, type: 'session_end', attempts: 0 });
+      await sut.webhookDone('w', 3);
+      expect(await sut.nextWebhook('w')).toBeNull();
+      expect(await sut.webhookSessions()).toEqual([]);
+    });
+
     it('answers its readiness probe', async () => {
       const sut = await open();
       await expect(sut.ping()).resolves.toBeUndefined();

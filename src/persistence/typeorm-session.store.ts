@@ -7,6 +7,7 @@ import type {
   CommitBatch,
   MemoryEntry,
   MemoryState,
+  OutboxEntry,
   PruneResult,
   RetainedTail,
   SessionIndexQuery,
@@ -14,6 +15,7 @@ import type {
   SessionSnapshot,
   SessionStore,
   StoredEvent,
+  WebhookTarget,
 } from './session-store.port.js';
 import { StoreClosedError, WriteQueue, type WriteQueueStats, type RowWrite } from './write-queue.js';
 import { fellowshipLogger } from '../common/fellowship-logger.js';
@@ -81,6 +83,7 @@ const UPDATABLE: { [K in keyof SessionUpdate]-?: { column: string; encode: (v: S
 const INSERT_MESSAGES =
   'INSERT INTO "fellowship_messages" ("session_id", "turn", "kind", "name", "bot", "talker_id", "content", "ts", "tokens", "reasoning")';
 const INSERT_EVENTS = 'INSERT INTO "fellowship_events" ("session_id", "seq", "type", "json")';
+const INSERT_OUTBOX = 'INSERT INTO "fellowship_webhook_outbox" ("session_id", "seq", "type", "json")';
 
 /**
  * The default `SessionStore`: SQLite through TypeORM, on its own database (`databasePath`) or the
@@ -131,12 +134,13 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
       s.config.memory_id,
       s.memoryState ?? null,
       s.ownerKeyHash ?? null,
+      s.webhookSecretCipher ?? null,
     ];
     return this.write(async (q) => {
       await q.query(
         'INSERT INTO "fellowship_sessions" ("id", "control_hash", "observer_hash", "legacy_id", "config", "api_key_cipher", ' +
-          '"created_at", "ended_at", "status", "usage", "loop_state", "memory_id", "memory_state", "owner_key_hash") ' +
-          'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+          '"created_at", "ended_at", "status", "usage", "loop_state", "memory_id", "memory_state", "owner_key_hash", "webhook_secret_cipher") ' +
+          'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
         params,
       );
     });
@@ -167,11 +171,16 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
     if (batch.session?.config !== undefined) {
       sets.push({ column: 'memory_id', value: batch.session.config.memory_id });
     }
+    const inserts: RowWrite['inserts'] = [
+      { prefix: INSERT_MESSAGES, width: 10, rows: messages },
+      { prefix: INSERT_EVENTS, width: 4, rows: events },
+    ];
+    if (batch.webhooks?.length) {
+      // Same transaction, same multi-row statement per group: no write of its own.
+      inserts.push({ prefix: INSERT_OUTBOX, width: 4, rows: batch.webhooks.map((e) => [sessionId, e.seq, e.type, e.json]) });
+    }
     return this.writeRows({
-      inserts: [
-        { prefix: INSERT_MESSAGES, width: 10, rows: messages },
-        { prefix: INSERT_EVENTS, width: 4, rows: events },
-      ],
+      inserts,
       update: { table: 'fellowship_sessions', id: sessionId, sets },
     });
   }
@@ -277,6 +286,45 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
     return row ? indexRow(row) : null;
   }
 
+  async webhookSessions(): Promise<string[]> {
+    const rows = await this.db.dataSource.query<{ session_id: string }[]>('SELECT DISTINCT "session_id" FROM "fellowship_webhook_outbox"');
+    return rows.map((r) => r.session_id);
+  }
+
+  async nextWebhook(sessionId: string): Promise<OutboxEntry | null> {
+    const [row] = await this.db.dataSource.query<{ seq: number; type: string; json: string; attempts: number; next_attempt_at: number }[]>(
+      'SELECT "seq", "type", "json", "attempts", "next_attempt_at" FROM "fellowship_webhook_outbox" WHERE "session_id" = ? ORDER BY "seq" LIMIT 1',
+      [sessionId],
+    );
+    return row ? { seq: row.seq, type: row.type, json: row.json, attempts: row.attempts, nextAttemptAt: Number(row.next_attempt_at) } : null;
+  }
+
+  async webhookTarget(sessionId: string): Promise<WebhookTarget | null> {
+    const [row] = await this.db.dataSource.query<{ config: string; webhook_secret_cipher: string | null }[]>(
+      'SELECT "config", "webhook_secret_cipher" FROM "fellowship_sessions" WHERE "id" = ?',
+      [sessionId],
+    );
+    const webhook = row ? (JSON.parse(row.config) as SessionSnapshot['config']).webhook : null;
+    return row && webhook ? { url: webhook.url, secretCipher: row.webhook_secret_cipher } : null;
+  }
+
+  webhookDone(sessionId: string, seq: number): Promise<void> {
+    return this.write(async (q) => {
+      await q.query('DELETE FROM "fellowship_webhook_outbox" WHERE "session_id" = ? AND "seq" = ?', [sessionId, seq]);
+    });
+  }
+
+  webhookRetry(sessionId: string, seq: number, attempts: number, nextAttemptAt: number): Promise<void> {
+    return this.write(async (q) => {
+      await q.query('UPDATE "fellowship_webhook_outbox" SET "attempts" = ?, "next_attempt_at" = ? WHERE "session_id" = ? AND "seq" = ?', [
+        attempts,
+        nextAttemptAt,
+        sessionId,
+        seq,
+      ]);
+    });
+  }
+
   /**
    * Deletes sessions ended before the cutoff (with their messages and events), retained events
    * beyond the per-session limit, and memory stores no retained session uses any more. Each
@@ -294,6 +342,7 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
       await this.write(async (q) => {
         await q.query('DELETE FROM "fellowship_events" WHERE "session_id" = ?', [id]);
         await q.query('DELETE FROM "fellowship_messages" WHERE "session_id" = ?', [id]);
+        await q.query('DELETE FROM "fellowship_webhook_outbox" WHERE "session_id" = ?', [id]);
         await q.query('DELETE FROM "fellowship_sessions" WHERE "id" = ?', [id]);
       });
       return 0;

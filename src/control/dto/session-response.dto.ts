@@ -2,7 +2,7 @@ import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional, ApiResponse } from '@nestjs/swagger';
 import { MAX_JSON_DEPTH } from '../../common/request-body.js';
 import { END_REASONS } from '../../model/end-conditions.js';
-import { CONTEXT_MODES, MEMORY_MODES, MESSAGE_KINDS, PARTICIPATION_MODES, PAUSE_REASONS, SESSION_STATES, TURN_ORDERS } from '../../model/session.types.js';
+import { CONTEXT_MODES, MEMORY_MODES, MESSAGE_KINDS, PARTICIPATION_MODES, PAUSE_REASONS, SESSION_STATES, TURN_ORDERS, WEBHOOK_EVENT_TYPES } from '../../model/session.types.js';
 
 /** Response shapes, for the OpenAPI document (the service returns plain objects of these shapes). */
 
@@ -47,6 +47,12 @@ export class LlmConfigViewDto {
   @ApiProperty({ description: 'Whether calls carry an API key (the key itself is never shown).' }) api_key_set!: boolean;
 }
 
+export class WebhookConfigViewDto {
+  @ApiProperty({ description: 'Where events are POSTed.' }) url!: string;
+  @ApiProperty({ description: 'The event types sent.', enum: [...WEBHOOK_EVENT_TYPES], isArray: true }) events!: string[];
+  @ApiProperty({ description: 'Whether deliveries are signed (`webhook-signature`); the secret is never shown.' }) secret_set!: boolean;
+}
+
 export class SessionConfigDto {
   @ApiProperty({ description: 'Bots.', type: [BotConfigDto] }) bots!: BotConfigDto[];
   @ApiProperty({ description: 'Global system prompt.', nullable: true, type: String }) global_system_prompt!: string | null;
@@ -71,6 +77,7 @@ export class SessionConfigDto {
   @ApiProperty({ description: 'History includes reasoning.' }) show_reasoning!: boolean;
   @ApiProperty({ description: 'Created paused (start_paused).' }) start_paused!: boolean;
   @ApiProperty({ description: 'Backend in use (no key).', type: LlmConfigViewDto }) llm!: LlmConfigViewDto;
+  @ApiProperty({ description: 'Webhook (CONTRACT §14), or null; never the secret.', type: WebhookConfigViewDto, nullable: true }) webhook!: WebhookConfigViewDto | null;
 }
 
 export class SessionStatusDto {

@@ -74,4 +74,8 @@ export class SessionEntity {
   /** SHA-256 (hex) of the API key that created the session; null when created without one (and for v1 rows). */
   @Column({ name: 'owner_key_hash', type: 'varchar', length: 64, nullable: true })
   ownerKeyHash!: string | null;
+
+  /** The webhook's signing secret as `SecretBox` ciphertext (bound to `<id>#webhook`); null = none. */
+  @Column({ name: 'webhook_secret_cipher', type: 'text', nullable: true })
+  webhookSecretCipher!: string | null;
 }
