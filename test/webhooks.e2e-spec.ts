@@ -23,7 +23,7 @@ describe('webhooks', () => {
   // The allowlist names the receiver's origin (a literal loopback address, admitted as named).
   beforeAll(async () => {
     receiver = await WebhookReceiver.start();
-    t = await startApp({ webhookUrlAllowlist: [new URL(receiver.url).origin], webhookRetryBaseMs: 20, webhookMaxAttempts: 3, webhookTimeoutMs: 2000 });
+    t = await startApp({ webhookUrlAllowlist: [new URL(receiver.url).origin], webhookRetryBaseMs: 20, webhookMaxAttempts: 3, webhookTimeoutMs: 10_000 });
   });
   afterAll(async () => {
     await t.close();
@@ -116,6 +116,34 @@ describe('webhooks', () => {
     expect(receiver.received.every((r) => r.headers['webhook-signature'] === undefined)).toBe(true);
     expect(receiver.received.every((r) => typeof r.headers['webhook-id'] === 'string' && /^\d+$/.test(r.headers['webhook-timestamp']))).toBe(true);
     expect((await app().http.get('/metrics')).text).toMatch(/fellowship_webhook_attempts_total\{result="dropped"\} [1-9]/);
+  });
+
+  it('never delays a session: its turns run while its receiver hangs', async () => {
+    let release = (): void => undefined;
+    receiver.hold = new Promise<void>((done) => (release = done));
+    try {
+      const made = await app().create({
+        bots: bots('Alice', 'Bob'),
+        participation_mode: 'autonomous',
+        max_turns: 4,
+        start_paused: true,
+        webhook: { url: receiver.url, events: ['turn_start', 'bot_message', 'turn_end', 'session_end'] },
+      });
+      const ws = await app().ws(made.observer_token);
+      await ws.next('history');
+      await app().http.post(`/v1/session/${made.token}/resume`).expect(200);
+      await ws.next('session_end');
+      ws.close();
+      expect(ws.of('bot_message')).toHaveLength(4);
+      // The whole session ran while the first delivery was still unanswered, and the next waited behind it.
+      expect(receiver.received.map((r) => r.type)).toEqual(['turn_start']);
+    } finally {
+      receiver.hold = null;
+      release();
+    }
+    await receiver.until(() => receiver.received.some((r) => r.type === 'session_end'));
+    const seqs = receiver.received.map((r) => (JSON.parse(r.body) as Payload).data.seq);
+    expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
   });
 
   it('refuses a URL off the allowlist, live-only events and a malformed secret with 400', async () => {

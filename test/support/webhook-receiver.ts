@@ -16,6 +16,8 @@ export interface ReceivedHook {
 export class WebhookReceiver {
   readonly received: ReceivedHook[] = [];
   answer: (hook: Omit<ReceivedHook, 'status'>, index: number) => number = () => 200;
+  /** While set, answers wait for it (a receiver that hangs until the test releases it). */
+  hold: Promise<void> | null = null;
   private waiters: { predicate: () => boolean; resolve: () => void }[] = [];
 
   private constructor(private readonly server: http.Server) {}
@@ -32,7 +34,7 @@ export class WebhookReceiver {
         const type = (JSON.parse(body) as { type: string }).type;
         const status = receiver.answer({ headers, body, type }, receiver.received.length);
         receiver.received.push({ headers, body, type, status });
-        res.writeHead(status).end();
+        void (receiver.hold ?? Promise.resolve()).then(() => res.writeHead(status).end());
         receiver.waiters = receiver.waiters.filter((w) => (w.predicate() ? (w.resolve(), false) : true));
       });
     });
