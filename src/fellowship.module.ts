@@ -13,6 +13,7 @@ import {
 import { portProviders, PORT_TOKENS, withoutPorts, type FellowshipModuleOptions } from './fellowship.ports.js';
 import { HubModule } from './hub/hub.module.js';
 import { SessionController } from './hub/session.controller.js';
+import { SessionsIndexController } from './hub/sessions-index.controller.js';
 import { SseController } from './hub/sse.controller.js';
 import { LoopModule } from './loop/loop.module.js';
 import { MemoryModule } from './memory/memory.module.js';
@@ -51,10 +52,10 @@ const FEATURES = [HubModule, ControlModule, SessionModule, LoopModule, MemoryMod
 })
 export class FellowshipModule extends FellowshipConfigurableModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(RequestBodyMiddleware).forRoutes(SessionController, SseController);
+    consumer.apply(RequestBodyMiddleware).forRoutes(SessionController, SessionsIndexController, SseController);
     // Counts requests on Fellowship's own routes only (a host's routes are never touched). After
     // the body check, in this order, as when each module configured its own.
-    consumer.apply(HttpMetricsMiddleware).forRoutes(SessionController, SseController);
+    consumer.apply(HttpMetricsMiddleware).forRoutes(SessionController, SessionsIndexController, SseController);
   }
 
   static override forRoot(options: typeof FELLOWSHIP_OPTIONS_TYPE = {}): DynamicModule {
