@@ -11,6 +11,7 @@ const LAYERS = [
   { name: 'loop', folders: ['loop'] },
   { name: 'orchestrator', folders: ['orchestrator'] },
   { name: 'session', folders: ['session'] },
+  { name: 'webhooks', folders: ['webhooks'] },
   { name: 'events', folders: ['events'] },
   { name: 'persistence', folders: ['persistence'] },
   { name: 'context', folders: ['context'] },

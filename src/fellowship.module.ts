@@ -15,6 +15,7 @@ import { portProviders, PORT_TOKENS, withoutPorts, type FellowshipModuleOptions 
 import { HubModule } from './hub/hub.module.js';
 import { SessionController } from './hub/session.controller.js';
 import { SteeringController } from './hub/steering.controller.js';
+import { SessionsIndexController } from './hub/sessions-index.controller.js';
 import { SseController } from './hub/sse.controller.js';
 import { LoopModule } from './loop/loop.module.js';
 import { MemoryModule } from './memory/memory.module.js';
@@ -56,10 +57,10 @@ const FEATURES = [HubModule, ControlModule, SessionModule, LoopModule, MemoryMod
 })
 export class FellowshipModule extends FellowshipConfigurableModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(RequestBodyMiddleware).forRoutes(SessionController, SteeringController, SseController);
+    consumer.apply(RequestBodyMiddleware).forRoutes(SessionController, SteeringController, SessionsIndexController, SseController);
     // Counts requests on Fellowship's own routes only (a host's routes are never touched). After
     // the body check, in this order, as when each module configured its own.
-    consumer.apply(HttpMetricsMiddleware).forRoutes(SessionController, SteeringController, SseController);
+    consumer.apply(HttpMetricsMiddleware).forRoutes(SessionController, SteeringController, SessionsIndexController, SseController);
   }
 
   static override forRoot(options: typeof FELLOWSHIP_OPTIONS_TYPE = {}): DynamicModule {

@@ -22,7 +22,7 @@ async function main(): Promise<void> {
     logDir: env.LOG_DIR,
     level: env.LOG_LEVEL,
     production: env.NODE_ENV === 'production',
-    secrets: [env.LLM_API_KEY, env.DATA_ENCRYPTION_KEY, ...env.API_KEYS.split(',')].map((s) => s.trim()).filter((s) => s.length > 0),
+    secrets: [env.LLM_API_KEY, env.DATA_ENCRYPTION_KEY, ...env.API_KEYS.split(','), ...env.ADMIN_API_KEYS.split(',')].map((s) => s.trim()).filter((s) => s.length > 0),
     console: true,
   });
   const [{ AppModule }, { createServer }] = await Promise.all([import('./app.module.js'), import('./bootstrap.js')]);

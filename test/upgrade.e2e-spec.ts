@@ -210,6 +210,14 @@ describe('upgrading a v1 database', () => {
     });
   });
 
+  it('lists the v1 sessions in the sessions index (created without a key)', async () => {
+    const one = (await t.http.get(`/v1/session/${first.token}`).expect(200)).body as { id: string };
+    const two = (await t.http.get(`/v1/session/${second.token}`).expect(200)).body as { id: string };
+    const page = (await t.http.get('/v1/sessions').expect(200)).body as { sessions: { id: string; state: string; turn: number }[] };
+    expect(page.sessions.map((s) => [s.id, s.state])).toEqual(expect.arrayContaining([[one.id, 'ended'], [two.id, 'waiting']]));
+    expect(leakedParts(JSON.stringify(page), ...allTokens)).toEqual([]);
+  });
+
   it('leaves no part of any token in the database, and a schema equal to the entities', async () => {
     expect(leakedParts(databaseBytes(file), ...allTokens)).toEqual([]);
     expect(leakedParts(log.lines.join('\n'), ...allTokens)).toEqual([]);

@@ -1,6 +1,7 @@
 import { plainToInstance, Transform } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsNumber, IsOptional, IsString, Matches, Max, Min, MinLength, validateSync } from 'class-validator';
 import { parsePrices } from './llm-prices.js';
+import { HISTORY_PAGE_MAX, SESSIONS_PAGE_MAX } from './paging.js';
 import { DEFAULT_FELLOWSHIP_OPTIONS as D, type FellowshipOptions } from './fellowship-options.interface.js';
 
 const bool = ({ value }: { value: unknown }): unknown => {
@@ -53,8 +54,16 @@ export class EnvironmentVariables {
   @IsOptional() @IsString() @MinLength(1) LOG_DIR = 'logs';
   @IsOptional() @IsIn(LOG_LEVELS) LOG_LEVEL: (typeof LOG_LEVELS)[number] = 'info';
   @IsOptional() @IsString() API_KEYS = '';
+  @IsOptional() @IsString() ADMIN_API_KEYS = '';
+  @IsOptional() @Transform(int) @IsInt() @Min(1) @Max(SESSIONS_PAGE_MAX) SESSIONS_PAGE_DEFAULT = D.sessionsPageDefault;
+  @IsOptional() @Transform(int) @IsInt() @Min(1) @Max(HISTORY_PAGE_MAX) HISTORY_PAGE_DEFAULT = D.historyPageDefault;
   @IsOptional() @IsString() LLM_BASE_URL_ALLOWLIST = '';
   @IsOptional() @Transform(bool) @IsBoolean() LLM_ALLOW_PRIVATE_ADDRESSES = D.llmAllowPrivateAddresses;
+  @IsOptional() @IsString() WEBHOOK_URL_ALLOWLIST = '';
+  @IsOptional() @Transform(bool) @IsBoolean() WEBHOOK_ALLOW_PRIVATE_ADDRESSES = D.webhookAllowPrivateAddresses;
+  @IsOptional() @Transform(int) @IsInt() @Min(1) @Max(100) WEBHOOK_MAX_ATTEMPTS = D.webhookMaxAttempts;
+  @IsOptional() @Transform(int) @IsInt() @Min(1) WEBHOOK_RETRY_BASE_MS = D.webhookRetryBaseMs;
+  @IsOptional() @Transform(int) @IsInt() @Min(1) WEBHOOK_TIMEOUT_MS = D.webhookTimeoutMs;
   @IsOptional() @IsString() CORS_ORIGINS = '';
   @IsOptional() @Transform(int) @IsInt() @Min(1) MAX_SESSIONS = D.maxSessions;
   @IsOptional() @Transform(int) @IsInt() @Min(1) TOO_MANY_SESSIONS_RETRY_AFTER_S = D.tooManySessionsRetryAfterS;
@@ -178,8 +187,16 @@ export function envToOptions(env: EnvironmentVariables): FellowshipOptions {
     encryptionKey: env.DATA_ENCRYPTION_KEY,
     dbWriteGroupMax: env.DB_WRITE_GROUP_MAX,
     apiKeys: list(env.API_KEYS),
+    adminApiKeys: list(env.ADMIN_API_KEYS),
+    sessionsPageDefault: env.SESSIONS_PAGE_DEFAULT,
+    historyPageDefault: env.HISTORY_PAGE_DEFAULT,
     llmBaseUrlAllowlist: list(env.LLM_BASE_URL_ALLOWLIST),
     llmAllowPrivateAddresses: env.LLM_ALLOW_PRIVATE_ADDRESSES,
+    webhookUrlAllowlist: list(env.WEBHOOK_URL_ALLOWLIST),
+    webhookAllowPrivateAddresses: env.WEBHOOK_ALLOW_PRIVATE_ADDRESSES,
+    webhookMaxAttempts: env.WEBHOOK_MAX_ATTEMPTS,
+    webhookRetryBaseMs: env.WEBHOOK_RETRY_BASE_MS,
+    webhookTimeoutMs: env.WEBHOOK_TIMEOUT_MS,
     corsOrigins: list(env.CORS_ORIGINS),
     maxSessions: env.MAX_SESSIONS,
     tooManySessionsRetryAfterS: env.TOO_MANY_SESSIONS_RETRY_AFTER_S,

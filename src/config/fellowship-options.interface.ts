@@ -57,8 +57,17 @@ export interface FellowshipOptions {
    * Bounds how long one write holds the event loop (docs/persistence.md has the measurements).
    */
   dbWriteGroupMax?: number;
-  /** Bearer keys allowed to create sessions; empty = open. */
+  /** Bearer keys allowed to create sessions and to use the sessions index (its own sessions); empty = open. */
   apiKeys?: string[];
+  /**
+   * Bearer keys accepted wherever `apiKeys` are, whose sessions index shows every session
+   * (CONTRACT §14). With keys here and none in `apiKeys`, keys are still required.
+   */
+  adminApiKeys?: string[];
+  /** Sessions per page of `GET /v1/sessions` when `limit` is not given (at most 200, the contract's bound). */
+  sessionsPageDefault?: number;
+  /** Messages per page of `GET …/history?after=` when `limit` is not given (at most 1000, the contract's bound). */
+  historyPageDefault?: number;
   /** Prefixes a client-supplied `llm.base_url` must match; empty = overrides refused. */
   llmBaseUrlAllowlist?: string[];
   /** Allow client base URLs that resolve to private (RFC 1918 / ULA / loopback) addresses. */
@@ -68,7 +77,22 @@ export interface FellowshipOptions {
    * addresses). Every address it returns is checked; the connection goes only to those.
    */
   llmDnsLookup?: DnsLookup;
-  /** Allowed browser origins for WebSocket upgrades (and CORS in the standalone server); empty = any. */
+  /**
+   * Prefixes a session's `webhook.url` must match (CONTRACT §14; the same matching and address
+   * policy as `llmBaseUrlAllowlist`); empty = webhooks refused.
+   */
+  webhookUrlAllowlist?: string[];
+  /** Allow webhook URLs whose host name resolves to private (RFC 1918 / ULA / loopback) addresses. */
+  webhookAllowPrivateAddresses?: boolean;
+  /** Resolver for webhook host names (default: the system's `dns.lookup`, all addresses). */
+  webhookDnsLookup?: DnsLookup;
+  /** Attempts per webhook event (the first included) before it is dropped. */
+  webhookMaxAttempts?: number;
+  /** Delay before the first retry of a webhook event, ms; doubles with each retry, with jitter. */
+  webhookRetryBaseMs?: number;
+  /** Bound on one webhook delivery attempt (connect, answer), ms. */
+  webhookTimeoutMs?: number;
+    /** Allowed browser origins for WebSocket upgrades (and CORS in the standalone server); empty = any. */
   corsOrigins?: string[];
   /** Maximum sessions not ended. */
   maxSessions?: number;
@@ -177,7 +201,7 @@ export interface FellowshipOptions {
 }
 
 /** Options that are objects or functions supplied by code, without a default value. */
-type Supplied = 'dataSource' | 'logger' | 'llmDnsLookup' | 'admissionLoopDelay';
+type Supplied = 'dataSource' | 'logger' | 'llmDnsLookup' | 'admissionLoopDelay' | 'webhookDnsLookup';
 
 export type ResolvedFellowshipOptions = Required<Omit<FellowshipOptions, Supplied>> & Pick<FellowshipOptions, Supplied>;
 
@@ -198,6 +222,14 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   encryptionKey: '',
   dbWriteGroupMax: 32,
   apiKeys: [],
+  adminApiKeys: [],
+  webhookUrlAllowlist: [],
+  webhookAllowPrivateAddresses: false,
+  webhookMaxAttempts: 5,
+  webhookRetryBaseMs: 1000,
+  webhookTimeoutMs: 10_000,
+  sessionsPageDefault: 50,
+  historyPageDefault: 1000,
   llmBaseUrlAllowlist: [],
   llmAllowPrivateAddresses: false,
   corsOrigins: [],

@@ -4,6 +4,7 @@ import { AdmissionModule } from '../metrics/admission.module.js';
 import { MemoryModule } from '../memory/memory.module.js';
 import { PersistenceModule } from '../persistence/persistence.module.js';
 import { SessionModule } from '../session/session.module.js';
+import { SessionIndexService } from './session-index.service.js';
 import { SessionRecoveryService } from './session-recovery.service.js';
 import { SessionService } from './session.service.js';
 import { SteeringService } from './steering.service.js';
@@ -12,7 +13,7 @@ import { TalkerInputService } from './talker-input.service.js';
 /** The use cases behind the routes (CONTRACT §3–4, §13) and restart recovery. */
 @Module({
   imports: [SessionModule, LoopModule, MemoryModule, PersistenceModule, AdmissionModule],
-  providers: [SessionService, TalkerInputService, SessionRecoveryService, SteeringService],
-  exports: [SessionService, TalkerInputService, SteeringService],
+  providers: [SessionService, SessionIndexService, TalkerInputService, SessionRecoveryService, SteeringService],
+  exports: [SessionService, SessionIndexService, TalkerInputService, SteeringService],
 })
 export class ControlModule {}

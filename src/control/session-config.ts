@@ -4,13 +4,17 @@ import { FellowshipError } from '../common/fellowship.error.js';
 import { knownProperties } from '../common/validation.js';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { matchesAllowlist, sameBackend } from '../llm/base-url.policy.js';
-import type { BotConfig, MemoryMode, SessionConfig } from '../model/session.types.js';
+import type { BotConfig, MemoryMode, SessionConfig, WebhookEventType } from '../model/session.types.js';
 import type { Resolved } from '../session/session.registry.js';
-import { BotDto, CreateSessionDto, LlmOptionsDto } from './dto/create-session.dto.js';
+import { BotDto, CreateSessionDto, LlmOptionsDto, WebhookOptionsDto } from './dto/create-session.dto.js';
 
 const TOP_LEVEL = knownProperties(CreateSessionDto);
 const BOT_FIELDS = knownProperties(BotDto);
 const LLM_FIELDS = knownProperties(LlmOptionsDto);
+const WEBHOOK_FIELDS = knownProperties(WebhookOptionsDto);
+
+/** A Standard Webhooks secret's bounds, in bytes (the HMAC key). */
+const WEBHOOK_SECRET_BYTES = { min: 24, max: 64 };
 
 /**
  * How a create request becomes the session's effective config: the checks the DTO cannot make
@@ -50,6 +54,7 @@ export function buildConfig(
     // (CONTRACT §3); a host name is checked at every call, against what it resolves to then.
     baseUrl = dto.llm.base_url;
   }
+  const webhook = webhookConfig(dto.webhook, o);
   const requested = dto.memory ?? 'none';
   // The status, the store and the logs say only "inherit": the earlier session's token is a
   // credential (it ends that session), so it is used for this lookup and then forgotten.
@@ -98,6 +103,7 @@ export function buildConfig(
       orchestrator_model: dto.llm?.orchestrator_model ?? o.defaultOrchestratorModel,
       api_key_set: false,
     },
+    webhook,
   };
   checkBudgetModels(config, o);
   return config;
@@ -180,6 +186,26 @@ function hasPrice(o: ResolvedFellowshipOptions, model: string): boolean {
   return Object.hasOwn(o.llmPrices, model);
 }
 
+/** CONTRACT §14: the URL under WEBHOOK_URL_ALLOWLIST (its addresses are checked at each delivery), the events, whether signed. */
+function webhookConfig(dto: WebhookOptionsDto | undefined, o: ResolvedFellowshipOptions): SessionConfig['webhook'] {
+  if (!dto) {
+    return null;
+  }
+  if (o.webhookUrlAllowlist.length === 0) {
+    throw FellowshipError.invalidField('webhook', 'webhook: this server sends no webhooks (WEBHOOK_URL_ALLOWLIST is empty).');
+  }
+  if (!matchesAllowlist(dto.url, o.webhookUrlAllowlist)) {
+    throw FellowshipError.invalidField('webhook.url', 'webhook.url is not allowed on this server (WEBHOOK_URL_ALLOWLIST).');
+  }
+  if (typeof dto.secret === 'string') {
+    const bytes = Buffer.from(dto.secret.replace(/^whsec_/, ''), 'base64').length;
+    if (bytes < WEBHOOK_SECRET_BYTES.min || bytes > WEBHOOK_SECRET_BYTES.max) {
+      throw FellowshipError.invalidField('webhook.secret', `webhook.secret must hold ${WEBHOOK_SECRET_BYTES.min} to ${WEBHOOK_SECRET_BYTES.max} bytes (base64 after "whsec_"), not ${bytes}.`);
+    }
+  }
+  return { url: dto.url, events: [...new Set<WebhookEventType>(dto.events ?? ['session_end'])], secret_set: typeof dto.secret === 'string' };
+}
+
 /** The server key goes only to the server's own backend (CONTRACT §3). */
 export function apiKeyFor(baseUrl: string, llm: LlmOptionsDto | undefined, options: ResolvedFellowshipOptions): string | null {
   if (llm?.api_key) {
@@ -206,10 +232,16 @@ export function ignoredOptions(dto: CreateSessionDto): string[] {
       }
     }
   });
-  if (dto.llm && typeof dto.llm === 'object') {
-    for (const key of Object.keys(dto.llm)) {
-      if (!LLM_FIELDS.has(key)) {
-        out.push(`llm.${key}`);
+  for (const [field, known] of [
+    ['llm', LLM_FIELDS],
+    ['webhook', WEBHOOK_FIELDS],
+  ] as const) {
+    const value: unknown = dto[field];
+    if (value && typeof value === 'object') {
+      for (const key of Object.keys(value)) {
+        if (!known.has(key)) {
+          out.push(`${field}.${key}`);
+        }
       }
     }
   }

@@ -11,12 +11,28 @@ import { SESSION_STORE, type MemoryEntry, type SessionStore } from '../persisten
 import type { CreateSessionDto } from './dto/create-session.dto.js';
 import { apiKeyFor, buildConfig, ignoredOptions } from './session-config.js';
 import { TalkerInputService } from './talker-input.service.js';
+import { pageLimit, queryCount, type QueryValue } from './paging.js';
+import { transcriptJson, transcriptMarkdown } from './transcript.js';
+import { HISTORY_PAGE_MAX } from '../config/paging.js';
 import type { Session } from '../session/session.js';
 import { SessionFactory } from '../session/session.factory.js';
 import { SessionRegistry, type Resolved } from '../session/session.registry.js';
 import { publicMessage, type Message, type SessionStatus } from '../model/session.types.js';
 import { newSessionId, newToken, tokenHash } from '../session/tokens.js';
 import { fellowshipLogger } from '../common/fellowship-logger.js';
+import { webhookSecretOwner } from '../webhooks/webhook-dispatcher.service.js';
+
+export interface HistoryPage {
+  messages: Message[];
+  /** Paged form only: the `after` of the next page, or null when this page reaches the end. */
+  next_after?: number | null;
+}
+
+export interface Transcript {
+  fileName: string;
+  contentType: string;
+  body: string;
+}
 
 export interface CreateSessionResult {
   token: string;
@@ -48,7 +64,8 @@ export class SessionService implements OnApplicationBootstrap {
     this.loops.onSessionEnd(() => this.registry.markEnded());
   }
 
-  async create(dto: CreateSessionDto): Promise<CreateSessionResult> {
+  /** `ownerKeyHash`: the SHA-256 of the API key that asked (null on an open server), for the sessions index. */
+  async create(dto: CreateSessionDto, ownerKeyHash: string | null = null): Promise<CreateSessionResult> {
     const ignored = ignoredOptions(dto);
     if (ignored.length > 0) {
       this.logger.warn(`unknown session options ignored: ${ignored.join(', ')}`);
@@ -76,6 +93,9 @@ export class SessionService implements OnApplicationBootstrap {
       status: { end_reason: null, end_detail: null, pause_reason: null, bot_turns: 0 },
       usage: session.usage,
       loopState: {},
+      ownerKeyHash,
+      // Encrypted at rest like the LLM key, bound to this session and this use (never shown again).
+      webhookSecretCipher: dto.webhook?.secret ? this.secrets.encrypt(dto.webhook.secret, webhookSecretOwner(session.id)) : null,
     });
     this.registry.add(session);
     // Waits for a summary still being written for this store (inherit right after the end).
@@ -115,9 +135,35 @@ export class SessionService implements OnApplicationBootstrap {
     return this.access(token).session.status();
   }
 
-  history(token: string): { messages: Message[] } {
+  /**
+   * The history; with `after` or `limit` a page (CONTRACT §4): the messages with a turn over
+   * `after`, at most `limit`, and `next_after` to ask for the next page (null at the end).
+   */
+  history(token: string, page: { after?: QueryValue; limit?: QueryValue } = {}): HistoryPage {
     const session = this.access(token).session;
-    return { messages: session.messages.map((m) => publicMessage(m, session.config.show_reasoning)) };
+    const show = (m: Message): Message => publicMessage(m, session.config.show_reasoning);
+    if (page.after === undefined && page.limit === undefined) {
+      return { messages: session.messages.map(show) };
+    }
+    const after = queryCount(page.after, 'after') ?? 0;
+    const limit = pageLimit(page.limit, HISTORY_PAGE_MAX, this.options.historyPageDefault);
+    // Turns are contiguous from 1, so turn n is at index n - 1.
+    const slice = session.messages.slice(after, after + limit);
+    const last = slice.at(-1);
+    return { messages: slice.map(show), next_after: last && last.turn < session.messages.length ? last.turn : null };
+  }
+
+  /** The whole history as a download (CONTRACT §4), Markdown or JSON. */
+  transcript(token: string, format: QueryValue): Transcript {
+    const session = this.access(token).session;
+    const kind = format === undefined ? 'markdown' : format;
+    if (kind !== 'markdown' && kind !== 'json') {
+      throw FellowshipError.invalidField('format', 'format must be "markdown" or "json".');
+    }
+    const messages = session.messages.map((m) => publicMessage(m, session.config.show_reasoning));
+    return kind === 'json'
+      ? { fileName: `${session.id}.json`, contentType: 'application/json; charset=utf-8', body: JSON.stringify(transcriptJson(session.status(), messages), null, 2) }
+      : { fileName: `${session.id}.md`, contentType: 'text/markdown; charset=utf-8', body: transcriptMarkdown(session.status(), messages) };
   }
 
   /**
@@ -126,9 +172,14 @@ export class SessionService implements OnApplicationBootstrap {
    */
   async end(token: string): Promise<SessionStatus> {
     const session = this.control(token);
+    await this.endSession(session);
+    return session.status();
+  }
+
+  /** Ends a session (`client_request`; nothing on one already ended) once its aborted call is counted. */
+  async endSession(session: Session): Promise<void> {
     this.loops.get(session)?.end('client_request');
     await this.loops.settled(session);
-    return session.status();
   }
 
   pause(token: string): SessionStatus {

@@ -259,3 +259,79 @@ describe(`${EventChannel.name} and ${EventFeed.name}`, () => {
     });
   });
 });
+
+describe(`${EventChannel.name} with a webhook`, () => {
+  /** A store that records what each commit carried. */
+  class RecordingStore extends InMemorySessionStore {
+    readonly commits: CommitBatch[] = [];
+    override commit(sessionId: string, batch: CommitBatch): Promise<void> {
+      this.commits.push(batch);
+      return super.commit(sessionId, batch);
+    }
+  }
+
+  const insert = (store: SessionStore): Promise<void> =>
+    store.insertSession({
+      id: 's',
+      controlHash: 'c',
+      observerHash: 'o',
+      config: {} as never,
+      apiKeyCipher: null,
+      createdAt: '',
+      endedAt: null,
+      status: { end_reason: null, end_detail: null, pause_reason: null, bot_turns: 0 },
+      usage: {} as never,
+      loopState: {},
+    });
+
+  it('puts the wanted events in the same commit as their batch, then says they are queued', async () => {
+    const store = new RecordingStore();
+    await insert(store);
+    const queued: number[] = [];
+    const sut = new EventChannel({
+      sessionId: 's',
+      store,
+      bus: new InProcessEventBus(),
+      sessionState: () => ({}),
+      onCommitError: () => undefined,
+      webhook: { events: new Set(['session_end', 'session_paused']), queued: () => queued.push(store.commits.length) },
+    });
+    sut.publish({ type: 'session_paused', reason: 'client_request' });
+    sut.publish({ type: 'token', bot: 'A', token: 'x', turn: 1, index: 0 });
+    sut.publish({ type: 'session_resumed' });
+    sut.publish({ type: 'session_end', reason: 'client_request', detail: null });
+    await sut.drain();
+
+    expect(store.commits).toHaveLength(1);
+    expect(store.commits[0].webhooks?.map((e) => [e.seq, e.type])).toEqual([
+      [1, 'session_paused'],
+      [3, 'session_end'],
+    ]);
+    expect(queued).toEqual([1]);
+    expect((await store.nextWebhook('s'))?.seq).toBe(1);
+  });
+
+  it('adds nothing to the commits of a session without a webhook, nor of a batch it does not want', async () => {
+    const store = new RecordingStore();
+    await insert(store);
+    const queued: string[] = [];
+    const plain = new EventChannel({ sessionId: 's', store, bus: new InProcessEventBus(), sessionState: () => ({}), onCommitError: () => undefined });
+    plain.publish({ type: 'session_end', reason: 'client_request', detail: null });
+    await plain.drain();
+    const picky = new EventChannel(
+      {
+        sessionId: 's',
+        store,
+        bus: new InProcessEventBus(),
+        sessionState: () => ({}),
+        onCommitError: () => undefined,
+        webhook: { events: new Set(['bot_message']), queued: () => queued.push('kick') },
+      },
+      1,
+    );
+    picky.publish({ type: 'session_resumed' });
+    await picky.drain();
+    expect(store.commits.map((c) => 'webhooks' in c)).toEqual([false, false]);
+    expect(queued).toEqual([]);
+  });
+});

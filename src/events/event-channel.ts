@@ -18,6 +18,11 @@ export interface EventChannelDeps {
   sessionState: () => CommitBatch['session'];
   onCommitError: (error: unknown) => void;
   now?: () => Date;
+  /**
+   * The session's webhook (CONTRACT §14), absent without one (then nothing is filtered): the event
+   * types it wants go to the outbox in the same commit, and `queued` is told once they are durable.
+   */
+  webhook?: { events: ReadonlySet<string>; queued: () => void };
 }
 
 /**
@@ -118,9 +123,15 @@ export class EventChannel {
       this.stateDirty = false;
       const events: StoredEvent[] = [];
       const messages: Message[] = [];
+      const webhook = this.deps.webhook;
+      const webhooks: StoredEvent[] = [];
       for (const item of batch) {
         if (item.serialized.seq !== null) {
-          events.push({ seq: item.serialized.seq, type: item.event.type, json: item.serialized.json });
+          const stored = { seq: item.serialized.seq, type: item.event.type, json: item.serialized.json };
+          events.push(stored);
+          if (webhook?.events.has(stored.type)) {
+            webhooks.push(stored);
+          }
         }
         if (item.message) {
           messages.push(item.message);
@@ -128,7 +139,14 @@ export class EventChannel {
       }
       if (events.length > 0 || messages.length > 0) {
         try {
-          await this.deps.store.commit(this.deps.sessionId, this.commitBatch(events, messages));
+          const commit = this.commitBatch(events, messages);
+          if (webhooks.length > 0) {
+            commit.webhooks = webhooks;
+          }
+          await this.deps.store.commit(this.deps.sessionId, commit);
+          if (webhooks.length > 0) {
+            webhook?.queued();
+          }
         } catch (error) {
           this.deps.onCommitError(error);
           if (error instanceof FencedError) {

@@ -1,4 +1,4 @@
-import type { BotChanges, BotConfig, EndReason, MemberRole, Message, PauseReason } from '../model/session.types.js';
+import type { BotChanges, BotConfig, EndReason, MemberRole, Message, PauseReason, WebhookEventType } from '../model/session.types.js';
 
 /**
  * Server → member events (CONTRACT §6), typed once and shared by the loop, the hub, the WebSocket
@@ -38,6 +38,13 @@ export type SessionEventType = SessionEventBody['type'];
 export type LiveOnlyEventType = 'token' | 'debug';
 
 export type NumberedEventBody = Exclude<SessionEventBody, { type: LiveOnlyEventType }>;
+
+/**
+ * The webhook event list (model/session.types.ts) must name exactly the numbered event types: a
+ * new session event that is not added there fails to compile here.
+ */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+export const WEBHOOK_TYPES_MATCH: Same<WebhookEventType, NumberedEventBody['type']> = true;
 /** Numbered session events: `seq` 1, 2, 3… per session with no gap; retained and replayable. */
 export type NumberedEvent = NumberedEventBody & { seq: number; ts: string };
 /** `token` and `debug`: delivered live to the members connected at the time, no `seq`. */

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import { bot, sessionConfig, testSession, type TestSession } from '../../test/support/fakes.js';
 import { ErrorCode } from '../common/error-code.enum.js';
 import { FellowshipError } from '../common/fellowship.error.js';
@@ -92,7 +92,9 @@ describe(HubService.name, () => {
     expect(refusal(h.sut.check({ token: 'nobody' }, 'ws'))).toEqual([4404, 'SESSION_NOT_FOUND', 'No session has this token.']);
     expect(refusal(h.sut.check({ token: 'control', name: 'alice' }, 'ws'))[2]).toBe("name is one of the bots' names.");
     expect(refusal(h.sut.check({ token: 'observer', role: 'talker' }, 'ws'))).toEqual([4403, 'FORBIDDEN', 'The observer token cannot join as a talker.']);
-    expect(h.sut.check({ token: 'observer', after: '12' }, 'sse')).toEqual({ session: h.session, role: 'observer', after: 12 });
+    expect(h.sut.check({ token: 'observer', after: '12' }, 'sse')).toEqual({ session: h.session, role: 'observer', after: 12, historyLimit: null });
+    expect(h.sut.check({ token: 'observer', historyLimit: '3' }, 'sse')).toMatchObject({ after: null, historyLimit: 3 });
+    expect(refusal(h.sut.check({ token: 'observer', historyLimit: '-3' }, 'ws'))).toEqual([4400, 'VALIDATION_ERROR', 'history_limit must be a non-negative integer (a number of messages).']);
     h.sut.openWs(h.member(), { token: 'control', role: 'talker' });
     expect(refusal(h.sut.check({ token: 'control', role: 'talker' }, 'ws'))).toEqual([4409, 'FORBIDDEN', 'max_talkers reached.']);
 
@@ -123,6 +125,34 @@ describe(HubService.name, () => {
     expect(member.frames).toEqual(['history:1', '2:member_joined', 'pong']);
     expect([member.role, member.name, h.session.talkers, h.sut.connected]).toEqual(['talker', 'Talker 1', 1, 1]);
     expect(member.talkerId).toEqual(expect.any(String));
+  });
+
+  it('sends the last n messages with history_limit, serialising each snapshot once per connect burst', async () => {
+    const h = await hub();
+    for (const content of ['One.', 'Two.', 'Three.']) {
+      h.session.append({ kind: 'talker', name: 'Ann', bot: null, talker_id: null, content, tokens: 1 }, (m) => ({
+        type: 'talker_message',
+        talker_id: null,
+        name: m.name,
+        content: m.content,
+        turn: m.turn,
+      }));
+    }
+    await h.settle();
+    const stringify = jest.spyOn(JSON, 'stringify');
+    try {
+      const limited = [h.member(), h.member(), h.member()];
+      const full = h.member();
+      limited.forEach((m) => h.sut.openWs(m, { token: 'observer', historyLimit: '2' }));
+      h.sut.openWs(full, { token: 'observer' });
+      await h.settle();
+      expect(limited.map((m) => m.frames[0])).toEqual(['history:2', 'history:2', 'history:2']);
+      expect(full.frames[0]).toBe('history:3');
+      const snapshots = stringify.mock.calls.filter(([value]) => Array.isArray(value) && (value as { turn?: number }[])[0]?.turn !== undefined);
+      expect(snapshots.map(([value]) => (value as unknown[]).length)).toEqual([3, 2]);
+    } finally {
+      stringify.mockRestore();
+    }
   });
 
   it('replays after a cursor instead of the history', async () => {

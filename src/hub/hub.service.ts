@@ -24,6 +24,26 @@ export interface ConnectParams {
   name?: string;
   /** Raw `after` query value or `Last-Event-ID` header. */
   after?: string;
+  /** Raw `history_limit` query value (CONTRACT §6): only the last n messages in `history`. */
+  historyLimit?: string;
+}
+
+/** What a connection asked to be sent first. */
+interface Start {
+  /** Resume after this seq (null: the history snapshot). */
+  after: number | null;
+  /** Only the last n messages in the snapshot (null: all of them). */
+  historyLimit: number | null;
+}
+
+/** A session's history snapshot as JSON, for one history length: built once per connect burst. */
+interface Snapshot {
+  count: number;
+  /** `Session.historyRevision`: an edit or deletion changes history without changing its length. */
+  revision: number;
+  json: string;
+  /** The last-n forms (`history_limit`), by n: each built once for this `count`. */
+  last: Map<number, string>;
 }
 
 /** A refusal: WS close code, HTTP status for SSE, and the error. */
@@ -45,7 +65,7 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
   /** Set at shutdown: no new member is attached. */
   private closing = false;
   private readonly members = new Set<Member>();
-  private readonly snapshots = new WeakMap<Session, { count: number; revision: number; json: string }>();
+  private readonly snapshots = new WeakMap<Session, Snapshot>();
   private readonly heartbeat: NodeJS.Timeout;
 
   constructor(
@@ -65,7 +85,7 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
   }
 
   /** Validates a connection request; returns what to attach or a refusal (nothing is changed). */
-  check(params: ConnectParams, transport: 'ws' | 'sse'): { session: Session; role: MemberRole; after: number | null } | Refusal {
+  check(params: ConnectParams, transport: 'ws' | 'sse'): ({ session: Session; role: MemberRole } & Start) | Refusal {
     const role = params.role ?? 'observer';
     if (!isOneOf(MEMBER_ROLES, role)) {
       return new Refusal(CLOSE.badRequest, FellowshipError.validation('role must be "talker" or "observer".'));
@@ -76,6 +96,13 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
         return new Refusal(CLOSE.badRequest, FellowshipError.validation('after must be a non-negative integer (an event seq).'));
       }
       after = Number(params.after);
+    }
+    let historyLimit: number | null = null;
+    if (params.historyLimit !== undefined) {
+      if (!/^\d{1,9}$/.test(params.historyLimit)) {
+        return new Refusal(CLOSE.badRequest, FellowshipError.validation('history_limit must be a non-negative integer (a number of messages).'));
+      }
+      historyLimit = Number(params.historyLimit);
     }
     const nameError = params.name === undefined ? null : nameProblem(params.name, LIMITS.nameChars);
     if (nameError) {
@@ -107,7 +134,7 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
         new FellowshipError(ErrorCode.RATE_LIMITED, 'This session has as many connections as it may.'),
       );
     }
-    return { session, role, after };
+    return { session, role, after, historyLimit };
   }
 
   openWs(member: Member, params: ConnectParams): void {
@@ -122,7 +149,7 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
     }
     member.role = checked.role;
     member.name = params.name?.trim() ?? null;
-    this.attach(member, checked.session, checked.after);
+    this.attach(member, checked.session, checked);
   }
 
   openSse(member: SseMember, params: ConnectParams): void {
@@ -130,7 +157,7 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
     if (checked instanceof Refusal) {
       throw checked.error;
     }
-    this.attach(member, checked.session, checked.after);
+    this.attach(member, checked.session, checked);
   }
 
   /**
@@ -139,22 +166,22 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
    * join point, so the snapshot ends exactly where its tail — starting with its own
    * `member_joined` — begins, even while earlier events are still on their way to the store.
    */
-  private attach(member: Member, session: Session, after: number | null): void {
+  private attach(member: Member, session: Session, start: Start): void {
     member.session = session;
     this.members.add(member);
     if (session.ended) {
       // CONTRACT §6: an ended session gives history (seq before session_end), session_end, close;
       // no member_joined. Joined behind a session_end still on its way, if it is.
-      session.watch({ subscriber: member, begin: () => this.endedSnapshot(member, session, after) });
+      session.watch({ subscriber: member, begin: () => this.endedSnapshot(member, session, start) });
       return;
     }
-    const joined = session.join(member.role, member.name, { subscriber: member, begin: () => this.snapshot(member, session, after) });
+    const joined = session.join(member.role, member.name, { subscriber: member, begin: () => this.snapshot(member, session, start) });
     member.talkerId = joined.talkerId;
     member.name = joined.name;
   }
 
   /** At the member's join point: the replay after its cursor, or the history snapshot. */
-  private snapshot(member: Member, session: Session, after: number | null): boolean {
+  private snapshot(member: Member, session: Session, { after, historyLimit }: Start): boolean {
     if (member.closed) {
       return false;
     }
@@ -162,12 +189,12 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
     if (replay) {
       member.write(replay);
     } else {
-      this.sendHistory(member, session, session.feed.lastDeliveredSeq);
+      this.sendHistory(member, session, session.feed.lastDeliveredSeq, historyLimit);
     }
     return !member.closed;
   }
 
-  private endedSnapshot(member: Member, session: Session, after: number | null): boolean {
+  private endedSnapshot(member: Member, session: Session, { after, historyLimit }: Start): boolean {
     if (member.closed) {
       return false;
     }
@@ -177,10 +204,10 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
     if (replay) {
       member.write(replay);
     } else if (end?.type === 'session_end' && end.seq !== null) {
-      this.sendHistory(member, session, end.seq - 1);
+      this.sendHistory(member, session, end.seq - 1, historyLimit);
       member.write([end]);
     } else {
-      this.sendHistory(member, session, feed.lastDeliveredSeq);
+      this.sendHistory(member, session, feed.lastDeliveredSeq, historyLimit);
     }
     member.close(CLOSE.normal, 'session ended');
     return false;
@@ -243,17 +270,36 @@ export class HubService implements BeforeApplicationShutdown, OnApplicationShutd
     }
   }
 
-  private sendHistory(member: Member, session: Session, seq: number): void {
+  /**
+   * The `history` event, from a JSON snapshot built once per history length (and once per
+   * `history_limit` asked for at that length), so a burst of connects serialises it once.
+   * `truncated` is there only when `history_limit` was given (CONTRACT §6).
+   */
+  private sendHistory(member: Member, session: Session, seq: number, historyLimit: number | null): void {
     const count = session.feed.visibleMessages;
     // An edit or deletion (CONTRACT §13) changes history without changing its length.
     const revision = session.historyRevision;
     let cached = this.snapshots.get(session);
     if (!cached || cached.count !== count || cached.revision !== revision) {
       const messages = session.messages.slice(0, count).map((m) => publicMessage(m, session.config.show_reasoning));
-      cached = { count, revision, json: JSON.stringify(messages) };
+      cached = { count, revision, json: JSON.stringify(messages), last: new Map() };
       this.snapshots.set(session, cached);
     }
-    const json = `{"type":"history","seq":${seq},"ts":"${new Date().toISOString()}","messages":${cached.json}}`;
+    let body = cached.json;
+    let truncated = '';
+    if (historyLimit !== null) {
+      const from = Math.max(0, count - historyLimit);
+      if (from > 0) {
+        let last = cached.last.get(historyLimit);
+        if (last === undefined) {
+          last = JSON.stringify(session.messages.slice(from, count).map((m) => publicMessage(m, session.config.show_reasoning)));
+          cached.last.set(historyLimit, last);
+        }
+        body = last;
+      }
+      truncated = `,"truncated":${from > 0}`;
+    }
+    const json = `{"type":"history","seq":${seq},"ts":"${new Date().toISOString()}","messages":${body}${truncated}}`;
     member.writeText(json, 'history', seq);
   }
 

@@ -1,9 +1,11 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, UseFilters, UseGuards, UsePipes } from '@nestjs/common';
-import { ApiBearerAuth, ApiBody, ApiOperation, ApiParam, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Res, UseFilters, UseGuards, UsePipes } from '@nestjs/common';
+import type { Response } from 'express';
+import { ApiBearerAuth, ApiBody, ApiOperation, ApiParam, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { HISTORY_PAGE_MAX } from '../config/paging.js';
 import { FellowshipExceptionFilter } from '../common/http-exception.filter.js';
 import { MAX_JSON_DEPTH } from '../common/request-body.js';
 import { FellowshipValidationPipe } from '../common/validation.js';
-import { ApiKeyGuard } from '../control/api-key.guard.js';
+import { ApiKeyGuard, Caller, type ApiCaller } from '../control/api-key.guard.js';
 import { CreateSessionDto, PostMessageDto } from '../control/dto/create-session.dto.js';
 import {
   AcceptedMessageDto,
@@ -14,8 +16,8 @@ import {
   MemoryDto,
   SessionStatusDto,
 } from '../control/dto/session-response.dto.js';
-import { SessionService, type CreateSessionResult } from '../control/session.service.js';
-import type { Message, SessionStatus } from '../model/session.types.js';
+import { SessionService, type CreateSessionResult, type HistoryPage } from '../control/session.service.js';
+import type { SessionStatus } from '../model/session.types.js';
 import type { MemoryEntry } from '../persistence/session-store.port.js';
 
 export const TOKEN_PARAM = { name: 'token', description: 'Control token, or (where allowed) observer token. URL-encode it if it is not base64url.' };
@@ -54,15 +56,15 @@ export class SessionController {
   @ApiResponse({ status: 201, type: CreateSessionResponseDto, description: 'Created.' })
   @ApiErrorResponses({
     400: `VALIDATION_ERROR: the body is not a JSON object, or a field is missing, of the wrong type or out of range; \`error\` names the field and says what is wrong with the value, \`details\` lists every refused field. Also malformed JSON, and nesting deeper than ${MAX_JSON_DEPTH} levels.`,
-    401: 'UNAUTHORIZED: API_KEYS is set and no valid bearer key was given.',
+    401: 'UNAUTHORIZED: API_KEYS (or ADMIN_API_KEYS) is set and no valid bearer key was given.',
     503: {
       description:
         'TOO_MANY_SESSIONS: the server runs MAX_SESSIONS sessions, or it is saturated (admission control: its event loop is running late, ADMISSION_MAX_LOOP_DELAY_MS); retry after `Retry-After` seconds. Running sessions are not affected.',
       retryAfter: true,
     },
   })
-  create(@Body() dto: CreateSessionDto): Promise<CreateSessionResult> {
-    return this.sessions.create(dto);
+  create(@Body() dto: CreateSessionDto, @Caller() caller: ApiCaller): Promise<CreateSessionResult> {
+    return this.sessions.create(dto, caller.keyHash);
   }
 
   @Get(':token')
@@ -105,11 +107,34 @@ export class SessionController {
 
   @Get(':token/history')
   @ApiParam(TOKEN_PARAM)
-  @ApiOperation({ summary: 'History', description: 'Every message in history order (turns contiguous from 1). Either token.' })
-  @ApiResponse({ status: 200, type: HistoryDto, description: 'The history.' })
-  @ApiErrorResponses({ 404: NOT_FOUND })
-  history(@Param('token') token: string): { messages: Message[] } {
-    return this.sessions.history(token);
+  @ApiQuery({ name: 'after', required: false, schema: { type: 'integer', minimum: 0 }, description: 'Paged form: only messages with a turn over this one (default 0).' })
+  @ApiQuery({ name: 'limit', required: false, schema: { type: 'integer', minimum: 1, maximum: HISTORY_PAGE_MAX }, description: `Paged form: at most this many messages, 1 to ${HISTORY_PAGE_MAX} (default HISTORY_PAGE_DEFAULT, 1000); more is a 400, never clamped.` })
+  @ApiOperation({
+    summary: 'History',
+    description:
+      'Every message in history order (turns contiguous from 1). With `after` or `limit`, one page: the messages after turn `after`, at most `limit`, and `next_after` (the `after` of the next page; null at the end). Either token.',
+  })
+  @ApiResponse({ status: 200, type: HistoryDto, description: 'The history, or one page of it.' })
+  @ApiErrorResponses({ 400: `VALIDATION_ERROR: \`after\` is not a non-negative integer, or \`limit\` not an integer from 1 to ${HISTORY_PAGE_MAX}.`, 404: NOT_FOUND })
+  history(@Param('token') token: string, @Query('after') after: unknown, @Query('limit') limit: unknown): HistoryPage {
+    return this.sessions.history(token, { after, limit });
+  }
+
+  @Get(':token/transcript')
+  @ApiParam(TOKEN_PARAM)
+  @ApiQuery({ name: 'format', required: false, enum: ['markdown', 'json'], description: 'Default markdown.' })
+  @ApiOperation({
+    summary: 'Transcript download',
+    description:
+      'The whole history as a file (`Content-Disposition: attachment`, named after the public id: `ses_….md` or `ses_….json`). Markdown: a heading with the bots and dates, then `**Name** (turn n): content` per message, deleted messages left out. JSON: `id`, `created_at`, `ended_at`, `end_reason`, `bots` and every message as the history gives it. Either token; also after the end.',
+  })
+  @ApiResponse({ status: 200, description: 'The transcript file.', content: { 'text/markdown': { schema: { type: 'string' } }, 'application/json': { schema: { type: 'object' } } } })
+  @ApiErrorResponses({ 400: 'VALIDATION_ERROR: `format` is neither markdown nor json.', 404: NOT_FOUND })
+  transcript(@Param('token') token: string, @Query('format') format: unknown, @Res({ passthrough: true }) res: Response): string {
+    const file = this.sessions.transcript(token, format);
+    res.setHeader('Content-Type', file.contentType);
+    res.setHeader('Content-Disposition', `attachment; filename="${file.fileName}"`);
+    return file.body;
   }
 
   @Post(':token/message')

@@ -25,6 +25,7 @@ export class SseController {
   @Get(':token/stream')
   @ApiParam({ name: 'token', description: 'Control or observer token.' })
   @ApiQuery({ name: 'after', required: false, description: 'Resume after this event seq (skips the history snapshot); wins over Last-Event-ID.', schema: SEQ_SCHEMA })
+  @ApiQuery({ name: 'history_limit', required: false, description: 'Only the last n messages in the `history` event, which then has `truncated` (true when older ones were left out).', schema: { type: 'integer', minimum: 0, maximum: 999_999_999 } })
   @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'Resume after this event seq (EventSource sends it on reconnect).', schema: SEQ_SCHEMA })
   @ApiOperation({
     summary: 'Observe over SSE',
@@ -45,13 +46,14 @@ export class SseController {
     },
   })
   @ApiErrorResponses({
-    400: 'VALIDATION_ERROR: `after` or Last-Event-ID is not a non-negative integer.',
+    400: 'VALIDATION_ERROR: `after`, Last-Event-ID or `history_limit` is not a non-negative integer.',
     404: 'SESSION_NOT_FOUND: no session has this token (a malformed token, bad %-encoding included, is an unknown one).',
     429: 'RATE_LIMITED: the session has MAX_CONNECTIONS_PER_SESSION live connections.',
   })
   stream(
     @Param('token') token: string,
     @Query('after') after: string | undefined,
+    @Query('history_limit') historyLimit: unknown,
     @Headers('last-event-id') lastEventId: string | undefined,
     @Req() req: Request,
     @Res() res: Response,
@@ -59,7 +61,9 @@ export class SseController {
     const member = new SseMember(this.options.memberBufferBytes, res);
     const cursor = typeof after === 'string' ? after : lastEventId;
     // Refusals throw before any byte is written, so the filter can still answer JSON.
-    const checked = this.hub.check({ token, after: cursor }, 'sse');
+    // A repeated parameter (an array) is refused like any malformed value.
+    const params = { token, after: cursor, historyLimit: historyLimit === undefined ? undefined : typeof historyLimit === 'string' ? historyLimit : '' };
+    const checked = this.hub.check(params, 'sse');
     if ('closeCode' in checked) {
       throw checked.error;
     }
@@ -71,6 +75,6 @@ export class SseController {
     res.flushHeaders();
     req.socket.setNoDelay(true);
     req.on('close', () => this.hub.detach(member));
-    this.hub.openSse(member, { token, after: cursor });
+    this.hub.openSse(member, params);
   }
 }

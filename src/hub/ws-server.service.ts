@@ -134,6 +134,7 @@ export class WsServerService implements OnApplicationBootstrap, BeforeApplicatio
       role: url.searchParams.get('role') ?? undefined,
       name: url.searchParams.get('name') ?? undefined,
       after: url.searchParams.get('after') ?? undefined,
+      historyLimit: url.searchParams.get('history_limit') ?? undefined,
     });
   }
 }

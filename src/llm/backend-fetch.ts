@@ -55,22 +55,27 @@ const errorBodies = new WeakMap<object, string>();
 type ConnectLookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
 
 /**
- * The fetch the SDK uses toward backends (LlmService passes it to every OpenAI client).
- *
- * - Redirects are never followed, for any backend: a 3xx could send the request, with its key,
- *   anywhere. It becomes a `BackendRefusal('redirect')`, which LlmService treats as unrecoverable.
- * - The operator's own `llmBaseUrl` (its origin) is trusted as configured.
- * - Any other origin is a client-supplied base URL: its host is resolved and every address checked
- *   against the address policy (address-policy.ts: the classes, and what the allowlist entry names
- *   literally, see `addressAdmitted`) before a connection is attempted, and the
- *   connection itself goes through a `connect.lookup` that resolves and checks again and hands the
- *   socket exactly the addresses it checked. A name that rebinds between the two lookups meets the
- *   check at connect time: there is no unchecked resolution anywhere (DNS rebinding).
- *   IP literals never reach DNS; the WHATWG URL parser has already normalised their spelling
- *   (decimal, octal, hex, IPv4-mapped IPv6), and they are checked as such.
+ * Who may be called and how: the allowlist whose entries name hosts (and so exempt the addresses
+ * they name literally), whether private addresses are allowed for host names, the one origin
+ * trusted as configured (none for webhooks), the resolver and the bound on a call.
  */
-@Injectable()
-export class BackendFetch implements OnApplicationShutdown {
+export interface FetchPolicy {
+  allowlist: readonly string[];
+  allowPrivate: boolean;
+  trustedOrigin: string | null;
+  resolve: DnsLookup;
+  timeoutMs: number;
+  /** How long an idle keep-alive connection is kept, ms (undici's default when not given). */
+  keepAliveMs?: number;
+  /** The log context (e.g. `BackendFetch`, `WebhookFetch`). */
+  name: string;
+}
+
+/**
+ * A fetch under an address policy (the LLM backends' and the webhooks'): see {@link BackendFetch}
+ * for what it guarantees.
+ */
+export class GuardedFetch {
   private readonly logger: Logger;
   private readonly trustedOrigin: string | null;
   /** Some allowlist entry names `localhost` (its loopback addresses are then admitted). */
@@ -79,19 +84,21 @@ export class BackendFetch implements OnApplicationShutdown {
   private readonly trustedAgent: Agent;
   private readonly guardedAgent: Agent;
 
-  constructor(@Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions) {
-    this.logger = fellowshipLogger(options, 'BackendFetch');
-    this.trustedOrigin = originOf(options.llmBaseUrl);
-    this.localhostListed = options.llmBaseUrlAllowlist.some((entry) => parseHttpUrl(entry.trim())?.hostname === 'localhost');
-    this.resolve = options.llmDnsLookup ?? systemDnsLookup;
-    // Our AbortSignal bounds every call (LLM_TIMEOUT_MS); undici's own timers must not cut sooner.
-    // Each agent keeps one pool of keep-alive connections per origin, shared by every session
-    // calling it, with no cap (each call in flight needs its own connection: no pipelining).
+  constructor(
+    private readonly policy: FetchPolicy,
+    options: Pick<ResolvedFellowshipOptions, 'logger'>,
+  ) {
+    this.logger = fellowshipLogger(options, policy.name);
+    this.trustedOrigin = policy.trustedOrigin;
+    this.localhostListed = policy.allowlist.some((entry) => parseHttpUrl(entry.trim())?.hostname === 'localhost');
+    this.resolve = policy.resolve;
+    // Our AbortSignal bounds every call; undici's own timers must not cut sooner. Each agent keeps
+    // one pool of keep-alive connections per origin, shared by every caller, with no cap (each call
+    // in flight needs its own connection: no pipelining).
     const pooling = {
-      headersTimeout: options.llmTimeoutMs,
-      bodyTimeout: options.llmTimeoutMs,
-      keepAliveTimeout: options.llmKeepAliveMs,
-      keepAliveMaxTimeout: options.llmKeepAliveMs,
+      headersTimeout: policy.timeoutMs,
+      bodyTimeout: policy.timeoutMs,
+      ...(policy.keepAliveMs === undefined ? {} : { keepAliveTimeout: policy.keepAliveMs, keepAliveMaxTimeout: policy.keepAliveMs }),
     };
     this.trustedAgent = new Agent(pooling);
     this.guardedAgent = new Agent({ ...pooling, connect: { lookup: this.connectLookup } });
@@ -167,11 +174,11 @@ export class BackendFetch implements OnApplicationShutdown {
       throw new BackendRefusal('url', 'The backend URL must be http or https.', url.protocol);
     }
     // Re-read at every call: a session restored after the allowlist changed gets no exemption.
-    const naming = allowlistNaming(url, this.options.llmBaseUrlAllowlist);
+    const naming = allowlistNaming(url, this.policy.allowlist);
     const literal = ipLiteral(url.hostname);
     if (literal) {
       const verdict = classifyAddress(literal);
-      if (!addressAdmitted(verdict, naming, this.options.llmAllowPrivateAddresses)) {
+      if (!addressAdmitted(verdict, naming, this.policy.allowPrivate)) {
         this.logger.warn(`refused a client backend: ${url.hostname} [${verdict.range}]`);
         throw new BackendRefusal('address', refusalMessage([verdict]), `${url.hostname} [${verdict.range}]`);
       }
@@ -180,7 +187,8 @@ export class BackendFetch implements OnApplicationShutdown {
     return (await this.lookupChecked(url.hostname, naming)).map((a) => a.verdict);
   }
 
-  onApplicationShutdown(): Promise<void> {
+  /** Closes its connections. */
+  close(): Promise<void> {
     return Promise.all([this.trustedAgent.destroy(), this.guardedAgent.destroy()]).then(() => undefined);
   }
 
@@ -196,7 +204,7 @@ export class BackendFetch implements OnApplicationShutdown {
       });
     }
     const checked = addresses.map((a) => ({ address: a.address, family: a.family, verdict: classifyAddress(a.address) }));
-    const refused = checked.map((a) => a.verdict).filter((v) => !addressAdmitted(v, naming, this.options.llmAllowPrivateAddresses));
+    const refused = checked.map((a) => a.verdict).filter((v) => !addressAdmitted(v, naming, this.policy.allowPrivate));
     if (checked.length === 0 || refused.length > 0) {
       const detail = `${hostname} -> ${checked.map((a) => `${a.verdict.address} [${a.verdict.range}]`).join(', ') || 'no address'}`;
       this.logger.warn(`refused a client backend: ${detail}`);
@@ -225,6 +233,43 @@ export class BackendFetch implements OnApplicationShutdown {
       (error: NodeJS.ErrnoException) => callback(error, ''),
     );
   };
+}
+
+/**
+ * The fetch the SDK uses toward backends (LlmService passes it to every OpenAI client).
+ *
+ * - Redirects are never followed, for any backend: a 3xx could send the request, with its key,
+ *   anywhere. It becomes a `BackendRefusal('redirect')`, which LlmService treats as unrecoverable.
+ * - The operator's own `llmBaseUrl` (its origin) is trusted as configured.
+ * - Any other origin is a client-supplied base URL: its host is resolved and every address checked
+ *   against the address policy (address-policy.ts: the classes, and what the allowlist entry names
+ *   literally, see `addressAdmitted`) before a connection is attempted, and the
+ *   connection itself goes through a `connect.lookup` that resolves and checks again and hands the
+ *   socket exactly the addresses it checked. A name that rebinds between the two lookups meets the
+ *   check at connect time: there is no unchecked resolution anywhere (DNS rebinding).
+ *   IP literals never reach DNS; the WHATWG URL parser has already normalised their spelling
+ *   (decimal, octal, hex, IPv4-mapped IPv6), and they are checked as such.
+ */
+@Injectable()
+export class BackendFetch extends GuardedFetch implements OnApplicationShutdown {
+  constructor(@Inject(FELLOWSHIP_OPTIONS) options: ResolvedFellowshipOptions) {
+    super(
+      {
+        allowlist: options.llmBaseUrlAllowlist,
+        allowPrivate: options.llmAllowPrivateAddresses,
+        trustedOrigin: originOf(options.llmBaseUrl),
+        resolve: options.llmDnsLookup ?? systemDnsLookup,
+        timeoutMs: options.llmTimeoutMs,
+        keepAliveMs: options.llmKeepAliveMs,
+        name: 'BackendFetch',
+      },
+      options,
+    );
+  }
+
+  onApplicationShutdown(): Promise<void> {
+    return this.close();
+  }
 }
 
 function refusalMessage(refused: AddressVerdict[]): string {

@@ -34,6 +34,10 @@ export interface LlmAttemptSample {
 }
 
 /** LLM latency buckets, seconds: local models answer in tenths of a second, long streams in minutes. */
+/** What a webhook delivery attempt came to (the `result` label). */
+export const WEBHOOK_RESULTS = ['delivered', 'failed', 'dropped'] as const;
+export type WebhookResult = (typeof WEBHOOK_RESULTS)[number];
+
 export const LLM_LATENCY_BUCKETS_SECONDS: readonly number[] = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120];
 
 /** Time to first token buckets, seconds: from a hot local model (tens of ms) to a long prompt on a busy backend. */
@@ -118,6 +122,7 @@ export class FellowshipMetrics {
   private readonly botTurns: Counter;
   private readonly sessionsEnded: Counter<'reason'>;
   private readonly httpRequests: Counter<'method' | 'route' | 'status'>;
+  private readonly webhookAttempts: Counter<'result'>;
 
   constructor(@Optional() @Inject(SESSION_CENSUS) sessions: SessionCensus = NO_SESSIONS, @Optional() admission?: AdmissionControl) {
     const registers = [this.registry];
@@ -221,6 +226,15 @@ export class FellowshipMetrics {
     if (admission) {
       registerAdmissionMetrics(admission, registers);
     }
+    this.webhookAttempts = new Counter({
+      name: 'fellowship_webhook_attempts_total',
+      help: 'Webhook delivery attempts, by result: delivered (2xx), failed (network error, timeout, non-2xx, refused address; retried) or dropped (the last attempt failed; the event is given up).',
+      labelNames: ['result'],
+      registers,
+    });
+    for (const result of WEBHOOK_RESULTS) {
+      this.webhookAttempts.inc({ result }, 0);
+    }
     // Every label combination from the start, so that rates work before the first call.
     for (const kind of LLM_CALL_KINDS) {
       this.llmCalls.inc({ kind }, 0);
@@ -231,6 +245,11 @@ export class FellowshipMetrics {
     for (const reason of END_REASONS) {
       this.sessionsEnded.inc({ reason }, 0);
     }
+  }
+
+  /** One webhook delivery attempt and what came of it. */
+  webhookAttempt(result: WebhookResult): void {
+    this.webhookAttempts.inc({ result });
   }
 
   /** A bot message recorded. */

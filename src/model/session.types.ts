@@ -113,6 +113,41 @@ export interface SessionConfig {
   /** Created paused (`client_request`) so that members connect before the first turn. */
   start_paused: boolean;
   llm: LlmConfigView;
+  /** Where the session's events are POSTed (CONTRACT §14), or null; the secret is never shown. */
+  webhook: WebhookConfigView | null;
+}
+
+/**
+ * The session event types a webhook may ask for (CONTRACT §14): every numbered session event
+ * (events/events.ts checks that this list and its union agree), never the live-only `token` and `debug`.
+ */
+export const WEBHOOK_EVENT_TYPES = [
+  'turn_start',
+  'bot_message',
+  'turn_end',
+  'talker_message',
+  'member_joined',
+  'member_left',
+  'session_paused',
+  'session_resumed',
+  'session_end',
+  'error',
+  'next_speaker_set',
+  'bot_muted',
+  'bot_unmuted',
+  'bot_added',
+  'bot_updated',
+  'bot_removed',
+  'message_edited',
+  'message_deleted',
+] as const;
+export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
+
+export interface WebhookConfigView {
+  url: string;
+  events: WebhookEventType[];
+  /** Whether deliveries are signed (the secret itself is never shown). */
+  secret_set: boolean;
 }
 
 export interface UsageCounters {

@@ -4,11 +4,15 @@ import {
   type CommitBatch,
   type LoadedSession,
   type MemoryEntry,
+  type OutboxEntry,
   type PruneResult,
   type RetainedTail,
+  type SessionIndexQuery,
+  type SessionIndexRow,
   type SessionSnapshot,
   type SessionStore,
   type StoredEvent,
+  type WebhookTarget,
 } from './session-store.port.js';
 
 /** Keeps everything in process memory: for unit tests and embedders that want no database at all. */
@@ -19,6 +23,8 @@ export class InMemorySessionStore implements SessionStore {
   private readonly seqs = new Map<string, { last: number; droppedThrough: number }>();
   private readonly memory = new Map<string, MemoryEntry[]>();
   private readonly epochs = new Map<string, number>();
+  /** Per session, in seq order. */
+  private readonly outbox = new Map<string, OutboxEntry[]>();
 
   addMemoryEntry(memoryId: string, entry: MemoryEntry): Promise<void> {
     const list = this.memory.get(memoryId) ?? [];
@@ -61,6 +67,46 @@ export class InMemorySessionStore implements SessionStore {
     if (batch.session) {
       Object.assign(session, structuredClone(batch.session));
     }
+    if (batch.webhooks?.length) {
+      const list = this.outbox.get(sessionId) ?? [];
+      list.push(...batch.webhooks.map((e) => ({ seq: e.seq, type: e.type, json: e.json, attempts: 0, nextAttemptAt: 0 })));
+      this.outbox.set(sessionId, list);
+    }
+    return Promise.resolve();
+  }
+
+  webhookSessions(): Promise<string[]> {
+    return Promise.resolve([...this.outbox].filter(([, list]) => list.length > 0).map(([id]) => id));
+  }
+
+  nextWebhook(sessionId: string): Promise<OutboxEntry | null> {
+    const first = this.outbox.get(sessionId)?.[0];
+    return Promise.resolve(first ? { ...first } : null);
+  }
+
+  webhookTarget(sessionId: string): Promise<WebhookTarget | null> {
+    const snapshot = this.sessions.get(sessionId);
+    const webhook = snapshot?.config.webhook;
+    return Promise.resolve(snapshot && webhook ? { url: webhook.url, secretCipher: snapshot.webhookSecretCipher ?? null } : null);
+  }
+
+  webhookDone(sessionId: string, seq: number): Promise<void> {
+    const list = this.outbox.get(sessionId);
+    if (list) {
+      this.outbox.set(
+        sessionId,
+        list.filter((e) => e.seq !== seq),
+      );
+    }
+    return Promise.resolve();
+  }
+
+  webhookRetry(sessionId: string, seq: number, attempts: number, nextAttemptAt: number): Promise<void> {
+    const entry = this.outbox.get(sessionId)?.find((e) => e.seq === seq);
+    if (entry) {
+      entry.attempts = attempts;
+      entry.nextAttemptAt = nextAttemptAt;
+    }
     return Promise.resolve();
   }
 
@@ -88,6 +134,38 @@ export class InMemorySessionStore implements SessionStore {
     return Promise.resolve(this.seqs.get(sessionId)?.last ?? 0);
   }
 
+  listSessions(query: SessionIndexQuery): Promise<SessionIndexRow[]> {
+    const newestFirst = (a: SessionSnapshot, b: SessionSnapshot): number =>
+      a.createdAt !== b.createdAt ? (a.createdAt < b.createdAt ? 1 : -1) : a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
+    const after = query.after;
+    const rows = [...this.sessions.values()]
+      .filter((s) => query.ownerKeyHash === undefined || (s.ownerKeyHash ?? null) === query.ownerKeyHash)
+      .filter((s) => query.ended === undefined || (s.endedAt !== null) === query.ended)
+      .filter((s) => !after || s.createdAt < after.createdAt || (s.createdAt === after.createdAt && s.id < after.id))
+      .sort(newestFirst)
+      .slice(0, query.limit);
+    return Promise.resolve(rows.map((s) => this.indexRow(s)));
+  }
+
+  findSession(id: string): Promise<SessionIndexRow | null> {
+    const snapshot = this.sessions.get(id);
+    return Promise.resolve(snapshot ? this.indexRow(snapshot) : null);
+  }
+
+  private indexRow(s: SessionSnapshot): SessionIndexRow {
+    const copy = structuredClone(s);
+    return {
+      id: copy.id,
+      ownerKeyHash: copy.ownerKeyHash ?? null,
+      createdAt: copy.createdAt,
+      endedAt: copy.endedAt,
+      config: copy.config,
+      status: copy.status,
+      usage: copy.usage,
+      turn: this.messages.get(s.id)?.length ?? 0,
+    };
+  }
+
   prune(maxEventsPerSession: number, endedBefore: Date): Promise<PruneResult> {
     const sessionIds: string[] = [];
     let events = 0;
@@ -98,6 +176,7 @@ export class InMemorySessionStore implements SessionStore {
         this.messages.delete(id);
         this.events.delete(id);
         this.seqs.delete(id);
+        this.outbox.delete(id);
         sessionIds.push(id);
         continue;
       }

@@ -220,6 +220,68 @@ export function sessionStoreContract(name: string, make: () => Promise<SessionSt
       expect(await sut.countLiveSessions()).toBe(2);
     });
 
+    it('pages the sessions index newest first, by owner and by ended, with the turn of each', async () => {
+      const sut = await open();
+      const at = (n: number): string => `2026-01-01T00:00:0${n}.000Z`;
+      // Two sessions share a created_at: the id orders them.
+      const rows = [
+        snapshot('a', { createdAt: at(1), ownerKeyHash: 'k1' }),
+        snapshot('b', { createdAt: at(2), ownerKeyHash: 'k2' }),
+        snapshot('c', { createdAt: at(2), ownerKeyHash: 'k1' }),
+        snapshot('d', { createdAt: at(3) }),
+      ];
+      for (const row of rows) {
+        await sut.insertSession(row);
+      }
+      await sut.commit('c', { messages: [message(1), message(2)], events: [event(1)], session: { endedAt: at(4), usage: usage(3) } });
+
+      const ids = (list: { id: string }[]): string[] => list.map((r) => r.id);
+      expect(ids(await sut.listSessions({ limit: 10 }))).toEqual(['d', 'c', 'b', 'a']);
+      const first = await sut.listSessions({ limit: 2 });
+      expect(ids(first)).toEqual(['d', 'c']);
+      expect(ids(await sut.listSessions({ limit: 2, after: { createdAt: first[1].createdAt, id: first[1].id } }))).toEqual(['b', 'a']);
+      expect(ids(await sut.listSessions({ limit: 10, ownerKeyHash: 'k1' }))).toEqual(['c', 'a']);
+      expect(ids(await sut.listSessions({ limit: 10, ended: true }))).toEqual(['c']);
+      expect(ids(await sut.listSessions({ limit: 10, ended: false, ownerKeyHash: 'k1' }))).toEqual(['a']);
+
+      expect(await sut.findSession('c')).toEqual({
+        id: 'c',
+        ownerKeyHash: 'k1',
+        createdAt: at(2),
+        endedAt: at(4),
+        config: config(),
+        status: snapshot('c').status,
+        usage: usage(3),
+        turn: 2,
+      });
+      expect(await sut.findSession('d')).toMatchObject({ ownerKeyHash: null, turn: 0 });
+      expect(await sut.findSession('nobody')).toBeNull();
+    });
+
+    it('keeps a webhook outbox written with its batch, in seq order, with retries recorded', async () => {
+      const sut = await open();
+      const webhook = { url: 'http://127.0.0.1:9/hook', events: ['session_end' as const, 'bot_message' as const], secret_set: true };
+      await sut.insertSession(snapshot('w', { config: { ...config(), webhook }, webhookSecretCipher: 'v1.sealed-secret' }));
+      await sut.insertSession(snapshot('plain'));
+      expect(await sut.webhookSessions()).toEqual([]);
+      expect(await sut.nextWebhook('w')).toBeNull();
+
+      await sut.commit('w', { messages: [message(1)], events: [event(1, 'turn_start'), event(2)], webhooks: [event(2)] });
+      await sut.commit('w', { messages: [], events: [event(3, 'session_end')], webhooks: [event(3, 'session_end')] });
+      expect(await sut.webhookSessions()).toEqual(['w']);
+      expect(await sut.webhookTarget('w')).toEqual({ url: webhook.url, secretCipher: 'v1.sealed-secret' });
+      expect(await sut.webhookTarget('plain')).toBeNull();
+      expect(await sut.nextWebhook('w')).toEqual({ ...event(2), attempts: 0, nextAttemptAt: 0 });
+
+      await sut.webhookRetry('w', 2, 1, 1_800_000_000_000);
+      expect(await sut.nextWebhook('w')).toMatchObject({ seq: 2, attempts: 1, nextAttemptAt: 1_800_000_000_000 });
+      await sut.webhookDone('w', 2);
+      expect(await sut.nextWebhook('w')).toMatchObject({ seq: 3, type: 'session_end', attempts: 0 });
+      await sut.webhookDone('w', 3);
+      expect(await sut.nextWebhook('w')).toBeNull();
+      expect(await sut.webhookSessions()).toEqual([]);
+    });
+
     it('answers its readiness probe', async () => {
       const sut = await open();
       await expect(sut.ping()).resolves.toBeUndefined();

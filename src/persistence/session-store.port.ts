@@ -35,6 +35,13 @@ export interface SessionSnapshot {
    * created before public ids, whose ciphertext was sealed with it. Null or absent for every other.
    */
   legacyId?: string | null;
+  /**
+   * SHA-256 (hex) of the API key that created the session (CONTRACT §14: the sessions index shows a
+   * key its own sessions); null or absent when it was created without one.
+   */
+  ownerKeyHash?: string | null;
+  /** The webhook's signing secret as `SecretBox` ciphertext (null or absent = none). */
+  webhookSecretCipher?: string | null;
   createdAt: string;
   endedAt: string | null;
   status: Pick<SessionStatus, 'end_reason' | 'end_detail' | 'pause_reason' | 'bot_turns'>;
@@ -69,11 +76,64 @@ export interface PruneResult {
   sessionIds: string[];
 }
 
+/** Where a page of the sessions index continues: after this session, newest first. */
+export interface SessionIndexCursor {
+  createdAt: string;
+  id: string;
+}
+
+/** A page request of the sessions index (CONTRACT §14). */
+export interface SessionIndexQuery {
+  /** Only the sessions created with this key hash; undefined = every session. */
+  ownerKeyHash?: string;
+  /** true = only ended sessions, false = only sessions not ended, undefined = both. */
+  ended?: boolean;
+  /** Continue after this session (newest first: `created_at` descending, then `id` descending). */
+  after?: SessionIndexCursor;
+  limit: number;
+}
+
+/** What the sessions index shows of a session, as stored (a session held in memory shows its live state instead). */
+export interface SessionIndexRow {
+  id: string;
+  ownerKeyHash: string | null;
+  createdAt: string;
+  endedAt: string | null;
+  config: SessionSnapshot['config'];
+  status: SessionSnapshot['status'];
+  usage: SessionSnapshot['usage'];
+  /** The number of messages in history (the last turn). */
+  turn: number;
+}
+
+/** An event waiting in a session's webhook outbox. */
+export interface OutboxEntry {
+  seq: number;
+  type: string;
+  /** The event as members received it. */
+  json: string;
+  /** Attempts made so far. */
+  attempts: number;
+  /** Not before this time (ms epoch). */
+  nextAttemptAt: number;
+}
+
+/** Where a session's webhook events go: its config's `webhook.url` and the sealed secret. */
+export interface WebhookTarget {
+  url: string;
+  secretCipher: string | null;
+}
+
 /** One durable write: the messages and retained events of one tick, plus the session's latest state. */
 export interface CommitBatch {
   messages: Message[];
   events: StoredEvent[];
-  session?: Partial<Omit<SessionSnapshot, 'id' | 'controlHash' | 'observerHash' | 'legacyId' | 'createdAt'>>;
+  session?: Partial<Omit<SessionSnapshot, 'id' | 'controlHash' | 'observerHash' | 'legacyId' | 'ownerKeyHash' | 'webhookSecretCipher' | 'createdAt'>>;
+  /**
+   * Events of this batch for the session's webhook outbox (CONTRACT §14): written in the same
+   * transaction as the events, so an event is durable and owed to the webhook at once or neither.
+   */
+  webhooks?: StoredEvent[];
   /**
    * The epoch of the loop lease its writer holds (loop/loop-lease.port.ts), absent when it holds
    * none. The store refuses, in the same transaction as the write, a batch whose fence is lower than
@@ -131,6 +191,20 @@ export interface SessionStore {
    * member has seen is ever handed out again.
    */
   lastSeq(sessionId: string): Promise<number>;
+  /** A page of the sessions index, newest first (served by an index: never a scan of every session). */
+  listSessions(query: SessionIndexQuery): Promise<SessionIndexRow[]>;
+  /** One session's index row, or null. */
+  findSession(id: string): Promise<SessionIndexRow | null>;
+  /** Sessions with events in their webhook outbox (what a starting instance delivers). */
+  webhookSessions(): Promise<string[]>;
+  /** The session's outbox entry with the lowest seq, or null when its outbox is empty. */
+  nextWebhook(sessionId: string): Promise<OutboxEntry | null>;
+  /** The session's webhook target, or null (no such session, or no webhook). */
+  webhookTarget(sessionId: string): Promise<WebhookTarget | null>;
+  /** Removes an entry: delivered, or dropped after its last attempt. */
+  webhookDone(sessionId: string, seq: number): Promise<void>;
+  /** Records a failed attempt: the attempts so far and when the next may start. */
+  webhookRetry(sessionId: string, seq: number, attempts: number, nextAttemptAt: number): Promise<void>;
   /** Drop events beyond the retention count and sessions ended before the cutoff. */
   prune(maxEventsPerSession: number, endedBefore: Date): Promise<PruneResult>;
   addMemoryEntry(memoryId: string, entry: MemoryEntry): Promise<void>;

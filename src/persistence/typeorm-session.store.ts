@@ -9,11 +9,15 @@ import {
   type LoadedSession,
   type MemoryEntry,
   type MemoryState,
+  type OutboxEntry,
   type PruneResult,
   type RetainedTail,
+  type SessionIndexQuery,
+  type SessionIndexRow,
   type SessionSnapshot,
   type SessionStore,
   type StoredEvent,
+  type WebhookTarget,
 } from './session-store.port.js';
 import { StoreClosedError, WriteQueue, type WriteQueueStats, type RowWrite } from './write-queue.js';
 import { fellowshipLogger } from '../common/fellowship-logger.js';
@@ -31,10 +35,39 @@ interface SessionRow {
   usage: string;
   loop_state: string;
   memory_state: string | null;
+  owner_key_hash: string | null;
 }
 
 /** A history row: the Message, with `reasoning` always present (NULL when none). */
 type MessageRow = Omit<Message, 'reasoning' | 'deleted'> & { reasoning: string | null; deleted: number | boolean };
+
+interface IndexRow {
+  id: string;
+  owner_key_hash: string | null;
+  created_at: string;
+  ended_at: string | null;
+  config: string;
+  status: string;
+  usage: string;
+  turn: number;
+}
+
+/** The sessions index's columns; the turn is the last message's, found through the messages' primary key. */
+const INDEX_SELECT =
+  'SELECT s."id", s."owner_key_hash", s."created_at", s."ended_at", s."config", s."status", s."usage", ' +
+  '(SELECT COALESCE(MAX(m."turn"), 0) FROM "fellowship_messages" m WHERE m."session_id" = s."id") AS "turn" ' +
+  'FROM "fellowship_sessions" s';
+
+const indexRow = (r: IndexRow): SessionIndexRow => ({
+  id: r.id,
+  ownerKeyHash: r.owner_key_hash,
+  createdAt: r.created_at,
+  endedAt: r.ended_at,
+  config: JSON.parse(r.config) as SessionIndexRow['config'],
+  status: JSON.parse(r.status) as SessionIndexRow['status'],
+  usage: JSON.parse(r.usage) as SessionIndexRow['usage'],
+  turn: Number(r.turn),
+});
 
 type SessionUpdate = NonNullable<CommitBatch['session']>;
 
@@ -58,7 +91,7 @@ const UPSERT_MESSAGES =
 const INSERT_EVENTS = 'INSERT INTO "fellowship_events" ("session_id", "seq", "type", "json")';
 const SELECT_SESSIONS =
   'SELECT "id", "control_hash", "observer_hash", "legacy_id", "config", "api_key_cipher", "created_at", "ended_at", ' +
-  '"status", "usage", "loop_state", "memory_state" FROM "fellowship_sessions"';
+  '"status", "usage", "loop_state", "memory_state", "owner_key_hash" FROM "fellowship_sessions"';
 
 function toSnapshot(r: SessionRow): SessionSnapshot {
   return {
@@ -74,8 +107,11 @@ function toSnapshot(r: SessionRow): SessionSnapshot {
     usage: JSON.parse(r.usage) as SessionSnapshot['usage'],
     loopState: JSON.parse(r.loop_state) as SessionSnapshot['loopState'],
     memoryState: r.memory_state as MemoryState | null,
+    ownerKeyHash: r.owner_key_hash,
   };
 }
+
+const INSERT_OUTBOX = 'INSERT INTO "fellowship_webhook_outbox" ("session_id", "seq", "type", "json")';
 
 /**
  * The default `SessionStore`: SQLite or PostgreSQL through TypeORM, on its own database
@@ -130,12 +166,14 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
       JSON.stringify(s.loopState),
       s.config.memory_id,
       s.memoryState ?? null,
+      s.ownerKeyHash ?? null,
+      s.webhookSecretCipher ?? null,
     ];
     return this.write(async (q) => {
       await q.query(
         'INSERT INTO "fellowship_sessions" ("id", "control_hash", "observer_hash", "legacy_id", "config", "api_key_cipher", ' +
-          '"created_at", "ended_at", "status", "usage", "loop_state", "memory_id", "memory_state") ' +
-          'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+          '"created_at", "ended_at", "status", "usage", "loop_state", "memory_id", "memory_state", "owner_key_hash", "webhook_secret_cipher") ' +
+          'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
         params,
       );
     });
@@ -168,11 +206,16 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
     if (batch.session?.config !== undefined) {
       sets.push({ column: 'memory_id', value: batch.session.config.memory_id });
     }
+    const inserts: RowWrite['inserts'] = [
+      { prefix: INSERT_MESSAGES, width: 12, rows: messages, suffix: UPSERT_MESSAGES, key: 2 },
+      { prefix: INSERT_EVENTS, width: 4, rows: events },
+    ];
+    if (batch.webhooks?.length) {
+      // Same transaction, same multi-row statement per group: no write of its own.
+      inserts.push({ prefix: INSERT_OUTBOX, width: 4, rows: batch.webhooks.map((e) => [sessionId, e.seq, e.type, e.json]) });
+    }
     const write: RowWrite = {
-      inserts: [
-        { prefix: INSERT_MESSAGES, width: 12, rows: messages, suffix: UPSERT_MESSAGES, key: 2 },
-        { prefix: INSERT_EVENTS, width: 4, rows: events },
-      ],
+      inserts,
       update: { table: 'fellowship_sessions', id: sessionId, sets },
     };
     const fence = batch.fence;
@@ -273,6 +316,72 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
     return row?.seq ?? 0;
   }
 
+  async listSessions(query: SessionIndexQuery): Promise<SessionIndexRow[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (query.ownerKeyHash !== undefined) {
+      where.push('s."owner_key_hash" = ?');
+      params.push(query.ownerKeyHash);
+    }
+    if (query.ended !== undefined) {
+      where.push(query.ended ? 's."ended_at" IS NOT NULL' : 's."ended_at" IS NULL');
+    }
+    if (query.after) {
+      // Keyset paging: rows strictly after the cursor in (created_at DESC, id DESC) order.
+      where.push('(s."created_at" < ? OR (s."created_at" = ? AND s."id" < ?))');
+      params.push(query.after.createdAt, query.after.createdAt, query.after.id);
+    }
+    const rows = await this.db.query<IndexRow[]>(
+      `${INDEX_SELECT}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY s."created_at" DESC, s."id" DESC LIMIT ?`,
+      [...params, query.limit],
+    );
+    return rows.map(indexRow);
+  }
+
+  async findSession(id: string): Promise<SessionIndexRow | null> {
+    const [row] = await this.db.query<IndexRow[]>(`${INDEX_SELECT} WHERE s."id" = ?`, [id]);
+    return row ? indexRow(row) : null;
+  }
+
+  async webhookSessions(): Promise<string[]> {
+    const rows = await this.db.query<{ session_id: string }[]>('SELECT DISTINCT "session_id" FROM "fellowship_webhook_outbox"');
+    return rows.map((r) => r.session_id);
+  }
+
+  async nextWebhook(sessionId: string): Promise<OutboxEntry | null> {
+    const [row] = await this.db.query<{ seq: number; type: string; json: string; attempts: number; next_attempt_at: number }[]>(
+      'SELECT "seq", "type", "json", "attempts", "next_attempt_at" FROM "fellowship_webhook_outbox" WHERE "session_id" = ? ORDER BY "seq" LIMIT 1',
+      [sessionId],
+    );
+    return row ? { seq: row.seq, type: row.type, json: row.json, attempts: row.attempts, nextAttemptAt: Number(row.next_attempt_at) } : null;
+  }
+
+  async webhookTarget(sessionId: string): Promise<WebhookTarget | null> {
+    const [row] = await this.db.query<{ config: string; webhook_secret_cipher: string | null }[]>(
+      'SELECT "config", "webhook_secret_cipher" FROM "fellowship_sessions" WHERE "id" = ?',
+      [sessionId],
+    );
+    const webhook = row ? (JSON.parse(row.config) as SessionSnapshot['config']).webhook : null;
+    return row && webhook ? { url: webhook.url, secretCipher: row.webhook_secret_cipher } : null;
+  }
+
+  webhookDone(sessionId: string, seq: number): Promise<void> {
+    return this.write(async (q) => {
+      await q.query('DELETE FROM "fellowship_webhook_outbox" WHERE "session_id" = ? AND "seq" = ?', [sessionId, seq]);
+    });
+  }
+
+  webhookRetry(sessionId: string, seq: number, attempts: number, nextAttemptAt: number): Promise<void> {
+    return this.write(async (q) => {
+      await q.query('UPDATE "fellowship_webhook_outbox" SET "attempts" = ?, "next_attempt_at" = ? WHERE "session_id" = ? AND "seq" = ?', [
+        attempts,
+        nextAttemptAt,
+        sessionId,
+        seq,
+      ]);
+    });
+  }
+
   /**
    * Deletes sessions ended before the cutoff (with their messages and events), retained events
    * beyond the per-session limit, and memory stores no retained session uses any more. Each
@@ -289,6 +398,7 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
       await this.write(async (q) => {
         await q.query('DELETE FROM "fellowship_events" WHERE "session_id" = ?', [id]);
         await q.query('DELETE FROM "fellowship_messages" WHERE "session_id" = ?', [id]);
+        await q.query('DELETE FROM "fellowship_webhook_outbox" WHERE "session_id" = ?', [id]);
         await q.query('DELETE FROM "fellowship_sessions" WHERE "id" = ?', [id]);
       });
       return 0;

@@ -22,6 +22,8 @@ export interface SessionEvents {
   retention: number;
   /** A restored session carries on from here. */
   start?: FeedStart;
+  /** Its webhook's event types and who delivers them (absent: no webhook). */
+  webhook?: { events: ReadonlySet<string>; queued: () => void };
 }
 
 /** What a restored session had when the server stopped (session_store rows, decoded). */

@@ -7,7 +7,9 @@ import { SerializedEvent } from '../events/serialized-event.js';
 import { upgradeUsage, type Message } from '../model/session.types.js';
 import { SESSION_STORE, type RetainedTail, type SessionSnapshot, type SessionStore } from '../persistence/session-store.port.js';
 import { decodeLoopState } from './loop-state.js';
-import { Session, type SessionInit } from './session.js';
+import { WebhookDispatcher } from '../webhooks/webhook-dispatcher.service.js';
+import type { SessionConfig } from '../model/session.types.js';
+import { Session, type SessionEvents, type SessionInit } from './session.js';
 
 /** The logger of one session: every line names it by its public id, never by a token. */
 function sessionLogger(options: Pick<ResolvedFellowshipOptions, 'logger'>, id: string): Logger {
@@ -34,10 +36,21 @@ export class SessionFactory {
     @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
     @Inject(SESSION_STORE) private readonly store: SessionStore,
     @Inject(EVENT_BUS) private readonly bus: EventBus,
+    private readonly webhooks: WebhookDispatcher,
   ) {}
 
   create(init: SessionInit): Session {
-    return new Session(init, sessionLogger(this.options, init.id), { store: this.store, bus: this.bus, retention: this.options.eventRetention });
+    return new Session(init, sessionLogger(this.options, init.id), {
+      store: this.store,
+      bus: this.bus,
+      retention: this.options.eventRetention,
+      ...this.webhookOf(init.id, init.config),
+    });
+  }
+
+  /** A session without a webhook pays nothing: its channel filters nothing. */
+  private webhookOf(id: string, config: SessionConfig): Pick<SessionEvents, 'webhook'> {
+    return config.webhook ? { webhook: { events: new Set(config.webhook.events), queued: () => this.webhooks.kick(id) } } : {};
   }
 
   restore(snapshot: SessionSnapshot, parts: RestoredParts): Session {
@@ -46,13 +59,14 @@ export class SessionFactory {
         id: snapshot.id,
         controlHash: snapshot.controlHash,
         observerHash: snapshot.observerHash,
-        // Sessions stored before start_paused, budgets or mutes (v1.1) existed were not created
-        // paused, had no budget and no bot muted.
+        // Sessions stored before start_paused, budgets, mutes or webhooks (v1.1) existed were not
+        // created paused, had no budget, no bot muted and no webhook.
         config: {
           ...snapshot.config,
           start_paused: snapshot.config.start_paused ?? false,
           max_total_tokens: snapshot.config.max_total_tokens ?? null,
           max_cost: snapshot.config.max_cost ?? null,
+          webhook: snapshot.config.webhook ?? null,
           bots: snapshot.config.bots.map((b) => ({ ...b, muted: b.muted ?? false })),
         },
         apiKey: parts.apiKey,
@@ -63,6 +77,7 @@ export class SessionFactory {
         store: this.store,
         bus: this.bus,
         retention: this.options.eventRetention,
+        ...this.webhookOf(snapshot.id, { ...snapshot.config, webhook: snapshot.config.webhook ?? null }),
         start: {
           seq: parts.seq,
           visibleMessages: parts.messages.length,

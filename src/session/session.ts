@@ -97,6 +97,7 @@ export class Session implements EndView {
         bus: events.bus,
         sessionState: () => this.persistedState(),
         onCommitError: (error) => this.logger.error(`persisting events failed: ${String(error)}`),
+        ...(events.webhook ? { webhook: events.webhook } : {}),
       },
       events.start?.seq,
     );

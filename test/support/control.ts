@@ -18,6 +18,8 @@ import { LoopService } from '../../src/loop/loop.service.js';
 import { MemoryService } from '../../src/memory/memory.service.js';
 import { InMemorySessionStore } from '../../src/persistence/in-memory-session.store.js';
 import { SecretBox } from '../../src/persistence/secret-box.js';
+import { WebhookDispatcher } from '../../src/webhooks/webhook-dispatcher.service.js';
+import { FellowshipMetrics } from '../../src/metrics/fellowship-metrics.service.js';
 import { SessionFactory } from '../../src/session/session.factory.js';
 import { SessionRegistry } from '../../src/session/session.registry.js';
 import { FakeLlm, FakeOrchestrator, FakeSummarizer } from './fakes.js';
@@ -59,7 +61,8 @@ export function control(options: FellowshipOptions = {}): Control {
   const memory = new MemoryService(resolved, store, loops, summarizer as never);
   memory.onModuleInit();
   const talkerInput = new TalkerInputService(resolved, loops);
-  const factory = new SessionFactory(resolved, store, new InProcessEventBus());
+  const webhooks = new WebhookDispatcher(resolved, store, secrets, new FellowshipMetrics());
+  const factory = new SessionFactory(resolved, store, new InProcessEventBus(), webhooks);
   const sessions = new SessionService(resolved, store, registry, loops, secrets, memory, factory, talkerInput, new AdmissionControl(resolved));
   sessions.onApplicationBootstrap();
   return {

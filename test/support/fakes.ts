@@ -45,6 +45,7 @@ export function sessionConfig(over: Partial<SessionConfig> = {}): SessionConfig 
     allow_repeat_speaker: true,
     show_reasoning: false,
     start_paused: false,
+    webhook: null,
     llm: { base_url: 'http://backend.test/v1', bot_model: 'model', orchestrator_model: 'orchestrator', api_key_set: false },
     ...over,
   };

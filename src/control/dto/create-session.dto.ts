@@ -1,8 +1,18 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsDisplayName } from '../../common/display-name.js';
-import { CONTEXT_MODES, PARTICIPATION_MODES, TURN_ORDERS, type ContextMode, type ParticipationMode, type TurnOrder } from '../../model/session.types.js';
 import {
+  CONTEXT_MODES,
+  PARTICIPATION_MODES,
+  TURN_ORDERS,
+  WEBHOOK_EVENT_TYPES,
+  type ContextMode,
+  type ParticipationMode,
+  type TurnOrder,
+  type WebhookEventType,
+} from '../../model/session.types.js';
+import {
+  ArrayMaxSize,
   ArrayMinSize,
   IsArray,
   IsBoolean,
@@ -134,6 +144,49 @@ export class LlmOptionsDto {
   @IsNotEmpty()
   @MaxLength(LIMITS.modelChars)
   orchestrator_model?: string;
+}
+
+/** A Standard Webhooks secret: `whsec_` (optional) then base64 of 24 to 64 random bytes. */
+export const WEBHOOK_SECRET_PATTERN = /^(whsec_)?[A-Za-z0-9+/]+={0,2}$/;
+
+export class WebhookOptionsDto {
+  @ApiProperty({
+    description: 'Where each event is POSTed; must match the server’s WEBHOOK_URL_ALLOWLIST (same rules and address policy as `llm.base_url`; empty allowlist: webhooks refused). Redirects are never followed.',
+    example: 'https://hooks.example.com/fellowship',
+    minLength: 1,
+    maxLength: LIMITS.urlChars,
+  })
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(LIMITS.urlChars)
+  url!: string;
+
+  @ApiPropertyOptional({
+    description: 'The session event types to send (any but the live-only `token` and `debug`). Default: `["session_end"]`.',
+    enum: [...WEBHOOK_EVENT_TYPES],
+    isArray: true,
+    example: ['session_end'],
+    nullable: true,
+  })
+  @IsOptional()
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(WEBHOOK_EVENT_TYPES.length)
+  @IsIn(WEBHOOK_EVENT_TYPES, { each: true })
+  events?: WebhookEventType[];
+
+  @ApiPropertyOptional({
+    description: 'Signing secret (Standard Webhooks: `whsec_` then base64 of 24 to 64 random bytes; write-only, never shown again). Without it deliveries carry no `webhook-signature`.',
+    example: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+    maxLength: 200,
+    writeOnly: true,
+    nullable: true,
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(200)
+  @Matches(WEBHOOK_SECRET_PATTERN, { message: 'webhook.secret must be "whsec_" followed by base64' })
+  secret?: string;
 }
 
 export class CreateSessionDto {
@@ -341,6 +394,17 @@ export class CreateSessionDto {
   @ValidateNested()
   @Type(() => LlmOptionsDto)
   llm?: LlmOptionsDto;
+
+  @ApiPropertyOptional({
+    description: 'POST the session’s events to a URL as they happen (CONTRACT §14, docs/webhooks.md): signed Standard Webhooks, at least once, in order. Default: none.',
+    type: WebhookOptionsDto,
+    nullable: true,
+  })
+  @IsOptional()
+  @IsObject()
+  @ValidateNested()
+  @Type(() => WebhookOptionsDto)
+  webhook?: WebhookOptionsDto;
 }
 
 export class PostMessageDto {

@@ -2,7 +2,7 @@ import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional, ApiResponse } from '@nestjs/swagger';
 import { MAX_JSON_DEPTH } from '../../common/request-body.js';
 import { END_REASONS } from '../../model/end-conditions.js';
-import { CONTEXT_MODES, MEMORY_MODES, MESSAGE_KINDS, PARTICIPATION_MODES, PAUSE_REASONS, SESSION_STATES, TURN_ORDERS } from '../../model/session.types.js';
+import { CONTEXT_MODES, MEMORY_MODES, MESSAGE_KINDS, PARTICIPATION_MODES, PAUSE_REASONS, SESSION_STATES, TURN_ORDERS, WEBHOOK_EVENT_TYPES } from '../../model/session.types.js';
 
 /** Response shapes, for the OpenAPI document (the service returns plain objects of these shapes). */
 
@@ -58,6 +58,12 @@ export class LlmConfigViewDto {
   @ApiProperty({ description: 'Whether calls carry an API key (the key itself is never shown).' }) api_key_set!: boolean;
 }
 
+export class WebhookConfigViewDto {
+  @ApiProperty({ description: 'Where events are POSTed.' }) url!: string;
+  @ApiProperty({ description: 'The event types sent.', enum: [...WEBHOOK_EVENT_TYPES], isArray: true }) events!: string[];
+  @ApiProperty({ description: 'Whether deliveries are signed (`webhook-signature`); the secret is never shown.' }) secret_set!: boolean;
+}
+
 export class SessionConfigDto {
   @ApiProperty({ description: 'Bots.', type: [BotConfigDto] }) bots!: BotConfigDto[];
   @ApiProperty({ description: 'Global system prompt.', nullable: true, type: String }) global_system_prompt!: string | null;
@@ -84,6 +90,7 @@ export class SessionConfigDto {
   @ApiProperty({ description: 'History includes reasoning.' }) show_reasoning!: boolean;
   @ApiProperty({ description: 'Created paused (start_paused).' }) start_paused!: boolean;
   @ApiProperty({ description: 'Backend in use (no key).', type: LlmConfigViewDto }) llm!: LlmConfigViewDto;
+  @ApiProperty({ description: 'Webhook (CONTRACT §14), or null; never the secret.', type: WebhookConfigViewDto, nullable: true }) webhook!: WebhookConfigViewDto | null;
 }
 
 export class SessionStatusDto {
@@ -132,6 +139,8 @@ export class MessageDto {
 
 export class HistoryDto {
   @ApiProperty({ description: 'Messages in history order.', type: [MessageDto] }) messages!: MessageDto[];
+  @ApiPropertyOptional({ description: 'Paged form only (`after` or `limit` given): the `after` of the next page, or null when this page reaches the end.', nullable: true, type: 'integer' })
+  next_after?: number | null;
 }
 
 export class AcceptedMessageDto {
@@ -148,6 +157,31 @@ export class MemoryEntryDto {
 export class MemoryDto {
   @ApiProperty({ description: 'Memory store id, or null when memory is "none".', nullable: true, type: String }) memory_id!: string | null;
   @ApiProperty({ description: 'Entries, oldest first.', type: [MemoryEntryDto] }) entries!: MemoryEntryDto[];
+}
+
+export class IndexUsageDto {
+  @ApiProperty({ description: 'Requests sent to the backend.', type: 'integer', minimum: 0, example: 9 }) llm_calls!: number;
+  @ApiProperty({ description: 'Prompt plus completion tokens of every call.', type: 'integer', minimum: 0, example: 4730 }) total_tokens!: number;
+  @ApiProperty({ description: 'Cost in USD (from LLM_PRICES); null when a model it counts has no price.', nullable: true, type: Number, example: null })
+  cost!: number | null;
+}
+
+export class SessionIndexEntryDto {
+  @ApiProperty({ description: 'Public session id (not a credential); the index routes take it.', example: 'ses_3q2-7wYBcV0Xz9kR1mTn4A' }) id!: string;
+  @ApiProperty({ description: 'State now.', enum: [...SESSION_STATES], example: 'running' }) state!: string;
+  @ApiProperty({ description: 'Creation time, ISO-8601.', format: 'date-time' }) created_at!: string;
+  @ApiProperty({ description: 'End time, or null.', nullable: true, type: String, format: 'date-time' }) ended_at!: string | null;
+  @ApiProperty({ description: 'Why it ended, or null.', nullable: true, type: String, enum: [...END_REASONS] }) end_reason!: string | null;
+  @ApiProperty({ description: 'Participation mode.', enum: [...PARTICIPATION_MODES] }) participation_mode!: string;
+  @ApiProperty({ description: 'Bot names, in round-robin order.', type: [String], example: ['Alice', 'Bob'] }) bots!: string[];
+  @ApiProperty({ description: 'Messages in history (the last turn number).', type: 'integer', minimum: 0 }) turn!: number;
+  @ApiProperty({ description: 'Connections open now, by role (0 and 0 once ended).', type: MembersDto }) members!: MembersDto;
+  @ApiProperty({ description: 'Usage totals.', type: IndexUsageDto }) usage!: IndexUsageDto;
+}
+
+export class SessionIndexPageDto {
+  @ApiProperty({ description: 'Sessions, newest first (creation time, then id). Never a token.', type: [SessionIndexEntryDto] }) sessions!: SessionIndexEntryDto[];
+  @ApiProperty({ description: 'Pass as `cursor` for the next page; null on the last page. Opaque.', nullable: true, type: String }) next_cursor!: string | null;
 }
 
 export class FieldProblemDto {

@@ -6,6 +6,9 @@ import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
  * fields, usage and the loop state (they change together, with every event batch).
  */
 @Entity({ name: 'fellowship_sessions' })
+// The sessions index (CONTRACT §14) pages newest first, over all sessions or one API key's.
+@Index('IDX_fellowship_sessions_created', ['createdAt', 'id'])
+@Index('IDX_fellowship_sessions_owner_created', ['ownerKeyHash', 'createdAt', 'id'])
 export class SessionEntity {
   /** The public session id (`ses_…`, CONTRACT §2); v1 rows got one when the schema was upgraded. */
   @PrimaryColumn({ type: 'varchar', length: 36 })
@@ -74,4 +77,12 @@ export class SessionEntity {
    */
   @Column({ name: 'lease_epoch', type: 'integer', default: 0 })
   leaseEpoch!: number;
+
+  /** SHA-256 (hex) of the API key that created the session; null when created without one (and for v1 rows). */
+  @Column({ name: 'owner_key_hash', type: 'varchar', length: 64, nullable: true })
+  ownerKeyHash!: string | null;
+
+  /** The webhook's signing secret as `SecretBox` ciphertext (bound to `<id>#webhook`); null = none. */
+  @Column({ name: 'webhook_secret_cipher', type: 'text', nullable: true })
+  webhookSecretCipher!: string | null;
 }
