@@ -324,6 +324,129 @@ describe('web console (CONTRACT §16)', () => {
     expect(resumed.events.map((e) => e.type)).not.toContain('history');
     expect(Math.min(...resumed.events.map((e) => e.seq ?? Infinity))).toBe(lastSeq + 1);
   });
+  it('mutes a bot and forces the next speaker: round robin skips the muted bot, the forced one speaks right after the turn in flight', async () => {
+    const first = gate();
+    t.llm.setHandler((req) => ({ content: `Reply ${req.index + 1}.`, gate: req.index === 0 ? first.promise : undefined }));
+    const { token } = await t.create({ bots: bots('Alice', 'Bob', 'Carol', 'Dave'), participation_mode: 'autonomous', max_turns: 4 });
+    await t.llm.waitForRequests(1);
+    const page = await open(t.url, `/console#token=${token}`);
+    await expectState(page, 'running');
+
+    // Alice is generating, held: mute Bob and put Dave next.
+    await page.getByRole('button', { name: 'Mute Bob', exact: true }).click();
+    await page.getByRole('button', { name: 'Unmute Bob', exact: true }).waitFor({ timeout: WAIT_MS });
+    await page.getByRole('button', { name: 'Next: Dave' }).click();
+    await page.getByRole('region', { name: 'Bots' }).getByText('speaks next').waitFor({ timeout: WAIT_MS });
+    const status = (await t.http.get(`/v1/session/${token}`)).body as { config: { bots: { name: string; muted?: boolean }[] } };
+    expect(status.config.bots.map((b) => [b.name, b.muted === true])).toEqual([['Alice', false], ['Bob', true], ['Carol', false], ['Dave', false]]);
+    expect(t.llm.requests).toHaveLength(1);
+
+    first.release();
+    await expectState(page, 'ended');
+    // Dave right after Alice's turn in flight; round robin then goes on after Dave, past the muted Bob.
+    const speakers = (await messages(page, 4)).map((text) => /Alice|Bob|Carol|Dave/.exec(text)?.[0]);
+    expect(speakers).toEqual(['Alice', 'Dave', 'Alice', 'Carol']);
+  });
+
+  it('regenerates, edits and deletes messages, adds a bot, forces it to speak and removes it; the bots see the edits', async () => {
+    t.llm.script({ content: 'First answer.' }, { content: 'Second answer.' }, { content: 'Bob here.' });
+    const { token } = await t.create({ bots: bots('Alice'), participation_mode: 'reactive' });
+    const page = await open(t.url, `/console#token=${token}`);
+    await joinAsTalker(page, 'Ann');
+    await say(page, 'Hello there.');
+    expect((await messages(page, 2))[1]).toContain('First answer.');
+
+    // Regenerate: the last bot message is deleted and Alice answers again at once.
+    const regenerate = page.getByRole('button', { name: 'Regenerate' });
+    await expect(regenerate.isEnabled()).resolves.toBe(true);
+    await regenerate.click();
+    await items(page).nth(2).filter({ hasText: 'Second answer.' }).waitFor({ timeout: WAIT_MS });
+    await items(page).nth(1).filter({ hasText: 'message deleted' }).waitFor({ timeout: WAIT_MS });
+
+    // Edit the talker's message, delete Alice's second answer.
+    await page.getByRole('button', { name: 'Edit message 1' }).click();
+    await page.getByRole('textbox', { name: 'New text for turn 1' }).fill('Hello, edited.');
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    await items(page).nth(0).filter({ hasText: 'Hello, edited.' }).filter({ hasText: 'edited' }).waitFor({ timeout: WAIT_MS });
+    await page.getByRole('button', { name: 'Delete message 3' }).click();
+    await items(page).nth(2).filter({ hasText: 'message deleted' }).waitFor({ timeout: WAIT_MS });
+    const history = await t.history(token);
+    expect(history.map((m) => [m.turn, m.deleted === true, m.content])).toEqual([
+      [1, false, 'Hello, edited.'],
+      [2, true, expect.anything()],
+      [3, true, expect.anything()],
+    ]);
+
+    // Add Bob to the live session and put him next: in a waiting reactive session his turn starts now.
+    await page.getByRole('textbox', { name: 'Bot name' }).fill('Bob');
+    await page.getByRole('textbox', { name: 'System prompt' }).fill('You are Bob.');
+    await page.getByRole('button', { name: 'Add bot' }).click();
+    await page.getByRole('button', { name: 'Next: Bob' }).click();
+    expect((await messages(page, 4))[3]).toContain('Bob here.');
+    // What Bob was shown: the edited message, and neither deleted answer.
+    const prompt = JSON.stringify(t.llm.requests[2].body.messages);
+    expect(prompt).toContain('You are Bob.');
+    expect(prompt).toContain('Hello, edited.');
+    expect(prompt).not.toContain('Hello there.');
+    expect(prompt).not.toContain('First answer.');
+    expect(prompt).not.toContain('Second answer.');
+
+    await page.getByRole('button', { name: 'Remove Bob' }).click();
+    await page.getByRole('button', { name: 'Next: Bob' }).waitFor({ state: 'detached', timeout: WAIT_MS });
+    const after = (await t.http.get(`/v1/session/${token}`)).body as { config: { bots: { name: string }[] } };
+    expect(after.config.bots.map((b) => b.name)).toEqual(['Alice']);
+    await page.getByRole('button', { name: 'End session' }).click();
+    await expectState(page, 'ended');
+  });
+
+  it('lists the sessions of its API key and watches or ends them from the index', async () => {
+    const keyed = await startApp({ apiKeys: ['key-one', 'key-two'], llmTimeoutMs: 60_000 }, t.llm);
+    try {
+      const createWith = async (key: string): Promise<string> => {
+        const res = await fetch(`${keyed.url}/v1/session/create`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+          body: JSON.stringify({ bots: bots('Carol'), participation_mode: 'reactive' }),
+        });
+        expect(res.status).toBe(201);
+        const token = ((await res.json()) as { token: string }).token;
+        return ((await (await fetch(`${keyed.url}/v1/session/${token}`)).json()) as { id: string }).id;
+      };
+      const page = await open(keyed.url, '/console', { allowConsole: [/status of 401/] });
+      // Without a key the server refuses to list; the page says so.
+      const index = page.getByRole('region', { name: 'Sessions' });
+      await page.getByRole('button', { name: 'List sessions' }).click();
+      await index.getByText('(UNAUTHORIZED)').waitFor({ timeout: WAIT_MS });
+
+      await page.getByLabel('API key').fill('key-one');
+      await fillCreateForm(page, ['Alice'], 'reactive', 10);
+      await page.getByRole('button', { name: 'Create session' }).click();
+      await expectState(page, 'waiting');
+      const mine = /[?&#]token=([^&]+)/.exec(page.url())?.[1] ?? '';
+      const mineId = ((await (await fetch(`${keyed.url}/v1/session/${mine}`)).json()) as { id: string }).id;
+      await page.getByRole('button', { name: 'Close' }).click();
+
+      const otherOfMine = await createWith('key-one');
+      const notMine = await createWith('key-two');
+      await page.getByRole('button', { name: 'List sessions' }).click();
+      await index.getByRole('listitem').nth(1).waitFor({ timeout: WAIT_MS });
+      const listed = await index.getByRole('listitem').allInnerTexts();
+      expect(listed).toHaveLength(2);
+      // Newest first, never another key's session, never a token.
+      expect(listed[0]).toContain(otherOfMine);
+      expect(listed[1]).toContain(mineId);
+      expect(listed.join('\n')).not.toContain(notMine);
+      expect(listed.join('\n')).not.toContain(mine);
+
+      await index.getByRole('button', { name: `End ${otherOfMine}` }).click();
+      await index.getByRole('listitem').nth(0).filter({ hasText: 'ended' }).waitFor({ timeout: WAIT_MS });
+      await index.getByRole('button', { name: `Watch ${mineId}` }).click();
+      await expectState(page, 'waiting');
+    } finally {
+      await keyed.close();
+    }
+  });
+
 });
 
 interface RoutedEvent {
