@@ -182,6 +182,8 @@ export interface BenchConfig {
   curve: CurvePoint[];
   /** Where the curve's chart is written (SVG); null = nowhere. */
   chart: string | null;
+  /** Extra environment for every server (`--server-env=KEY=value,…`), e.g. to compare a setting. */
+  serverEnv: Record<string, string>;
 }
 
 const kebab = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -196,6 +198,7 @@ export const USAGE = `npm run bench -- [flags]
   --max-seconds=n         bound on the whole run
   --curve=50,100,1000@400 points of the throughput curve: sessions[@backend latency ms] (default ${FULL_CURVE})
   --chart=path            the curve's SVG chart (default docs/performance-curve.svg; smoke: bench/curve-smoke.svg; none: no chart)
+  --server-env=K=v,K2=v2  extra environment for every server (to compare a setting: --server-env=LOOP_TURN_BUDGET_MS=0)
   --<size>=n              override a size: ${Object.keys(FULL).map(kebab).join(', ')}`;
 
 export function parseArgs(argv: readonly string[]): BenchConfig {
@@ -237,7 +240,7 @@ export function parseArgs(argv: readonly string[]): BenchConfig {
     }
   }
   for (const key of flags.keys()) {
-    if (!['smoke', 'only', 'db', 'out', 'server', 'profile', 'max-seconds', 'curve', 'chart'].includes(key)) {
+    if (!['smoke', 'only', 'db', 'out', 'server', 'profile', 'max-seconds', 'curve', 'chart', 'server-env'].includes(key)) {
       throw new Error(`unknown flag --${key}\n${USAGE}`);
     }
   }
@@ -254,7 +257,20 @@ export function parseArgs(argv: readonly string[]): BenchConfig {
     shareServers: smoke,
     curve: parseCurve(flags.get('curve') ?? (smoke ? SMOKE_CURVE : FULL_CURVE)),
     chart: chartPath(flags.get('chart'), smoke),
+    serverEnv: parseServerEnv(flags.get('server-env')),
   };
+}
+
+function parseServerEnv(flag: string | undefined): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of flag?.split(',') ?? []) {
+    const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(pair.trim());
+    if (!match) {
+      throw new Error(`--server-env takes KEY=value pairs separated by commas, not "${pair}"`);
+    }
+    env[match[1]] = match[2];
+  }
+  return env;
 }
 
 function chartPath(flag: string | undefined, smoke: boolean): string | null {

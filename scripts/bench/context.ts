@@ -63,7 +63,8 @@ export class BenchContext {
       llmBaseUrl: this.backend.baseUrl,
       databasePath,
       nodeArgs,
-      env,
+      // The run's --server-env first, then what the scenario sets (admission control in item 9).
+      env: { ...this.config.serverEnv, ...env },
     });
   }
 
