@@ -212,8 +212,8 @@ export interface SessionStore {
   /** Readiness probe. */
   ping(): Promise<void>;
   /**
-   * How far behind the store's writes are: how long the oldest write not yet started has waited,
-   * ms (0 when none waits). Admission control refuses new sessions while it is long, since a new
+   * How far behind the store's writes are: how long the oldest write not yet durable (waiting, or
+   * in the transaction being written) has waited, ms (0 when none waits). Admission control refuses new sessions while it is long, since a new
    * session's own write would wait as long. Optional: a store without a queue leaves it out.
    */
   writeBacklogMs?(): number;

@@ -39,6 +39,29 @@ describe(WriteQueue.name, () => {
     await source.destroy();
   });
 
+  it('counts a job being written in how long the oldest write has waited, until it is durable', async () => {
+    const sut = new WriteQueue(runner, 32);
+    expect(sut.oldestWaitMs).toBe(0);
+    let release!: () => void;
+    let writing!: () => void;
+    const started = new Promise<void>((resolve) => (writing = resolve));
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const job = sut.enqueue(async () => {
+      writing();
+      await held;
+    });
+    await started;
+    // Being written, not waiting in the queue: it still counts, and the wait grows.
+    expect(sut.pending).toBe(0);
+    const first = sut.oldestWaitMs;
+    expect(first).toBeGreaterThan(0);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(sut.oldestWaitMs).toBeGreaterThanOrEqual(first);
+    release();
+    await job;
+    expect(sut.oldestWaitMs).toBe(0);
+  });
+
   it("writes the jobs of one turn of the event loop in one transaction, in order, merged into few statements", async () => {
     const sut = new WriteQueue(runner, 32);
     const done: string[] = [];

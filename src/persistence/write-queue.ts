@@ -81,6 +81,8 @@ export class WriteQueue {
   private running: Promise<void> | null = null;
   private scheduled = false;
   private closed = false;
+  /** When the oldest job of the group being written was enqueued (null: none is being written). */
+  private writingSince: number | null = null;
   readonly stats: WriteQueueStats = { transactions: 0, jobs: 0, failedJobs: 0, largestGroup: 0, writeMs: 0, longestWriteMs: 0 };
 
   constructor(
@@ -93,9 +95,13 @@ export class WriteQueue {
     return this.queue.length;
   }
 
-  /** How long the oldest job not yet being written has waited, ms (0 when none waits). */
+  /**
+   * How long the oldest job not yet durable has waited, ms (0 when none waits): one being written
+   * counts, so a slow transaction shows while it runs, not only once it has made others wait.
+   */
   get oldestWaitMs(): number {
-    return this.queue.length > 0 ? performance.now() - this.queue[0].at : 0;
+    const since = this.writingSince ?? (this.queue.length > 0 ? this.queue[0].at : null);
+    return since === null ? 0 : performance.now() - since;
   }
 
   enqueue(job: WriteJob): Promise<void> {
@@ -163,9 +169,11 @@ export class WriteQueue {
 
   private async write(group: Pending[]): Promise<void> {
     const started = performance.now();
+    this.writingSince = group[0].at;
     try {
       await this.transaction(group);
     } finally {
+      this.writingSince = null;
       const ms = performance.now() - started;
       this.stats.writeMs += ms;
       this.stats.longestWriteMs = Math.max(this.stats.longestWriteMs, ms);
@@ -212,10 +220,12 @@ export class WriteQueue {
       }
       if (group.length > 1) {
         for (const item of group) {
+          this.writingSince = item.at;
           await this.attempt(q, [item]);
         }
         return;
       }
+      this.writingSince = null;
       this.stats.failedJobs++;
       const explain = group[0].rows?.explain;
       group[0].reject(explain ? await explain(q, error).catch(() => error) : error);
@@ -224,6 +234,8 @@ export class WriteQueue {
     this.stats.transactions++;
     this.stats.jobs += group.length;
     this.stats.largestGroup = Math.max(this.stats.largestGroup, group.length);
+    // Durable: no longer waiting, before anyone is told.
+    this.writingSince = null;
     for (const item of group) {
       item.resolve();
     }
