@@ -18,8 +18,9 @@ import { SteeringController } from './hub/steering.controller.js';
 import { SessionsIndexController } from './hub/sessions-index.controller.js';
 import { SseController } from './hub/sse.controller.js';
 import { LoopModule } from './loop/loop.module.js';
+import { TurnPacer } from './loop/turn-pacer.js';
 import { MemoryModule } from './memory/memory.module.js';
-import { WRITE_BACKLOG } from './metrics/admission-control.service.js';
+import { TURN_BACKLOG, WRITE_BACKLOG } from './metrics/admission-control.service.js';
 import { SESSION_CENSUS } from './metrics/fellowship-metrics.service.js';
 import { HttpMetricsMiddleware } from './ops/metrics/http-metrics.middleware.js';
 import { ObservabilityModule } from './ops/observability.module.js';
@@ -51,9 +52,11 @@ const FEATURES = [HubModule, ControlModule, SessionModule, LoopModule, MemoryMod
     { provide: SESSION_CENSUS, useExisting: SessionRegistry },
     // Admission control (metrics) reads how far behind the store's writes are through this one.
     { provide: WRITE_BACKLOG, useExisting: SESSION_STORE },
+    // …and how long bot turns wait for their start (the loops' pacer).
+    { provide: TURN_BACKLOG, useExisting: TurnPacer },
     RouteErrorsService,
   ],
-  exports: [FELLOWSHIP_OPTIONS, SESSION_CENSUS, WRITE_BACKLOG, ...PORT_TOKENS, ...FEATURES],
+  exports: [FELLOWSHIP_OPTIONS, SESSION_CENSUS, WRITE_BACKLOG, TURN_BACKLOG, ...PORT_TOKENS, ...FEATURES],
 })
 export class FellowshipModule extends FellowshipConfigurableModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {

@@ -41,6 +41,7 @@ export const BENCH_SERVER_ENV: Record<string, string> = {
   // Admission control would refuse creations during a burst on a busy machine; item 9 turns it on.
   ADMISSION_MAX_LOOP_DELAY_MS: '0',
   ADMISSION_MAX_STORE_WAIT_MS: '0',
+  ADMISSION_MAX_TURN_WAIT_MS: '0',
   SHUTDOWN_TIMEOUT_MS: '10000',
   API_KEYS: '',
   LLM_API_KEY: '',

@@ -28,17 +28,23 @@ describe(validateEnv.name, () => {
       admissionMaxLoopDelayMs: 100,
       admissionWindowMs: 1000,
       admissionMaxStoreWaitMs: 1000,
+      admissionMaxTurnWaitMs: 250,
       admissionRetryAfterS: 5,
+      loopTurnBudgetMs: 10,
       llmKeepAliveMs: 4000,
     });
-    const set = { ADMISSION_MAX_LOOP_DELAY_MS: '0', ADMISSION_WINDOW_MS: '250', ADMISSION_RETRY_AFTER_S: '2', ADMISSION_MAX_STORE_WAIT_MS: '0', LLM_KEEP_ALIVE_MS: '60000' };
+    const set = { ADMISSION_MAX_LOOP_DELAY_MS: '0', ADMISSION_WINDOW_MS: '250', ADMISSION_RETRY_AFTER_S: '2', ADMISSION_MAX_STORE_WAIT_MS: '0', ADMISSION_MAX_TURN_WAIT_MS: '0', LOOP_TURN_BUDGET_MS: '0', LLM_KEEP_ALIVE_MS: '60000' };
     expect(envToOptions(validateEnv(set))).toMatchObject({
       admissionMaxLoopDelayMs: 0,
       admissionWindowMs: 250,
       admissionRetryAfterS: 2,
       admissionMaxStoreWaitMs: 0,
+      admissionMaxTurnWaitMs: 0,
+      loopTurnBudgetMs: 0,
       llmKeepAliveMs: 60_000,
     });
+    expect(() => validateEnv({ LOOP_TURN_BUDGET_MS: '1001' })).toThrow(/LOOP_TURN_BUDGET_MS/);
+    expect(() => validateEnv({ ADMISSION_MAX_TURN_WAIT_MS: '-1' })).toThrow(/ADMISSION_MAX_TURN_WAIT_MS/);
     expect(() => validateEnv({ ADMISSION_WINDOW_MS: '50' })).toThrow(/ADMISSION_WINDOW_MS="50"/);
     expect(() => validateEnv({ ADMISSION_RETRY_AFTER_S: '0' })).toThrow(/ADMISSION_RETRY_AFTER_S/);
     expect(() => validateEnv({ LLM_KEEP_ALIVE_MS: '0' })).toThrow(/LLM_KEEP_ALIVE_MS/);

@@ -70,7 +70,9 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(int) @IsInt() @Min(0) ADMISSION_MAX_LOOP_DELAY_MS = D.admissionMaxLoopDelayMs;
   @IsOptional() @Transform(int) @IsInt() @Min(100) ADMISSION_WINDOW_MS = D.admissionWindowMs;
   @IsOptional() @Transform(int) @IsInt() @Min(0) ADMISSION_MAX_STORE_WAIT_MS = D.admissionMaxStoreWaitMs;
+  @IsOptional() @Transform(int) @IsInt() @Min(0) ADMISSION_MAX_TURN_WAIT_MS = D.admissionMaxTurnWaitMs;
   @IsOptional() @Transform(int) @IsInt() @Min(1) ADMISSION_RETRY_AFTER_S = D.admissionRetryAfterS;
+  @IsOptional() @Transform(int) @IsInt() @Min(0) @Max(1000) LOOP_TURN_BUDGET_MS = D.loopTurnBudgetMs;
   @IsOptional() @Transform(int) @IsInt() @Min(0) @Max(10) LLM_RETRIES = D.llmRetries;
   @IsOptional() @Transform(int) @IsInt() @Min(0) LLM_RETRY_DELAY_MS = D.llmRetryDelayMs;
   @IsOptional() @Transform(int) @IsInt() @Min(1) LLM_TIMEOUT_MS = D.llmTimeoutMs;
@@ -203,7 +205,9 @@ export function envToOptions(env: EnvironmentVariables): FellowshipOptions {
     admissionMaxLoopDelayMs: env.ADMISSION_MAX_LOOP_DELAY_MS,
     admissionWindowMs: env.ADMISSION_WINDOW_MS,
     admissionMaxStoreWaitMs: env.ADMISSION_MAX_STORE_WAIT_MS,
+    admissionMaxTurnWaitMs: env.ADMISSION_MAX_TURN_WAIT_MS,
     admissionRetryAfterS: env.ADMISSION_RETRY_AFTER_S,
+    loopTurnBudgetMs: env.LOOP_TURN_BUDGET_MS,
     llmRetries: env.LLM_RETRIES,
     llmRetryDelayMs: env.LLM_RETRY_DELAY_MS,
     llmTimeoutMs: env.LLM_TIMEOUT_MS,

@@ -112,8 +112,21 @@ export interface FellowshipOptions {
    * too. 0 = not checked.
    */
   admissionMaxStoreWaitMs?: number;
+  /**
+   * Admission control: while the oldest bot turn waiting for its start (`loopTurnBudgetMs`) has
+   * waited this many ms (the loops have more turns to start than the process can), new sessions
+   * are refused too. 0 = not checked.
+   */
+  admissionMaxTurnWaitMs?: number;
   /** `Retry-After` seconds on a 503 TOO_MANY_SESSIONS from admission control. */
   admissionRetryAfterS?: number;
+  /**
+   * Pacing of bot turns across the sessions (issue 14): turns start in the event loop's check
+   * phase, in arrival order, until this many ms of a pass are spent; the rest start on the next
+   * pass, after HTTP requests and sockets have been read. Keeps the control plane answering when
+   * the loops saturate the process. 0 = off (a turn starts where the previous one ended).
+   */
+  loopTurnBudgetMs?: number;
   /** Where admission control reads the event-loop delay (default: `perf_hooks.monitorEventLoopDelay`). */
   admissionLoopDelay?: LoopDelaySource;
   llmRetries?: number;
@@ -238,7 +251,9 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   admissionMaxLoopDelayMs: 100,
   admissionWindowMs: 1000,
   admissionMaxStoreWaitMs: 1000,
+  admissionMaxTurnWaitMs: 250,
   admissionRetryAfterS: 5,
+  loopTurnBudgetMs: 10,
   llmRetries: 1,
   llmRetryDelayMs: 500,
   llmTimeoutMs: 120_000,

@@ -6,6 +6,7 @@ import type { SessionConfig } from '../model/session.types.js';
 import type { Session } from '../session/session.js';
 import { LocalLoopLease } from './local-loop-lease.js';
 import { LoopScheduler } from './loop-scheduler.service.js';
+import { TurnPacer } from './turn-pacer.js';
 import { LoopService, type LoopStart } from './loop.service.js';
 import type { SessionLoop } from './session-loop.js';
 
@@ -33,6 +34,7 @@ function service(): Service {
     new TokenCounter(),
     scheduler,
     leases,
+    new TurnPacer(0),
   );
   const ended: string[] = [];
   sut.onSessionEnd((session) => ended.push(`${session.id}:${session.endReason}`));

@@ -15,6 +15,7 @@ import { dueTimer, TIMER_CONDITIONS } from './end-condition-checks.js';
 import { LOOP_LEASE, type Lease, type LoopLease } from './loop-lease.port.js';
 import { LoopScheduler } from './loop-scheduler.service.js';
 import { SessionLoop } from './session-loop.js';
+import { TurnPacer } from './turn-pacer.js';
 
 export type SessionEndListener = (session: Session) => void;
 
@@ -49,6 +50,7 @@ export class LoopService implements OnApplicationShutdown {
     private readonly tokens: TokenCounter,
     private readonly scheduler: LoopScheduler,
     @Inject(LOOP_LEASE) private readonly lease: LoopLease,
+    private readonly pacer: TurnPacer,
     @Optional() private readonly metrics?: FellowshipMetrics,
   ) {
     this.logger = fellowshipLogger(options, 'Loop');
@@ -76,6 +78,7 @@ export class LoopService implements OnApplicationShutdown {
       memory,
       onEnd: (s) => this.ended(s),
       onBotTurn: () => this.metrics?.botTurn(),
+      pacer: this.pacer,
     });
     this.loops.set(session.id, loop);
     this.leases.set(session.id, lease);
@@ -185,6 +188,8 @@ export class LoopService implements OnApplicationShutdown {
     for (const loop of this.loops.values()) {
       loop.stop();
     }
+    // Turns waiting for their start go at once: each finds its loop stopped.
+    this.pacer.close();
     const held = [...this.leases.entries()];
     this.leases.clear();
     await Promise.all(

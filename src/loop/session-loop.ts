@@ -17,6 +17,7 @@ import { giveReplyBack, hasTurnToTake, takeReply, talkerSpoke } from './particip
 import { Rectifier } from './rectifier.js';
 import { speakerStrategyFor } from './speaker/speaker-strategies.js';
 import { spoke } from './speaker/speaker-strategy.js';
+import type { TurnPacer } from './turn-pacer.js';
 
 /** What one session's loop works with; each is a small interface, so a test can hand it fakes. */
 export interface LoopDeps {
@@ -32,6 +33,8 @@ export interface LoopDeps {
   onEnd: (session: Session) => void;
   /** A bot message was recorded (metrics). */
   onBotTurn: () => void;
+  /** Paces turn starts across sessions (turn-pacer.ts); absent: a turn starts at once. */
+  pacer?: Pick<TurnPacer, 'turn'>;
 }
 
 type Next = 'turn' | 'wait' | { sleepUntil: number };
@@ -171,7 +174,7 @@ export class SessionLoop {
         if (next === 'wait') {
           await this.sleep(null);
         } else if (next === 'turn') {
-          await this.takeTurn();
+          await this.pacedTurn();
         } else {
           await this.sleep(next.sleepUntil - Date.now());
         }
@@ -209,6 +212,18 @@ export class SessionLoop {
       return { sleepUntil: Date.parse(last.ts) + delayMs };
     }
     return 'turn';
+  }
+
+  /** The turn, once the pacer lets it start (the session may have changed while it waited). */
+  private async pacedTurn(): Promise<void> {
+    const { pacer } = this.deps;
+    if (pacer) {
+      await pacer.turn();
+      if (this.session.ended || this.stopped || this.next() !== 'turn') {
+        return;
+      }
+    }
+    await this.takeTurn();
   }
 
   /** One turn: choose, fit, call, record. Each await may find the session ended or paused. */

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals
 import { ErrorCode } from '../common/error-code.enum.js';
 import { FellowshipError } from '../common/fellowship.error.js';
 import { resolveOptions, type FellowshipOptions, type LoopDelaySource } from '../config/fellowship-options.interface.js';
-import { AdmissionControl, type WriteBacklog } from './admission-control.service.js';
+import { AdmissionControl, type TurnBacklog, type WriteBacklog } from './admission-control.service.js';
 import { monitoredLoopDelay } from './loop-delay.js';
 
 /** A delay source that answers the given windows in turn (then the last one again). */
@@ -36,10 +36,11 @@ function refusal(sut: AdmissionControl): FellowshipError | null {
 describe(AdmissionControl.name, () => {
   const WINDOW = 1000;
   let made: AdmissionControl[] = [];
-  const sutWith = (options: FellowshipOptions, store?: WriteBacklog): AdmissionControl => {
+  const sutWith = (options: FellowshipOptions, store?: WriteBacklog, turns?: TurnBacklog): AdmissionControl => {
     const sut = new AdmissionControl(
       resolveOptions({ admissionMaxLoopDelayMs: 100, admissionWindowMs: WINDOW, admissionRetryAfterS: 7, logger: false, ...options }),
       store,
+      turns,
     );
     made.push(sut);
     sut.onModuleInit();
@@ -117,6 +118,23 @@ describe(AdmissionControl.name, () => {
     const silent = sutWith({ admissionLoopDelay: scripted(10), admissionMaxStoreWaitMs: 1000 }, {});
     expect(refusal(silent)).toBeNull();
     expect(silent.storeBacklogMs).toBe(0);
+  });
+
+  it('refuses while the oldest bot turn waiting for its start has waited the bound; not with the bound at 0', () => {
+    const turns = { oldestWaitMs: 0 };
+    const sut = sutWith({ admissionLoopDelay: scripted(10), admissionMaxTurnWaitMs: 250 }, {}, turns);
+    jest.advanceTimersByTime(WINDOW);
+    expect(refusal(sut)).toBeNull();
+    turns.oldestWaitMs = 249;
+    expect(refusal(sut)).toBeNull();
+    turns.oldestWaitMs = 250;
+    expect(sut.turnBacklogMs).toBe(250);
+    expect(refusal(sut)).toMatchObject({ code: ErrorCode.TOO_MANY_SESSIONS, retryAfter: 7 });
+    turns.oldestWaitMs = 3;
+    expect(refusal(sut)).toBeNull();
+    const off = sutWith({ admissionLoopDelay: scripted(10), admissionMaxTurnWaitMs: 0 }, {}, { oldestWaitMs: 60_000 });
+    expect(refusal(off)).toBeNull();
+    expect(sutWith({ admissionLoopDelay: scripted(10) }).turnBacklogMs).toBe(0);
   });
 
   it('stops measuring when the app shuts down', () => {

@@ -16,14 +16,26 @@ export interface WriteBacklog {
 export const WRITE_BACKLOG = Symbol('WRITE_BACKLOG');
 
 /**
+ * How long bot turns wait for their start (`TurnPacer.oldestWaitMs`, in the loop layer above this
+ * one; FellowshipModule binds this token to it).
+ */
+export interface TurnBacklog {
+  readonly oldestWaitMs: number;
+}
+export const TURN_BACKLOG = Symbol('TURN_BACKLOG');
+
+/**
  * Admission control (issue 14): when the process is saturated, new sessions are refused at once
  * (503 TOO_MANY_SESSIONS with `Retry-After`) instead of being taken on, slowing every session down
  * further and making their creator wait for seconds. Saturated means either of:
  * - the event loop runs late: every `admissionWindowMs` the delay over the window just ended (p90,
  *   `loop-delay.ts`) is compared with `admissionMaxLoopDelayMs`; it counts until a window ends under it;
- * - the store is behind: its oldest write not yet started has waited `admissionMaxStoreWaitMs`
+ * - the store is behind: its oldest write not yet durable has waited `admissionMaxStoreWaitMs`
  *   (`SessionStore.writeBacklogMs`, read when a session is created), so the new session's own
- *   write would wait as long.
+ *   write would wait as long;
+ * - the loops are behind: the oldest bot turn waiting for its start (turns are paced, `TurnPacer`)
+ *   has waited `admissionMaxTurnWaitMs` (read when a session is created). With pacing the event
+ *   loop itself stays prompt under overload, so this is where saturation shows first.
  *
  * Only creation asks (`admit()`: two comparisons); running sessions, status, pause, resume, DELETE,
  * the transports and the metrics are never refused. A bound of 0 turns its check off.
@@ -42,13 +54,14 @@ export class AdmissionControl implements OnModuleInit, OnApplicationShutdown {
   constructor(
     @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
     @Optional() @Inject(WRITE_BACKLOG) private readonly store?: WriteBacklog,
+    @Optional() @Inject(TURN_BACKLOG) private readonly turns?: TurnBacklog,
   ) {
     this.logger = fellowshipLogger(options, 'AdmissionControl');
   }
 
   /** Whether new sessions are being refused. */
   get saturated(): boolean {
-    return this.loopLate || this.storeBehind();
+    return this.loopLate || this.storeBehind() || this.turnsBehind();
   }
 
   /** The event-loop delay of the last window, ms (0 before the first window ends, or when off). */
@@ -59,6 +72,11 @@ export class AdmissionControl implements OnModuleInit, OnApplicationShutdown {
   /** How long the store's oldest waiting write has waited, ms (0 when none waits, or no store says). */
   get storeBacklogMs(): number {
     return this.store?.writeBacklogMs?.() ?? 0;
+  }
+
+  /** How long the oldest bot turn waiting for its start has waited, ms (0 when none waits, or unpaced). */
+  get turnBacklogMs(): number {
+    return this.turns?.oldestWaitMs ?? 0;
   }
 
   /** Creations refused since start. */
@@ -105,7 +123,7 @@ export class AdmissionControl implements OnModuleInit, OnApplicationShutdown {
       this.refusing = true;
       this.logger.warn(
         `saturated: refusing new sessions (event loop p90 ${Math.round(this.lastDelay)} ms, ` +
-          `store writes ${Math.round(this.storeBacklogMs)} ms behind)`,
+          `store writes ${Math.round(this.storeBacklogMs)} ms behind, turns waiting ${Math.round(this.turnBacklogMs)} ms to start)`,
       );
     }
     throw new FellowshipError(
@@ -114,6 +132,11 @@ export class AdmissionControl implements OnModuleInit, OnApplicationShutdown {
       undefined,
       this.options.admissionRetryAfterS,
     );
+  }
+
+  private turnsBehind(): boolean {
+    const bound = this.options.admissionMaxTurnWaitMs;
+    return bound > 0 && this.turnBacklogMs >= bound;
   }
 
   private storeBehind(): boolean {

@@ -75,6 +75,14 @@ function registerAdmissionMetrics(admission: AdmissionControl, registers: Regist
       this.set(admission.storeBacklogMs / MS_PER_SECOND);
     },
   });
+  new Gauge({
+    name: 'fellowship_admission_turn_backlog_seconds',
+    help: 'Admission control: how long the oldest bot turn waiting for its start has waited (turn pacing), as compared with ADMISSION_MAX_TURN_WAIT_MS.',
+    registers,
+    collect() {
+      this.set(admission.turnBacklogMs / MS_PER_SECOND);
+    },
+  });
   let counted = 0;
   new Counter({
     name: 'fellowship_admission_refused_total',

@@ -14,6 +14,7 @@ import { TalkerInputService } from '../../src/control/talker-input.service.js';
 import { InProcessEventBus } from '../../src/events/in-process-event-bus.js';
 import { LocalLoopLease } from '../../src/loop/local-loop-lease.js';
 import { LoopScheduler } from '../../src/loop/loop-scheduler.service.js';
+import { TurnPacer } from '../../src/loop/turn-pacer.js';
 import { LoopService } from '../../src/loop/loop.service.js';
 import { MemoryService } from '../../src/memory/memory.service.js';
 import { InMemorySessionStore } from '../../src/persistence/in-memory-session.store.js';
@@ -57,6 +58,7 @@ export function control(options: FellowshipOptions = {}): Control {
     new TokenCounter(resolved),
     new LoopScheduler(),
     new LocalLoopLease(),
+    new TurnPacer(0),
   );
   const memory = new MemoryService(resolved, store, loops, summarizer as never);
   memory.onModuleInit();

@@ -43,7 +43,7 @@ export interface OverloadResult {
   /** Every create: when it was sent in the window, how long it took, its status. */
   create_log: { at_s: number; ms: number; status: number }[];
   /** Admission control's state read from /metrics once a second: saturated (0/1) and its last window's delay, ms. */
-  admission_log: { at_s: number; saturated: number; loop_delay_ms: number }[];
+  admission_log: { at_s: number; saturated: number; loop_delay_ms: number; store_backlog_ms: number; turn_backlog_ms: number }[];
 }
 
 interface Probe {
@@ -86,6 +86,7 @@ export async function overload(ctx: BenchContext, peakFromCurve: number | null):
   const admission = {
     ADMISSION_MAX_LOOP_DELAY_MS: String(DEFAULT_FELLOWSHIP_OPTIONS.admissionMaxLoopDelayMs),
     ADMISSION_MAX_STORE_WAIT_MS: String(DEFAULT_FELLOWSHIP_OPTIONS.admissionMaxStoreWaitMs),
+    ADMISSION_MAX_TURN_WAIT_MS: String(DEFAULT_FELLOWSHIP_OPTIONS.admissionMaxTurnWaitMs),
   };
   const server = await ctx.startServer('overload', 'memory', { shareable: false, env: admission });
   const probes: Probe[] = [];
@@ -209,12 +210,17 @@ export async function overload(ctx: BenchContext, peakFromCurve: number | null):
   }
 }
 
-/** `fellowship_admission_saturated` and `…_loop_delay_seconds` from the server's /metrics. */
-async function admissionState(baseUrl: string): Promise<{ saturated: number; loop_delay_ms: number } | null> {
+/** Admission control's state from the server's /metrics: saturated, and the three figures it compares. */
+async function admissionState(baseUrl: string): Promise<Omit<OverloadResult['admission_log'][number], 'at_s'> | null> {
   try {
     const text = await (await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) })).text();
     const read = (name: string): number => Number(new RegExp(`^${name} ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
-    return { saturated: read('fellowship_admission_saturated'), loop_delay_ms: round(read('fellowship_admission_loop_delay_seconds') * 1000, 1) };
+    return {
+      saturated: read('fellowship_admission_saturated'),
+      loop_delay_ms: round(read('fellowship_admission_loop_delay_seconds') * 1000, 1),
+      store_backlog_ms: round(read('fellowship_admission_store_backlog_seconds') * 1000, 1),
+      turn_backlog_ms: round(read('fellowship_admission_turn_backlog_seconds') * 1000, 1),
+    };
   } catch {
     return null;
   }
