@@ -3,12 +3,13 @@
  * loopback port, without persistence, its working directory a temporary one, stopped and deleted
  * afterwards. Never a fixed port, never the system's instance.
  */
+import { afterAll, beforeAll } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { ensurePackage, launchOnFreePort } from './debian.js';
+import { ensurePackage, INSTALL_TIMEOUT_MS, launchOnFreePort } from './debian.js';
 
 const START_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 5_000;
@@ -54,4 +55,24 @@ export async function startRedis(): Promise<RedisServer> {
     stopTimeoutMs: STOP_TIMEOUT_MS,
   });
   return { ...server, url: urlOf(server.port) };
+}
+
+/**
+ * One Redis server for the enclosing `describe` or file (started before its tests, stopped after
+ * them). Call it in a describe body (or at the top of a file); the getter is valid in tests.
+ */
+export function redisForSuite(): () => RedisServer {
+  let server: RedisServer | undefined;
+  beforeAll(async () => {
+    server = await startRedis();
+  }, INSTALL_TIMEOUT_MS + START_TIMEOUT_MS);
+  afterAll(async () => {
+    await server?.stop();
+  });
+  return () => {
+    if (!server) {
+      throw new Error('Redis is not started (redisForSuite must be called in a describe body)');
+    }
+    return server;
+  };
 }
