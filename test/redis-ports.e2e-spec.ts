@@ -7,13 +7,22 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { RedisEventBus } from '../src/cluster/redis-event-bus.js';
+import { RedisLoopLease } from '../src/cluster/redis-loop-lease.js';
 import { eventBusContract } from '../src/events/event-bus.contract.js';
 import { SerializedEvent } from '../src/events/serialized-event.js';
+import type { Lease } from '../src/loop/loop-lease.port.js';
+import { loopLeaseContract } from '../src/loop/loop-lease.contract.js';
 import { redisForSuite } from './support/redis.js';
 import { until } from './support/until.js';
 
+/** A lease short enough to expire within a test, long enough for renewals on a loaded machine. */
+const SHORT_LEASE_MS = 300;
+/** A lease the renewal test keeps across several periods. */
+const RENEWED_LEASE_MS = 1000;
 /** How long a disconnected subscriber waits before reconnecting (the window a publish is lost in). */
 const RECONNECT_DELAY_MS = 200;
+/** A lease no test sees expire. */
+const LONG_LEASE_MS = 60_000;
 
 const server = redisForSuite();
 let raw: Redis;
@@ -45,6 +54,11 @@ const numsub = async (channel: string): Promise<number> => Number(((await raw.pu
 eventBusContract('RedisEventBus', () => {
   const bus = new RedisEventBus({ redis: server().url, keyPrefix: freshPrefix() });
   return { bus, close: () => bus.close() };
+});
+
+loopLeaseContract('RedisLoopLease', () => {
+  const lease = new RedisLoopLease({ redis: server().url, keyPrefix: freshPrefix(), leaseMs: LONG_LEASE_MS });
+  return { lease, close: () => lease.close() };
 });
 
 describe('RedisEventBus, two instances on one Redis', () => {
@@ -183,5 +197,122 @@ describe('RedisEventBus, two instances on one Redis', () => {
     await bus.close();
     expect(await host.ping()).toBe('PONG');
     host.disconnect();
+  });
+});
+
+describe('RedisLoopLease, two instances on one Redis', () => {
+  const errors: unknown[] = [];
+  function instance(keyPrefix: string, leaseMs: number, redisTarget: string | Redis = server().url): RedisLoopLease {
+    const lease = new RedisLoopLease({ redis: redisTarget, keyPrefix, leaseMs, onError: (e) => errors.push(e) });
+    closers.push(() => lease.close());
+    return lease;
+  }
+  async function granted(lease: RedisLoopLease, sessionId: string): Promise<Lease> {
+    const got = await lease.acquire(sessionId);
+    if (!got) {
+      throw new Error(`the lease of ${sessionId} was refused`);
+    }
+    return got;
+  }
+  afterEach(() => {
+    errors.splice(0);
+  });
+
+  it('refuses B while A holds the lease, without taking an epoch, and counts epochs up across instances', async () => {
+    const keyPrefix = freshPrefix();
+    const [a, b] = [instance(keyPrefix, LONG_LEASE_MS), instance(keyPrefix, LONG_LEASE_MS)];
+    const first = await granted(a, 's1');
+    for (let i = 0; i < 3; i++) {
+      expect(await b.acquire('s1')).toBeNull();
+    }
+    await first.release();
+    const second = await granted(b, 's1');
+    expect(second.epoch).toBe(first.epoch + 1);
+    expect(await a.acquire('s1')).toBeNull();
+    await second.release();
+    const third = await granted(a, 's1');
+    expect(third.epoch).toBe(second.epoch + 1);
+    expect(a.sessions()).toEqual(['s1']);
+    expect(b.size).toBe(0);
+  });
+
+  it('keeps a lease past its time by renewing it', async () => {
+    const keyPrefix = freshPrefix();
+    const [a, b] = [instance(keyPrefix, RENEWED_LEASE_MS), instance(keyPrefix, RENEWED_LEASE_MS)];
+    const lease = await granted(a, 's1');
+    const started = Date.now();
+    // A duration is the point here: three lease periods, each covered by renewals.
+    await until('three lease periods pass', () => Date.now() - started >= 3 * RENEWED_LEASE_MS, 10 * RENEWED_LEASE_MS);
+    expect(lease.held).toBe(true);
+    expect(await b.acquire('s1')).toBeNull();
+    expect(errors).toEqual([]);
+  });
+
+  it('loses a lease that cannot be renewed: A hears it once, B takes over with a greater epoch, and A cannot free it', async () => {
+    const keyPrefix = freshPrefix();
+    const connectionOfA = new Redis(server().url);
+    connectionOfA.on('error', () => undefined);
+    const [a, b] = [instance(keyPrefix, SHORT_LEASE_MS, connectionOfA), instance(keyPrefix, SHORT_LEASE_MS)];
+    const lease = await granted(a, 's1');
+    let lost = 0;
+    lease.onLost(() => lost++);
+    // A's renewals cannot reach Redis any more (and its connection does not come back).
+    connectionOfA.disconnect();
+    await until('A counts its lease lost', () => !lease.held);
+    let successor: Lease | null = null;
+    await until('B takes the lease over', async () => (successor = await b.acquire('s1')) !== null);
+    expect(successor!.epoch).toBeGreaterThan(lease.epoch);
+    expect(lost).toBe(1);
+    expect(a.size).toBe(0);
+    await lease.release();
+    expect(await raw.get(`${keyPrefix}lease:{s1}`)).toBe(`${b.instanceId}:${successor!.epoch}`);
+    expect(lost).toBe(1);
+  });
+
+  it('finds out at its next renewal that its lease expired and went to another instance', async () => {
+    const keyPrefix = freshPrefix();
+    const [a, b] = [instance(keyPrefix, SHORT_LEASE_MS), instance(keyPrefix, SHORT_LEASE_MS)];
+    const lease = await granted(a, 's1');
+    const lost: string[] = [];
+    lease.onLost(() => lost.push('a'));
+    // As if A had been paused past its lease: the key expires, B takes the session.
+    await raw.del(`${keyPrefix}lease:{s1}`);
+    const successor = await granted(b, 's1');
+    await until('A finds out at its next renewal', () => !lease.held);
+    expect(lost).toEqual(['a']);
+    expect(successor.epoch).toBeGreaterThan(lease.epoch);
+    expect(successor.held).toBe(true);
+    expect(await a.acquire('s1')).toBeNull();
+  });
+
+  it("never frees a successor's lease, even when its former holder has not found out yet", async () => {
+    const keyPrefix = freshPrefix();
+    const a = instance(keyPrefix, LONG_LEASE_MS);
+    const lease = await granted(a, 's1');
+    const key = `${keyPrefix}lease:{s1}`;
+    await raw.set(key, `successor:${lease.epoch + 1}`);
+    await lease.release();
+    expect(lease.held).toBe(false);
+    expect(await raw.get(key)).toBe(`successor:${lease.epoch + 1}`);
+  });
+
+  it('frees the leases still held at close (their holders hear it), for another instance at once', async () => {
+    const keyPrefix = freshPrefix();
+    const [a, b] = [instance(keyPrefix, LONG_LEASE_MS), instance(keyPrefix, LONG_LEASE_MS)];
+    const leases = [await granted(a, 's1'), await granted(a, 's2')];
+    const released = await granted(a, 's3');
+    await released.release();
+    const lost: string[] = [];
+    for (const lease of [...leases, released]) {
+      lease.onLost(() => lost.push(lease.sessionId));
+    }
+    await a.close();
+    expect(lost.sort()).toEqual(['s1', 's2']);
+    expect(leases.map((l) => l.held)).toEqual([false, false]);
+    expect(a.size).toBe(0);
+    expect(await a.acquire('s4')).toBeNull();
+    for (const sessionId of ['s1', 's2', 's3']) {
+      expect(await b.acquire(sessionId)).not.toBeNull();
+    }
   });
 });
