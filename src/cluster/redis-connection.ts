@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 
 /** The prefix of every Redis key and channel of Fellowship's, unless one is given. */
-export const DEFAULT_KEY_PREFIX = 'fellowship:';
+const DEFAULT_KEY_PREFIX = 'fellowship:';
 /** Bound on a graceful QUIT of a connection we opened, before it is cut, ms. */
-export const DEFAULT_CLOSE_TIMEOUT_MS = 2000;
+const DEFAULT_CLOSE_TIMEOUT_MS = 2000;
 
 /** Random bytes of an instance id: enough that two instances never draw the same. */
 const INSTANCE_ID_BYTES = 12;
@@ -23,8 +23,25 @@ export interface RedisAdapterOptions {
   closeTimeoutMs?: number;
 }
 
-/** A new instance id: random, URL-safe. */
-export const randomInstanceId = (): string => randomBytes(INSTANCE_ID_BYTES).toString('base64url');
+/** The settings of RedisAdapterOptions, defaults filled in. */
+export interface AdapterSettings {
+  keyPrefix: string;
+  redisOptions: RedisOptions;
+  onError: (error: unknown) => void;
+  instanceId: string;
+  closeTimeoutMs: number;
+}
+
+export function adapterSettings(options: RedisAdapterOptions): AdapterSettings {
+  return {
+    keyPrefix: options.keyPrefix ?? DEFAULT_KEY_PREFIX,
+    redisOptions: options.redisOptions ?? {},
+    onError: options.onError ?? (() => undefined),
+    // Random, URL-safe.
+    instanceId: options.instanceId ?? randomBytes(INSTANCE_ID_BYTES).toString('base64url'),
+    closeTimeoutMs: options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS,
+  };
+}
 
 /** Where a Redis adapter connects: a `redis://…` URL (it opens and owns the connection) or a client of the host's. */
 export type RedisTarget = string | Redis;

@@ -3,18 +3,7 @@ import type { BatchListener, EventBus } from '../events/event-bus.port.js';
 import { InProcessEventBus } from '../events/in-process-event-bus.js';
 import type { SerializedEvent } from '../events/serialized-event.js';
 import { decodeBatch, encodeBatch, messagePrefix } from './event-wire.js';
-import {
-  atMost,
-  closeOwned,
-  connect,
-  type Connection,
-  DEFAULT_CLOSE_TIMEOUT_MS,
-  DEFAULT_KEY_PREFIX,
-  duplicate,
-  randomInstanceId,
-  type RedisAdapterOptions,
-  type RedisTarget,
-} from './redis-connection.js';
+import { adapterSettings, atMost, closeOwned, connect, type Connection, duplicate, type RedisAdapterOptions, type RedisTarget } from './redis-connection.js';
 
 export interface RedisEventBusOptions extends RedisAdapterOptions {
   /**
@@ -89,16 +78,15 @@ export class RedisEventBus implements EventBus {
   private closed = false;
 
   constructor(options: RedisEventBusOptions) {
-    this.onError = options.onError ?? (() => undefined);
-    this.instanceId = options.instanceId ?? randomInstanceId();
-    this.channelPrefix = `${options.keyPrefix ?? DEFAULT_KEY_PREFIX}events:`;
+    const settings = adapterSettings(options);
+    ({ onError: this.onError, instanceId: this.instanceId, closeTimeoutMs: this.closeTimeoutMs } = settings);
+    this.channelPrefix = `${settings.keyPrefix}events:`;
     this.ownPrefix = messagePrefix(this.instanceId);
-    this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.local = new InProcessEventBus(this.onError);
     const { redis } = options;
     if (typeof redis === 'string') {
-      this.publisher = connect(redis, options.redisOptions ?? {}, this.onError);
-      this.subscriber = connect(redis, options.redisOptions ?? {}, this.onError);
+      this.publisher = connect(redis, settings.redisOptions, this.onError);
+      this.subscriber = connect(redis, settings.redisOptions, this.onError);
     } else if ('publisher' in redis) {
       this.publisher = { client: redis.publisher, owned: false };
       this.subscriber = { client: redis.subscriber, owned: false };

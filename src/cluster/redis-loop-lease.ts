@@ -1,16 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Lease, LoopLease } from '../loop/loop-lease.port.js';
-import {
-  atMost,
-  closeOwned,
-  connect,
-  type Connection,
-  DEFAULT_CLOSE_TIMEOUT_MS,
-  DEFAULT_KEY_PREFIX,
-  randomInstanceId,
-  type RedisAdapterOptions,
-  type RedisTarget,
-} from './redis-connection.js';
+import { adapterSettings, atMost, closeOwned, connect, type Connection, type RedisAdapterOptions, type RedisTarget } from './redis-connection.js';
 import { LuaScript } from './lua-script.js';
 
 /** Renewals per lease period: a renewal that fails leaves time for the next ones before the lease runs out. */
@@ -218,11 +208,9 @@ export class RedisLoopLease implements LoopLease {
       throw new Error(`RedisLoopLease: leaseMs must be an integer of at least ${RENEWALS_PER_LEASE}, got ${options.leaseMs}`);
     }
     this.leaseMs = options.leaseMs;
-    this.onError = options.onError ?? (() => undefined);
-    this.instanceId = options.instanceId ?? randomInstanceId();
-    this.keyPrefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
-    this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
-    this.connection = connect(options.redis, options.redisOptions ?? {}, this.onError);
+    const settings = adapterSettings(options);
+    ({ onError: this.onError, instanceId: this.instanceId, keyPrefix: this.keyPrefix, closeTimeoutMs: this.closeTimeoutMs } = settings);
+    this.connection = connect(options.redis, settings.redisOptions, this.onError);
   }
 
   async acquire(sessionId: string): Promise<Lease | null> {

@@ -3,13 +3,12 @@
  * loopback port, without persistence, its working directory a temporary one, stopped and deleted
  * afterwards. Never a fixed port, never the system's instance.
  */
-import { afterAll, beforeAll } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { ensurePackage, INSTALL_TIMEOUT_MS, launchOnFreePort } from './debian.js';
+import { ensurePackage, launchOnFreePort, serverForSuite } from './debian.js';
 
 const START_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 5_000;
@@ -62,17 +61,5 @@ export async function startRedis(): Promise<RedisServer> {
  * them). Call it in a describe body (or at the top of a file); the getter is valid in tests.
  */
 export function redisForSuite(): () => RedisServer {
-  let server: RedisServer | undefined;
-  beforeAll(async () => {
-    server = await startRedis();
-  }, INSTALL_TIMEOUT_MS + START_TIMEOUT_MS);
-  afterAll(async () => {
-    await server?.stop();
-  });
-  return () => {
-    if (!server) {
-      throw new Error('Redis is not started (redisForSuite must be called in a describe body)');
-    }
-    return server;
-  };
+  return serverForSuite('Redis', startRedis, START_TIMEOUT_MS);
 }
