@@ -230,6 +230,8 @@ describe('RedisLoopLease, two instances on one Redis', () => {
     expect(second.epoch).toBe(first.epoch + 1);
     expect(await a.acquire('s1')).toBeNull();
     await second.release();
+    // Redis forgot its scripts (a restart, SCRIPT FLUSH): they are sent again.
+    await raw.script('FLUSH');
     const third = await granted(a, 's1');
     expect(third.epoch).toBe(second.epoch + 1);
     expect(a.sessions()).toEqual(['s1']);
@@ -280,6 +282,10 @@ describe('RedisLoopLease, two instances on one Redis', () => {
     const successor = await granted(b, 's1');
     await until('A finds out at its next renewal', () => !lease.held);
     expect(lost).toEqual(['a']);
+    // A listener added after the loss still hears it, once.
+    lease.onLost(() => lost.push('late'));
+    await until('the late listener hears the loss', () => lost.length === 2);
+    expect(lost).toEqual(['a', 'late']);
     expect(successor.epoch).toBeGreaterThan(lease.epoch);
     expect(successor.held).toBe(true);
     expect(await a.acquire('s1')).toBeNull();
