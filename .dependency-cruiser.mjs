@@ -8,6 +8,7 @@ const LAYERS = [
   { name: 'transports', folders: ['hub', 'ops', 'console'] },
   { name: 'control', folders: ['control'] },
   { name: 'memory', folders: ['memory'] },
+  { name: 'cluster', folders: ['cluster'] },
   { name: 'loop', folders: ['loop'] },
   { name: 'orchestrator', folders: ['orchestrator'] },
   { name: 'session', folders: ['session'] },

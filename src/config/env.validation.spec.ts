@@ -65,13 +65,16 @@ describe(validateEnv.name, () => {
     ['SESSION_TTL_DEFAULT', 'soon'],
     ['LLM_ERROR_TEXT_MAX_CHARS', '-1'],
     ['CONSOLE_ENABLED', 'perhaps'],
+    ['LOOP_LEASE_MS', '999'],
+    ['LOOP_LEASE_MS', '1500.5'],
   ])('names the bad variable %s=%s', (name, value) => {
     expect(() => validateEnv({ [name]: value })).toThrow(ConfigError);
     expect(() => validateEnv({ [name]: value })).toThrow(new RegExp(`${name}=`));
   });
 
   it('selects PostgreSQL with DATABASE_URL, with its pool and timeouts, and SQLite without it', () => {
-    expect(envToOptions(validateEnv({}))).toMatchObject({ databaseUrl: '', databasePath: 'data/fellowship.sqlite', redisUrl: '' });
+    expect(envToOptions(validateEnv({}))).toMatchObject({ databaseUrl: '', databasePath: 'data/fellowship.sqlite', redisUrl: '', loopLeaseMs: 10_000 });
+    expect(envToOptions(validateEnv({ LOOP_LEASE_MS: '1000' }))).toMatchObject({ loopLeaseMs: 1000 });
     expect(
       envToOptions(validateEnv({ DATABASE_URL: 'postgres://u:p@db:5432/f', DATABASE_POOL_MAX: '4', DATABASE_CONNECT_TIMEOUT_MS: '900', DATABASE_STATEMENT_TIMEOUT_MS: '0' })),
     ).toMatchObject({ databaseUrl: 'postgres://u:p@db:5432/f', databasePoolMax: 4, databaseConnectTimeoutMs: 900, databaseStatementTimeoutMs: 0 });

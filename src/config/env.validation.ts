@@ -2,7 +2,7 @@ import { plainToInstance, Transform } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsNumber, IsOptional, IsString, Matches, Max, Min, MinLength, validateSync } from 'class-validator';
 import { parsePrices } from './llm-prices.js';
 import { HISTORY_PAGE_MAX, SESSIONS_PAGE_MAX } from './paging.js';
-import { DEFAULT_FELLOWSHIP_OPTIONS as D, type FellowshipOptions } from './fellowship-options.interface.js';
+import { DEFAULT_FELLOWSHIP_OPTIONS as D, type FellowshipOptions, LOOP_LEASE_MIN_MS } from './fellowship-options.interface.js';
 
 const bool = ({ value }: { value: unknown }): unknown => {
   if (typeof value !== 'string') {
@@ -48,6 +48,7 @@ export class EnvironmentVariables {
   @IsOptional() @Transform(int) @IsInt() @Min(0) DATABASE_STATEMENT_TIMEOUT_MS = D.databaseStatementTimeoutMs;
   @IsOptional() @IsString() @Matches(/^(|rediss?:\/\/\S+)$/, { message: 'must be a redis://… (or rediss://…) URL, or empty' })
   REDIS_URL = D.redisUrl;
+  @IsOptional() @Transform(int) @IsInt() @Min(LOOP_LEASE_MIN_MS) LOOP_LEASE_MS = D.loopLeaseMs;
   @IsOptional() @IsString() @Matches(/^(|[A-Za-z0-9+/]{43}=)$/, { message: 'must be 32 bytes in base64 (44 characters, e.g. from `openssl rand -base64 32`), or empty' })
   DATA_ENCRYPTION_KEY = D.encryptionKey;
   @IsOptional() @Transform(int) @IsInt() @Min(1) DB_WRITE_GROUP_MAX = D.dbWriteGroupMax;
@@ -186,6 +187,7 @@ export function envToOptions(env: EnvironmentVariables): FellowshipOptions {
     databaseConnectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
     databaseStatementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
     redisUrl: env.REDIS_URL,
+    loopLeaseMs: env.LOOP_LEASE_MS,
     encryptionKey: env.DATA_ENCRYPTION_KEY,
     dbWriteGroupMax: env.DB_WRITE_GROUP_MAX,
     apiKeys: list(env.API_KEYS),

@@ -3,6 +3,9 @@ import type { LoggerService } from '@nestjs/common';
 import type { LookupAddress } from 'node:dns';
 import type { DataSource } from 'typeorm';
 
+/** The shortest loop lease (`loopLeaseMs`, `LOOP_LEASE_MS`): renewals every third of it must fit round trips to Redis. */
+export const LOOP_LEASE_MIN_MS = 1000;
+
 /** Resolves a host name to every address it has (`dns.lookup` with `all: true` by default). */
 export type DnsLookup = (hostname: string) => Promise<LookupAddress[]>;
 
@@ -43,6 +46,12 @@ export interface FellowshipOptions {
    * version yet (issue 18, second part): any value is refused at start for now.
    */
   redisUrl?: string;
+  /**
+   * With `redisUrl`: how long a session's loop lease lasts without renewal, ms (at least 1000). Its
+   * holder renews it every third of that; an instance that stops (crash, network split) keeps its
+   * sessions' loops until then, after which another instance may take them over.
+   */
+  loopLeaseMs?: number;
   /** An existing TypeORM DataSource (SQLite or PostgreSQL) to use instead of opening our own. */
   dataSource?: DataSource;
   /**
@@ -232,6 +241,7 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   databaseConnectTimeoutMs: 5000,
   databaseStatementTimeoutMs: 30_000,
   redisUrl: '',
+  loopLeaseMs: 10_000,
   encryptionKey: '',
   dbWriteGroupMax: 32,
   apiKeys: [],

@@ -3,6 +3,7 @@
  * test itself on loopback. A missing package is installed with apt-get when we are root (CI is);
  * otherwise the test fails naming the command to run. Never skipped.
  */
+import { afterAll, beforeAll } from '@jest/globals';
 import { execFile, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
@@ -154,4 +155,25 @@ async function ready(launch: ServerLaunch, child: ChildProcess, port: number, li
       await new Promise((resolve) => setTimeout(resolve, PROBE_INTERVAL_MS));
     }
   }
+}
+
+/**
+ * One server for the enclosing `describe` or file, started by `start` before its tests (which may
+ * install its package first) and stopped after them. Call it in a describe body (or at the top of
+ * a file); the getter it returns is valid in tests.
+ */
+export function serverForSuite<T extends { stop(): Promise<void> }>(name: string, start: () => Promise<T>, startTimeoutMs: number): () => T {
+  let server: T | undefined;
+  beforeAll(async () => {
+    server = await start();
+  }, INSTALL_TIMEOUT_MS + startTimeoutMs);
+  afterAll(async () => {
+    await server?.stop();
+  });
+  return () => {
+    if (!server) {
+      throw new Error(`${name} is not started (its ForSuite function must be called in a describe body)`);
+    }
+    return server;
+  };
 }

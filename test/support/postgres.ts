@@ -7,13 +7,12 @@
  * `postgres` user the package creates, and initdb / postgres run as that user (spawn's uid/gid);
  * any other user runs them as itself.
  */
-import { afterAll, beforeAll } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { collectLines, ensurePackage, INSTALL_TIMEOUT_MS, launchOnFreePort } from './debian.js';
+import { collectLines, ensurePackage, launchOnFreePort, serverForSuite } from './debian.js';
 
 const PG_ROOT = '/usr/lib/postgresql';
 const START_TIMEOUT_MS = 30_000;
@@ -135,17 +134,5 @@ export async function startPostgres(): Promise<PostgresServer> {
  * after them). Call it in a describe body (or at the top of a file); the getter is valid in tests.
  */
 export function postgresForSuite(): () => PostgresServer {
-  let server: PostgresServer | undefined;
-  beforeAll(async () => {
-    server = await startPostgres();
-  }, INSTALL_TIMEOUT_MS + START_TIMEOUT_MS);
-  afterAll(async () => {
-    await server?.stop();
-  });
-  return () => {
-    if (!server) {
-      throw new Error('PostgreSQL is not started (postgresForSuite must be called in a describe body)');
-    }
-    return server;
-  };
+  return serverForSuite('PostgreSQL', startPostgres, START_TIMEOUT_MS);
 }

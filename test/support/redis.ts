@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { ensurePackage, launchOnFreePort } from './debian.js';
+import { ensurePackage, launchOnFreePort, serverForSuite } from './debian.js';
 
 const START_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 5_000;
@@ -54,4 +54,12 @@ export async function startRedis(): Promise<RedisServer> {
     stopTimeoutMs: STOP_TIMEOUT_MS,
   });
   return { ...server, url: urlOf(server.port) };
+}
+
+/**
+ * One Redis server for the enclosing `describe` or file (started before its tests, stopped after
+ * them). Call it in a describe body (or at the top of a file); the getter is valid in tests.
+ */
+export function redisForSuite(): () => RedisServer {
+  return serverForSuite('Redis', startRedis, START_TIMEOUT_MS);
 }
