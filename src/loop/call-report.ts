@@ -5,6 +5,10 @@ import type { Session } from '../session/session.js';
 /** Every request sent for a session: counted in its usage, and shown in `debug` events (`llm_call`, `retry`). */
 export function reportAttempt(session: Session, account: UsageAccount, attempt: LlmAttempt): void {
   session.recordUsage(account, attempt.usage, attempt.cost);
+  if (!session.debugEnabled) {
+    // Nothing to show: no payload is built (every request of every session passes here).
+    return;
+  }
   session.debug('llm_call', {
     ...(account === 'orchestrator' || account === 'other' ? { call: account } : { call: 'bot', bot: account.bot }),
     attempt: attempt.attempt,
