@@ -30,7 +30,7 @@ describe(validateEnv.name, () => {
       admissionMaxStoreWaitMs: 1000,
       admissionMaxTurnWaitMs: 250,
       admissionRetryAfterS: 5,
-      loopTurnBudgetMs: 10,
+      loopTurnBudgetMs: 5,
       llmKeepAliveMs: 4000,
     });
     const set = { ADMISSION_MAX_LOOP_DELAY_MS: '0', ADMISSION_WINDOW_MS: '250', ADMISSION_RETRY_AFTER_S: '2', ADMISSION_MAX_STORE_WAIT_MS: '0', ADMISSION_MAX_TURN_WAIT_MS: '0', LOOP_TURN_BUDGET_MS: '0', LLM_KEEP_ALIVE_MS: '60000' };

@@ -263,7 +263,7 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   admissionMaxStoreWaitMs: 1000,
   admissionMaxTurnWaitMs: 250,
   admissionRetryAfterS: 5,
-  loopTurnBudgetMs: 10,
+  loopTurnBudgetMs: 5,
   llmRetries: 1,
   llmRetryDelayMs: 500,
   llmTimeoutMs: 120_000,
