@@ -34,8 +34,8 @@ interface Waiter {
  * `budgetMs` 0 turns pacing off: `turn()` resolves at once.
  */
 export class TurnPacer {
-  /** Waiting turns, oldest first (`head` is the first still waiting). */
-  private waiting: Waiter[] = [];
+  /** Waiting turns, oldest first (`head` is the first still waiting; released slots are null, to be collected). */
+  private waiting: (Waiter | null)[] = [];
   private head = 0;
   /** Immediate callbacks queued and not yet run. */
   private armed = 0;
@@ -65,7 +65,8 @@ export class TurnPacer {
 
   /** How long the oldest waiting turn has waited, ms (0 when none waits). */
   get oldestWaitMs(): number {
-    return this.pending > 0 ? performance.now() - this.waiting[this.head].at : 0;
+    const oldest = this.waiting[this.head];
+    return oldest ? performance.now() - oldest.at : 0;
   }
 
   /** Turns let go since start, and passes of the event loop that ran out of budget with turns left. */
@@ -120,13 +121,13 @@ export class TurnPacer {
 
   private release(): void {
     const waiter = this.waiting[this.head];
-    this.waiting[this.head] = undefined as unknown as Waiter; // let it be collected before the compaction
+    this.waiting[this.head] = null;
     this.head++;
     if (this.head >= COMPACT_AFTER && this.head * 2 >= this.waiting.length) {
       this.waiting = this.waiting.slice(this.head);
       this.head = 0;
     }
     this.turnsStarted++;
-    waiter.go();
+    waiter?.go();
   }
 }
