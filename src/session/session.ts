@@ -179,6 +179,14 @@ export class Session implements EndView {
     return member;
   }
 
+  /**
+   * A member already joined through another instance that ran this session before (CONTRACT §15:
+   * a takeover): counted in again with the identity it had, without a new `member_joined`.
+   */
+  rejoin(member: MemberIdentity): void {
+    (this.roster ??= new Roster(this.config.bots)).restore(member);
+  }
+
   /** Someone watches without joining (an ended session): `join` is placed after everything published so far. */
   watch(join: Join): void {
     this.feed.join(join, { after: this.channel.lastAssignedSeq });
