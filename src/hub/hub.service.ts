@@ -557,7 +557,7 @@ export class HubService implements OnApplicationBootstrap, BeforeApplicationShut
   /** The session, if this instance serves it now (runs its loop, or it has ended). */
   private served(sessionId: string): Session {
     const session = this.registry.byIdOf(sessionId);
-    if (!session || (!session.ended && !this.loops.get(session))) {
+    if (!session || this.closing || (!session.ended && !this.loops.get(session))) {
       throw new ClusterUnavailableError('The session is moving between instances; try again.');
     }
     return session;
@@ -786,6 +786,13 @@ export class HubService implements OnApplicationBootstrap, BeforeApplicationShut
         clearInterval(this.stubSweep);
       }
       const handedOver = await this.loops.handOver(deadline);
+      for (const id of handedOver) {
+        // Requests still reaching this instance go to the next owner.
+        const session = this.registry.byIdOf(id);
+        if (session) {
+          this.recovery.drop(session);
+        }
+      }
       this.cluster.link.announce('released', { sessionIds: handedOver });
       this.logger.log(`handed ${handedOver.length} session loop(s) over to the other instances`);
     }

@@ -196,6 +196,11 @@ export class LoopService implements OnApplicationShutdown {
     const held = [...this.leases.entries()];
     this.leases.clear();
     await within(Promise.all(held.map(([id]) => this.loops.get(id)?.finished ?? Promise.resolve())), deadline);
+    for (const [id] of held) {
+      // No longer this instance's: requests and joins arriving now go to the next owner.
+      this.loops.delete(id);
+      this.scheduler.clear(id);
+    }
     await Promise.all(held.map(([, lease]) => lease.release().catch((error: unknown) => this.logger.error(`releasing the loop lease failed: ${String(error)}`))));
     return held.map(([id]) => id);
   }

@@ -98,6 +98,7 @@ export class Session implements EndView {
         sessionState: () => this.persistedState(),
         onCommitError: (error) => this.logger.error(`persisting events failed: ${String(error)}`),
         ...(events.webhook ? { webhook: events.webhook } : {}),
+        ...(events.publishUnwritten === false ? { publishUnwritten: false } : {}),
       },
       events.start?.seq,
     );
