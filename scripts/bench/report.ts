@@ -200,7 +200,8 @@ export function figures(r: Results): Figure[] {
     add({ key: `cluster.${c.instances}.ratio`, item, label: 'share of ideal', value: l.ratio, unit: '' });
     add({ key: `cluster.${c.instances}.cpu_ms_per_turn`, item, label: "the instances' CPU per turn", value: l.cpu_ms_per_turn, unit: 'ms' });
     add({ key: `cluster.${c.instances}.turns_per_core_s`, item, label: 'turns/s per busy core (instances)', value: l.turns_per_core_s, unit: '/s' });
-    add({ key: `cluster.${c.instances}.fanout_p99_ms`, item, label: `fan-out p99, ${c.fanout.observers} WS observers over the instances (${c.fanout.delivered}/${c.fanout.expected})`, value: c.fanout.delivery_ms.p99, unit: 'ms' });
+    add({ key: `cluster.${c.instances}.delete_retries`, item, label: `DELETEs through another instance answered 503 UNAVAILABLE, retried (of ${l.sessions})`, value: c.delete_retries, unit: '' });
+    add({ key: `cluster.${c.instances}.fanout_p99_ms`, item, label: `fan-out p99, ${c.fanout.observers} WS observers over the instances (${c.fanout.refused} refused 1013; ${c.fanout.delivered}/${c.fanout.expected} delivered)`, value: c.fanout.delivery_ms.p99, unit: 'ms' });
   }
   if (r.memory) {
     const m = r.memory;

@@ -10,7 +10,8 @@
 import { randomBytes } from 'node:crypto';
 import { startPostgres, type PostgresServer } from '../../../test/support/postgres.js';
 import { startRedis } from '../../../test/support/redis.js';
-import { createSession, endSession } from '../api.js';
+import { createSession, endSessionPatiently } from '../api.js';
+import { gate } from '../../../test/mock-llm/mock-llm.server.js';
 import { replyText } from '../backend.js';
 import type { BenchContext } from '../context.js';
 import { Observer, peek, pool, type Arrival } from '../observers.js';
@@ -22,11 +23,18 @@ import { sustainedLoad, type LoadResult } from './load.js';
 
 /** The instance counts measured. */
 const INSTANCE_COUNTS = [1, 2, 3] as const;
+/** Bound on ending the load's sessions, s (a 503 is retried after its Retry-After). */
+const END_BOUND_S = 120;
+/** The model of the fan-out session's bots (its calls are told apart by it). */
+const FANOUT_MODEL = 'fanout';
 
 export interface ClusterPoint {
   instances: number;
   load: LoadResult;
-  fanout: { observers: number; turns: number; delivery_ms: Distribution; delivered: number; expected: number };
+  /** `refused`: observers closed before the end (1013: the owner did not answer their join in time); `expected`: the others' turns. */
+  fanout: { observers: number; refused: number; turns: number; delivery_ms: Distribution; delivered: number; expected: number };
+  /** DELETEs of the load's sessions answered 503 UNAVAILABLE (their owner too busy to answer in time) and retried. */
+  delete_retries: number;
 }
 
 export interface ClusterResult {
@@ -68,11 +76,15 @@ async function point(ctx: BenchContext, postgres: PostgresServer, instances: num
       warmupS: sizes.clusterWarmupS,
       windowS: sizes.clusterWindowS,
     });
-    // The load's sessions end first (DELETE through any instance: forwarded to each one's owner).
-    await pool(tokens, sizes.createConcurrency, (token, i) => endSession(servers[(i + 1) % servers.length].baseUrl, token));
+    // The load's sessions end first (DELETE through another instance than the owner: forwarded).
+    let deleteRetries = 0;
+    const deadline = Date.now() + END_BOUND_S * 1000;
+    await pool(tokens, sizes.createConcurrency, (token, i) =>
+      endSessionPatiently(servers[(i + 1) % servers.length].baseUrl, token, deadline, () => deleteRetries++),
+    );
     const fanout = await spreadFanout(ctx, servers, label);
     backend.reset(0);
-    return { instances, load, fanout };
+    return { instances, load, fanout, delete_retries: deleteRetries };
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
     await redis.stop();
@@ -85,10 +97,15 @@ async function spreadFanout(ctx: BenchContext, servers: ServerProcess[], label: 
   const observers: Observer[] = [];
   try {
     backend.reset(sizes.fanoutLatencyMs);
-    const release = backend.holdFirst((req) => ({ content: replyText(req.index, sizes.replyWords) }));
-    const session = await createSession(servers[0].baseUrl, { mode: 'autonomous', maxTurns: sizes.clusterFanoutTurns, model: 'fanout' });
+    // The fan-out session's calls wait until every observer is in (keyed by its model: a call of
+    // a load session still unwinding must not take the hold).
+    const start = gate();
+    const release = start.release;
+    backend.llm.setHandler((req) => ({ content: replyText(req.index, sizes.replyWords), ...(req.body.model === FANOUT_MODEL ? { gate: start.promise } : {}) }));
+    const session = await createSession(servers[0].baseUrl, { mode: 'autonomous', maxTurns: sizes.clusterFanoutTurns, model: FANOUT_MODEL });
     log(`${label}: fan-out to ${sizes.clusterObservers} observers over ${servers.length} instance(s)`);
     let frames = 0;
+    let histories = 0;
     const messages: Arrival[][] = [];
     await pool(Array.from({ length: sizes.clusterObservers }, (_, i) => i), sizes.connectConcurrency, async (i) => {
       const mine: Arrival[] = [];
@@ -97,12 +114,18 @@ async function spreadFanout(ctx: BenchContext, servers: ServerProcess[], label: 
         keep: false,
         onEvent: (a) => {
           frames++;
-          if (peek(a.data).type === 'bot_message') {
+          const type = peek(a.data).type;
+          if (type === 'bot_message') {
             mine.push(a);
+          } else if (type === 'history') {
+            histories++;
           }
         },
       });
     });
+    // Every observer counted in (its history received: joins through other instances take a round
+    // trip to the owner), then the presence traffic drained, before the first turn.
+    await waitUntil(() => histories + observers.filter((o) => o.closed).length >= sizes.clusterObservers, 120_000, 'every observer to be joined');
     await waitQuiet(() => frames, 300, 120_000, 'the join storm');
     release();
     await waitUntil(
@@ -110,13 +133,17 @@ async function spreadFanout(ctx: BenchContext, servers: ServerProcess[], label: 
       Math.max(60_000, sizes.clusterFanoutTurns * (sizes.fanoutLatencyMs + 500)),
       'every observer to get session_end',
     );
-    const { all } = deliveryDelays(backend, messages);
+    // Refused: closed before the session ended (1013: the owner did not answer the join in time).
+    const refused = observers.filter((o) => o.closeCode !== 1000).length;
+    const served = messages.filter((_, i) => observers[i].closeCode === 1000);
+    const { all } = deliveryDelays(backend, served);
     return {
       observers: sizes.clusterObservers,
+      refused,
       turns: sizes.clusterFanoutTurns,
       delivery_ms: distribution(all),
       delivered: all.length,
-      expected: sizes.clusterObservers * sizes.clusterFanoutTurns,
+      expected: served.length * sizes.clusterFanoutTurns,
     };
   } finally {
     observers.forEach((o) => o?.kill());
