@@ -76,8 +76,6 @@ export class RedisEventBus implements EventBus {
   private readonly onError: (error: unknown) => void;
   private readonly closeTimeoutMs: number;
   private closed = false;
-  /** Hears how long each batch from another instance took to arrive, ms (their clocks compared: the bus lag metric). */
-  onLag: ((ms: number) => void) | null = null;
 
   constructor(options: RedisEventBusOptions) {
     const settings = adapterSettings(options);
@@ -201,11 +199,7 @@ export class RedisEventBus implements EventBus {
     }
     let events: SerializedEvent[];
     try {
-      const batch = decodeBatch(message);
-      events = batch.events;
-      if (batch.sentAt !== undefined) {
-        this.onLag?.(Date.now() - batch.sentAt);
-      }
+      events = decodeBatch(message).events;
     } catch (error) {
       this.onError(error);
       return;
