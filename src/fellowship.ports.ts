@@ -2,6 +2,7 @@ import type { Provider } from '@nestjs/common';
 import { fellowshipLogger } from './common/fellowship-logger.js';
 import type { FellowshipOptions, ResolvedFellowshipOptions } from './config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from './config/fellowship-options.token.js';
+import { Cluster, CLUSTER } from './cluster/cluster.js';
 import { EVENT_BUS, type EventBus } from './events/event-bus.port.js';
 import { InProcessEventBus } from './events/in-process-event-bus.js';
 import { LocalLoopLease } from './loop/local-loop-lease.js';
@@ -42,9 +43,26 @@ export function withoutPorts(options: FellowshipModuleOptions): FellowshipOption
   return rest;
 }
 
-/** The providers of the ports, each the host's when given, else our default. */
+/**
+ * The providers of the ports, each the host's when given, else our default; with `redisUrl`, the
+ * defaults of the event bus and the loop lease are the Redis ones of this instance's Cluster.
+ */
 export function portProviders(moduleOptions: symbol | string): Provider[] {
   return [
+    {
+      provide: CLUSTER,
+      useFactory: (given: FellowshipModuleOptions | undefined, options: ResolvedFellowshipOptions): Cluster | null => {
+        if (!options.redisUrl) {
+          return null;
+        }
+        if (given?.eventBus || given?.loopLease) {
+          throw new Error('FellowshipModule: with redisUrl, Fellowship runs its own Redis event bus and loop lease; leave the eventBus and loopLease options out.');
+        }
+        const logger = fellowshipLogger(options, 'Cluster');
+        return new Cluster(options, (error) => logger.error(`redis: ${error instanceof Error ? error.message : String(error)}`));
+      },
+      inject: [moduleOptions, FELLOWSHIP_OPTIONS],
+    },
     {
       provide: SESSION_STORE,
       useFactory: (given: FellowshipModuleOptions | undefined, options: ResolvedFellowshipOptions): SessionStore =>
@@ -53,17 +71,19 @@ export function portProviders(moduleOptions: symbol | string): Provider[] {
     },
     {
       provide: EVENT_BUS,
-      useFactory: (given: FellowshipModuleOptions | undefined, options: ResolvedFellowshipOptions): EventBus =>
-        given?.eventBus ?? new InProcessEventBus((error) => fellowshipLogger(options, 'EventBus').error(`delivering events failed: ${String(error)}`)),
-      inject: [moduleOptions, FELLOWSHIP_OPTIONS],
+      useFactory: (given: FellowshipModuleOptions | undefined, options: ResolvedFellowshipOptions, cluster: Cluster | null): EventBus =>
+        given?.eventBus ??
+        cluster?.bus ??
+        new InProcessEventBus((error) => fellowshipLogger(options, 'EventBus').error(`delivering events failed: ${String(error)}`)),
+      inject: [moduleOptions, FELLOWSHIP_OPTIONS, CLUSTER],
     },
     {
       provide: LOOP_LEASE,
-      useFactory: (given: FellowshipModuleOptions | undefined): LoopLease => given?.loopLease ?? new LocalLoopLease(),
-      inject: [moduleOptions],
+      useFactory: (given: FellowshipModuleOptions | undefined, cluster: Cluster | null): LoopLease => given?.loopLease ?? cluster?.lease ?? new LocalLoopLease(),
+      inject: [moduleOptions, CLUSTER],
     },
   ];
 }
 
 /** The tokens of the ports, exported by FellowshipModule. */
-export const PORT_TOKENS = [SESSION_STORE, EVENT_BUS, LOOP_LEASE];
+export const PORT_TOKENS = [SESSION_STORE, EVENT_BUS, LOOP_LEASE, CLUSTER];

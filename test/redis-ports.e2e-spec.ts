@@ -6,7 +6,10 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
+import { ClusterUnavailableError, RedisClusterLink } from '../src/cluster/redis-cluster-link.js';
 import { RedisEventBus } from '../src/cluster/redis-event-bus.js';
+import { ErrorCode } from '../src/common/error-code.enum.js';
+import { FellowshipError } from '../src/common/fellowship.error.js';
 import { RedisLoopLease } from '../src/cluster/redis-loop-lease.js';
 import { eventBusContract } from '../src/events/event-bus.contract.js';
 import { SerializedEvent } from '../src/events/serialized-event.js';
@@ -320,5 +323,85 @@ describe('RedisLoopLease, two instances on one Redis', () => {
     for (const sessionId of ['s1', 's2', 's3']) {
       expect(await b.acquire(sessionId)).not.toBeNull();
     }
+  });
+});
+
+describe('RedisLoopLease.owners', () => {
+  it('names the instance holding each lease, null where none does', async () => {
+    const keyPrefix = freshPrefix();
+    const a = new RedisLoopLease({ redis: server().url, keyPrefix, leaseMs: LONG_LEASE_MS, instanceId: 'inst-a' });
+    const b = new RedisLoopLease({ redis: server().url, keyPrefix, leaseMs: LONG_LEASE_MS, instanceId: 'inst:b' });
+    closers.push(() => a.close(), () => b.close());
+    const held = await a.acquire('s1');
+    await b.acquire('s2');
+    expect(await a.owners(['s1', 's2', 's3'])).toEqual(['inst-a', 'inst:b', null]);
+    expect(await a.owners([])).toEqual([]);
+    await held?.release();
+    expect(await b.owners(['s1'])).toEqual([null]);
+  });
+});
+
+describe('RedisClusterLink, two instances on one Redis', () => {
+  const link = (keyPrefix: string, instanceId: string, requestTimeoutMs = 5000): RedisClusterLink => {
+    const made = new RedisClusterLink({ redis: server().url, keyPrefix, instanceId, heartbeatMs: 100, instanceTtlMs: 300, requestTimeoutMs });
+    closers.push(() => made.close());
+    return made;
+  };
+
+  it('answers a request on the instance it was sent to, and carries a FellowshipError back whole', async () => {
+    const keyPrefix = freshPrefix();
+    const a = link(keyPrefix, 'a');
+    const b = link(keyPrefix, 'b');
+    await Promise.all([a.start(), b.start()]);
+    const asked: [unknown, string][] = [];
+    b.handle('echo', (body, from) => (asked.push([body, from]), { back: body }));
+    b.handle('slow', async () => ({ late: await new Promise((resolve) => setTimeout(() => resolve(true), 20)) }));
+    b.handle('refuse', () => {
+      throw new FellowshipError(ErrorCode.RATE_LIMITED, 'slow down', undefined, 7);
+    });
+    b.handle('crash', () => {
+      throw new Error('a secret path /etc/x');
+    });
+    expect(await a.request('b', 'echo', { n: 1 })).toEqual({ back: { n: 1 } });
+    expect(asked).toEqual([[{ n: 1 }, 'a']]);
+    expect(await a.request('b', 'slow', null)).toEqual({ late: true });
+    const refused = await a.request('b', 'refuse', null).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(FellowshipError);
+    expect(refused).toMatchObject({ code: ErrorCode.RATE_LIMITED, message: 'slow down', retryAfter: 7 });
+    const crashed = await a.request('b', 'crash', null).catch((error: unknown) => error);
+    expect(crashed).toMatchObject({ code: ErrorCode.INTERNAL_ERROR });
+    expect(String((crashed as Error).message)).not.toContain('/etc/x');
+    expect(a.stats.requestsSent).toBe(4);
+    expect(b.stats.requestsServed).toBe(2);
+  });
+
+  it('fails a request nobody answers with 503 UNAVAILABLE after its timeout', async () => {
+    const keyPrefix = freshPrefix();
+    const a = link(keyPrefix, 'a', 200);
+    await a.start();
+    const started = Date.now();
+    const error = await a.request('nobody', 'echo', null).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ClusterUnavailableError);
+    expect(error).toMatchObject({ code: ErrorCode.UNAVAILABLE, status: 503, retryAfter: 1 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(190);
+  });
+
+  it('announces to the other instances (not itself), and knows which are alive', async () => {
+    const keyPrefix = freshPrefix();
+    const a = link(keyPrefix, 'a');
+    const b = link(keyPrefix, 'b');
+    const heard: [string, unknown, string][] = [];
+    a.onAnnouncement('owner', (body, from) => heard.push(['a', body, from]));
+    b.onAnnouncement('owner', (body, from) => heard.push(['b', body, from]));
+    await Promise.all([a.start(), b.start()]);
+    a.announce('owner', { sessionId: 's1' });
+    await until('the announcement', () => heard.length === 1);
+    expect(heard).toEqual([['b', { sessionId: 's1' }, 'a']]);
+    await until('both alive', () => a.instances.length === 2 && b.instances.length === 2);
+    expect([...a.instances].sort()).toEqual(['a', 'b']);
+    await b.close();
+    await until('b gone', () => a.instances.length === 1);
+    expect(a.isAlive('b')).toBe(false);
+    expect(a.isAlive('a')).toBe(true);
   });
 });

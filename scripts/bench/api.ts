@@ -63,6 +63,26 @@ export async function endSession(baseUrl: string, token: string): Promise<void> 
   }
 }
 
+/**
+ * `endSession` as a client that honours `Retry-After` (several instances: 503 UNAVAILABLE while
+ * the session's owner is too busy to answer in time), until `deadline`; `onRefused` hears of each.
+ */
+export async function endSessionPatiently(baseUrl: string, token: string, deadline: number, onRefused: () => void): Promise<void> {
+  for (;;) {
+    const res = await fetch(`${baseUrl}/v1/session/${token}`, { method: 'DELETE', signal: AbortSignal.timeout(30_000) });
+    if (res.status === 200) {
+      return;
+    }
+    const retryAfterS = Number(res.headers.get('retry-after') ?? 'NaN');
+    const text = await res.text();
+    if (res.status !== 503 || !Number.isFinite(retryAfterS) || Date.now() + retryAfterS * 1000 > deadline) {
+      throw new Error(`DELETE answered ${res.status}: ${text}`);
+    }
+    onRefused();
+    await new Promise((resolve) => setTimeout(resolve, retryAfterS * 1000));
+  }
+}
+
 export async function sessionStatus(baseUrl: string, token: string): Promise<{ state: string; bot_turns: number; turn: number }> {
   const res = await fetch(`${baseUrl}/v1/session/${token}`, { signal: AbortSignal.timeout(30_000) });
   if (res.status !== 200) {

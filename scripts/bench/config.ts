@@ -3,7 +3,7 @@
  * smoke value (seconds, for CI); any of them can be overridden with `--<kebab-name>=<number>`.
  */
 
-export const SCENARIOS = ['overhead', 'tokens', 'fanout', 'concurrency', 'memory', 'storm', 'curve', 'overload'] as const;
+export const SCENARIOS = ['overhead', 'tokens', 'fanout', 'concurrency', 'memory', 'storm', 'curve', 'overload', 'cluster'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 export interface Sizes {
@@ -57,6 +57,14 @@ export interface Sizes {
   overloadSessions: number;
   /** One control-plane request (create, status, pause + resume, DELETE in turn) every this many ms. */
   probeIntervalMs: number;
+  /** Several instances (issue 18): sessions spread over 1, 2, 3 instances on PostgreSQL and Redis, backend latency, window. */
+  clusterSessions: number;
+  clusterLatencyMs: number;
+  clusterWarmupS: number;
+  clusterWindowS: number;
+  /** Observers of one session, spread over the instances, and its turns (fan-out through Redis). */
+  clusterObservers: number;
+  clusterFanoutTurns: number;
   /** Running sessions the status and pause probes use (left out of the per-session figures). */
   probeSessions: number;
   /** Connection attempts in flight at once while setting up observers. */
@@ -98,6 +106,12 @@ export const FULL: Sizes = {
   overloadSessions: 0,
   probeIntervalMs: 50,
   probeSessions: 20,
+  clusterSessions: 300,
+  clusterLatencyMs: 200,
+  clusterWarmupS: 2,
+  clusterWindowS: 10,
+  clusterObservers: 300,
+  clusterFanoutTurns: 20,
   connectConcurrency: 100,
   createConcurrency: 16,
 };
@@ -135,6 +149,12 @@ export const SMOKE: Sizes = {
   overloadSessions: 0,
   probeIntervalMs: 50,
   probeSessions: 2,
+  clusterSessions: 6,
+  clusterLatencyMs: 200,
+  clusterWarmupS: 0.3,
+  clusterWindowS: 1,
+  clusterObservers: 6,
+  clusterFanoutTurns: 2,
   connectConcurrency: 20,
   createConcurrency: 8,
 };

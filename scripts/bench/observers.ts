@@ -68,6 +68,8 @@ const sseAgent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
 export class Observer {
   readonly arrivals: Arrival[] = [];
   closed = false;
+  /** The WebSocket close code the server sent (null: none yet, or SSE). */
+  closeCode: number | null = null;
   private ws: WebSocket | null = null;
   private req: http.ClientRequest | null = null;
   private closeWaiters: (() => void)[] = [];
@@ -135,7 +137,10 @@ export class Observer {
     const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: this.options.timeoutMs ?? 30_000 });
     this.ws = ws;
     ws.on('message', (data: Buffer) => this.record(data));
-    ws.on('close', () => this.markClosed());
+    ws.on('close', (code: number) => {
+      this.closeCode = code;
+      this.markClosed();
+    });
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(this));
       ws.once('error', (error) => {

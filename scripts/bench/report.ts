@@ -6,6 +6,7 @@ import { FULL_CURVE, parseCurve, type CurvePoint } from './config.js';
 import type { ConcurrencyResult } from './scenarios/concurrency.js';
 import { pointName, type CurveResult } from './scenarios/curve.js';
 import type { OverloadResult } from './scenarios/overload.js';
+import type { ClusterResult } from './scenarios/cluster.js';
 import type { FanoutResult } from './scenarios/fanout.js';
 import type { MemoryResult } from './scenarios/memory.js';
 import type { OverheadResult } from './scenarios/overhead.js';
@@ -24,6 +25,7 @@ export interface Results {
   storm?: StormResult;
   curve?: CurveResult;
   overload?: OverloadResult;
+  cluster?: ClusterResult;
 }
 
 export interface Figure {
@@ -103,6 +105,7 @@ const FIXED_KEYS = [
   'overload.create_refused_share',
   'overload.refused_without_retry_after',
   'overload.unexpected',
+  ...[1, 2, 3].flatMap((n) => [`cluster.${n}.turns_per_s`, `cluster.${n}.ratio`, `cluster.${n}.cpu_ms_per_turn`, `cluster.${n}.turns_per_core_s`, `cluster.${n}.fanout_p99_ms`]),
 ] as const;
 
 /** Every figure the full run produces. */
@@ -189,6 +192,16 @@ export function figures(r: Results): Figure[] {
     add({ key: 'overload.create_refused_share', item, label: `creates answered 503 TOO_MANY_SESSIONS (${o.creates_refused} of ${o.creates})`, value: o.create_refused_share, unit: '' });
     add({ key: 'overload.refused_without_retry_after', item, label: '503 answers without Retry-After', value: o.refused_without_retry_after, unit: '', target: '0', met: o.refused_without_retry_after === 0 });
     add({ key: 'overload.unexpected', item, label: 'control-plane requests failed or answered unexpectedly', value: o.unexpected, unit: '', target: '0', met: o.unexpected === 0 });
+  }
+  for (const c of r.cluster?.points ?? []) {
+    const item = `18 cluster, ${c.instances} instance${c.instances > 1 ? 's' : ''}`;
+    const l = c.load;
+    add({ key: `cluster.${c.instances}.turns_per_s`, item, label: `bot turns/s (${l.sessions} sessions × ${l.latency_ms} ms, ideal ${l.ideal_per_s})`, value: l.turns_per_s, unit: '/s' });
+    add({ key: `cluster.${c.instances}.ratio`, item, label: 'share of ideal', value: l.ratio, unit: '' });
+    add({ key: `cluster.${c.instances}.cpu_ms_per_turn`, item, label: "the instances' CPU per turn", value: l.cpu_ms_per_turn, unit: 'ms' });
+    add({ key: `cluster.${c.instances}.turns_per_core_s`, item, label: 'turns/s per busy core (instances)', value: l.turns_per_core_s, unit: '/s' });
+    add({ key: `cluster.${c.instances}.delete_retries`, item, label: `DELETEs through another instance answered 503 UNAVAILABLE, retried (of ${l.sessions})`, value: c.delete_retries, unit: '' });
+    add({ key: `cluster.${c.instances}.fanout_p99_ms`, item, label: `fan-out p99, ${c.fanout.observers} WS observers over the instances (${c.fanout.refused} refused 1013; ${c.fanout.delivered}/${c.fanout.expected} delivered)`, value: c.fanout.delivery_ms.p99, unit: 'ms' });
   }
   if (r.memory) {
     const m = r.memory;

@@ -14,6 +14,7 @@ import { BenchContext } from './context.js';
 import { cpuSnapshot, machine, otherCores } from './machine.js';
 import { figures, table, type Results } from './report.js';
 import { curveSvg } from './chart.js';
+import { cluster } from './scenarios/cluster.js';
 import { concurrency } from './scenarios/concurrency.js';
 import { curve } from './scenarios/curve.js';
 import { overload } from './scenarios/overload.js';
@@ -97,6 +98,10 @@ async function runScenarios(
     overload: () =>
       attempt('overload', async () => {
         results.overload = await overload(ctx, results.curve?.peak_turns_per_s ?? null);
+      }),
+    cluster: () =>
+      attempt('cluster', async () => {
+        results.cluster = await cluster(ctx);
       }),
   };
   for (const scenario of config.only) {

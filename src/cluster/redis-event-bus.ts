@@ -76,6 +76,8 @@ export class RedisEventBus implements EventBus {
   private readonly onError: (error: unknown) => void;
   private readonly closeTimeoutMs: number;
   private closed = false;
+  /** Hears how long each batch from another instance took to arrive, ms (their clocks compared: the bus lag metric). */
+  onLag: ((ms: number) => void) | null = null;
 
   constructor(options: RedisEventBusOptions) {
     const settings = adapterSettings(options);
@@ -199,7 +201,11 @@ export class RedisEventBus implements EventBus {
     }
     let events: SerializedEvent[];
     try {
-      events = decodeBatch(message).events;
+      const batch = decodeBatch(message);
+      events = batch.events;
+      if (batch.sentAt !== undefined) {
+        this.onLag?.(Date.now() - batch.sentAt);
+      }
     } catch (error) {
       this.onError(error);
       return;

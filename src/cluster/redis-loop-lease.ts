@@ -233,6 +233,18 @@ export class RedisLoopLease implements LoopLease {
     return lease;
   }
 
+  /**
+   * Which instance holds each session's lease now (its id), or null where nobody does: the
+   * owner a request for the session is forwarded to, or a session free to take over.
+   */
+  async owners(sessionIds: readonly string[]): Promise<(string | null)[]> {
+    if (sessionIds.length === 0) {
+      return [];
+    }
+    const values = await this.connection.client.mget(...sessionIds.map((id) => this.leaseKey(id)));
+    return values.map((value) => (value === null ? null : value.slice(0, value.lastIndexOf(':'))));
+  }
+
   /** The sessions whose lease this instance holds now. */
   sessions(): string[] {
     return [...this.leases.keys()];

@@ -9,6 +9,11 @@ export enum ErrorCode {
   RATE_LIMITED = 'RATE_LIMITED',
   INTERNAL_ERROR = 'INTERNAL_ERROR',
   TOO_MANY_SESSIONS = 'TOO_MANY_SESSIONS',
+  /**
+   * Several instances (CONTRACT §15): the instance that runs the session did not answer in time
+   * (it is being taken over or handed over); try again after `Retry-After`.
+   */
+  UNAVAILABLE = 'UNAVAILABLE',
   NOT_FOUND = 'NOT_FOUND',
   /** A bot name in a steering route (CONTRACT §13) that the session does not have. */
   BOT_NOT_FOUND = 'BOT_NOT_FOUND',
@@ -38,6 +43,7 @@ const STATUS: Record<ErrorCode, number> = {
   [ErrorCode.INTERNAL_ERROR]: 500,
   [ErrorCode.LLM_ERROR]: 502,
   [ErrorCode.TOO_MANY_SESSIONS]: 503,
+  [ErrorCode.UNAVAILABLE]: 503,
 };
 
 export function httpStatusOf(code: ErrorCode): number {

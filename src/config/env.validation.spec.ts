@@ -67,6 +67,8 @@ describe(validateEnv.name, () => {
     ['CONSOLE_ENABLED', 'perhaps'],
     ['LOOP_LEASE_MS', '999'],
     ['LOOP_LEASE_MS', '1500.5'],
+    ['CLUSTER_REQUEST_TIMEOUT_MS', '99'],
+    ['CLUSTER_TAKEOVER_SCAN_MS', 'often'],
   ])('names the bad variable %s=%s', (name, value) => {
     expect(() => validateEnv({ [name]: value })).toThrow(ConfigError);
     expect(() => validateEnv({ [name]: value })).toThrow(new RegExp(`${name}=`));
@@ -78,8 +80,11 @@ describe(validateEnv.name, () => {
     expect(
       envToOptions(validateEnv({ DATABASE_URL: 'postgres://u:p@db:5432/f', DATABASE_POOL_MAX: '4', DATABASE_CONNECT_TIMEOUT_MS: '900', DATABASE_STATEMENT_TIMEOUT_MS: '0' })),
     ).toMatchObject({ databaseUrl: 'postgres://u:p@db:5432/f', databasePoolMax: 4, databaseConnectTimeoutMs: 900, databaseStatementTimeoutMs: 0 });
-    // Several instances come with the Redis bus and lease (issue 18, second part): until then, refused.
-    expect(() => validateEnv({ DATABASE_URL: 'postgresql://db/f', REDIS_URL: 'redis://cache:6379' })).toThrow(/REDIS_URL .*not supported by this version yet/);
+    // Several instances: Redis with PostgreSQL, and the cluster's bounds.
+    expect(
+      envToOptions(validateEnv({ DATABASE_URL: 'postgresql://db/f', REDIS_URL: 'redis://cache:6379', CLUSTER_REQUEST_TIMEOUT_MS: '1500', CLUSTER_TAKEOVER_SCAN_MS: '500' })),
+    ).toMatchObject({ redisUrl: 'redis://cache:6379', clusterRequestTimeoutMs: 1500, clusterTakeoverScanMs: 500 });
+    expect(envToOptions(validateEnv({}))).toMatchObject({ clusterRequestTimeoutMs: 3000, clusterTakeoverScanMs: 1000 });
   });
 
   it('refuses REDIS_URL with SQLite, and a DATABASE_URL that is not PostgreSQL, never echoing the URLs', () => {

@@ -49,6 +49,8 @@ export class EnvironmentVariables {
   @IsOptional() @IsString() @Matches(/^(|rediss?:\/\/\S+)$/, { message: 'must be a redis://… (or rediss://…) URL, or empty' })
   REDIS_URL = D.redisUrl;
   @IsOptional() @Transform(int) @IsInt() @Min(LOOP_LEASE_MIN_MS) LOOP_LEASE_MS = D.loopLeaseMs;
+  @IsOptional() @Transform(int) @IsInt() @Min(100) CLUSTER_REQUEST_TIMEOUT_MS = D.clusterRequestTimeoutMs;
+  @IsOptional() @Transform(int) @IsInt() @Min(100) CLUSTER_TAKEOVER_SCAN_MS = D.clusterTakeoverScanMs;
   @IsOptional() @IsString() @Matches(/^(|[A-Za-z0-9+/]{43}=)$/, { message: 'must be 32 bytes in base64 (44 characters, e.g. from `openssl rand -base64 32`), or empty' })
   DATA_ENCRYPTION_KEY = D.encryptionKey;
   @IsOptional() @Transform(int) @IsInt() @Min(1) DB_WRITE_GROUP_MAX = D.dbWriteGroupMax;
@@ -125,11 +127,6 @@ export function topologyError(redisUrl: string, postgres: boolean): string | nul
   if (redisUrl && !postgres) {
     return 'REDIS_URL (several instances as one service) needs PostgreSQL (DATABASE_URL=postgres://…): SQLite is the database of one process.';
   }
-  if (redisUrl) {
-    // The Redis event bus and loop lease are not in this build yet (issue 18, second part): running
-    // instances side by side without them would run each session's loop twice.
-    return 'REDIS_URL (several instances as one service) is not supported by this version yet: leave it empty and run one instance.';
-  }
   return null;
 }
 
@@ -188,6 +185,8 @@ export function envToOptions(env: EnvironmentVariables): FellowshipOptions {
     databaseStatementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
     redisUrl: env.REDIS_URL,
     loopLeaseMs: env.LOOP_LEASE_MS,
+    clusterRequestTimeoutMs: env.CLUSTER_REQUEST_TIMEOUT_MS,
+    clusterTakeoverScanMs: env.CLUSTER_TAKEOVER_SCAN_MS,
     encryptionKey: env.DATA_ENCRYPTION_KEY,
     dbWriteGroupMax: env.DB_WRITE_GROUP_MAX,
     apiKeys: list(env.API_KEYS),

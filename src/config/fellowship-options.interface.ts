@@ -42,8 +42,8 @@ export interface FellowshipOptions {
   databaseStatementTimeoutMs?: number;
   /**
    * `redis://…`: several instances as one service (CONTRACT §15; the Redis event bus and loop
-   * lease). Needs PostgreSQL: with SQLite it is refused at start. Empty = one instance. Not in this
-   * version yet (issue 18, second part): any value is refused at start for now.
+   * lease, requests between instances). Needs PostgreSQL: with SQLite it is refused at start.
+   * Empty = one instance.
    */
   redisUrl?: string;
   /**
@@ -52,6 +52,18 @@ export interface FellowshipOptions {
    * sessions' loops until then, after which another instance may take them over.
    */
   loopLeaseMs?: number;
+  /**
+   * With `redisUrl`: how long a request forwarded to another instance (a talker message, a control
+   * request, a member joining a session run elsewhere) waits for its answer, ms. Past it the
+   * client gets 503 with `Retry-After: 1` (a WebSocket closes with 1013).
+   */
+  clusterRequestTimeoutMs?: number;
+  /**
+   * With `redisUrl`: how often each instance looks for sessions whose loop lease nobody holds (its
+   * holder died) and takes its share of them over, ms. A dead instance's sessions continue within
+   * `loopLeaseMs` + this.
+   */
+  clusterTakeoverScanMs?: number;
   /** An existing TypeORM DataSource (SQLite or PostgreSQL) to use instead of opening our own. */
   dataSource?: DataSource;
   /**
@@ -242,6 +254,8 @@ export const DEFAULT_FELLOWSHIP_OPTIONS: Readonly<Omit<ResolvedFellowshipOptions
   databaseStatementTimeoutMs: 30_000,
   redisUrl: '',
   loopLeaseMs: 10_000,
+  clusterRequestTimeoutMs: 3000,
+  clusterTakeoverScanMs: 1000,
   encryptionKey: '',
   dbWriteGroupMax: 32,
   apiKeys: [],

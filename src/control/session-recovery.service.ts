@@ -1,4 +1,5 @@
-import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, Optional } from '@nestjs/common';
+import { CLUSTER, type Cluster } from '../cluster/cluster.js';
 import { fellowshipLogger } from '../common/fellowship-logger.js';
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
@@ -7,7 +8,10 @@ import { MemoryService } from '../memory/memory.service.js';
 import type { Message } from '../model/session.types.js';
 import { RetentionService } from '../persistence/retention.service.js';
 import { SecretBox } from '../persistence/secret-box.js';
-import { SESSION_STORE, type SessionSnapshot, type SessionStore, type StoredEvent } from '../persistence/session-store.port.js';
+import { SESSION_STORE, type LoadedSession, type SessionSnapshot, type SessionStore, type StoredEvent } from '../persistence/session-store.port.js';
+import type { Lease } from '../loop/loop-lease.port.js';
+import type { Session } from '../session/session.js';
+import { FellowshipMetrics } from '../metrics/fellowship-metrics.service.js';
 import type { LoopState } from '../session/loop-state.js';
 import { SessionFactory } from '../session/session.factory.js';
 import { SessionRegistry } from '../session/session.registry.js';
@@ -28,6 +32,11 @@ import { SessionRegistry } from '../session/session.registry.js';
  * Ended sessions stay readable (status, history, and WS/SSE connect gets history, session_end and
  * the close). A memory summary an ended session still owed is written now. The retention sweep's
  * deletions are mirrored in the registry.
+ *
+ * Several instances (CONTRACT §15): a session not ended is restored only by the instance that gets
+ * its loop lease (`claim`: the lease, then the fence raised, then the session read), at start and
+ * whenever an instance takes over a session whose owner died or handed it over; the others forward
+ * its requests there. Ended sessions are read by any instance.
  */
 @Injectable()
 export class SessionRecoveryService implements OnApplicationBootstrap {
@@ -42,6 +51,8 @@ export class SessionRecoveryService implements OnApplicationBootstrap {
     private readonly secrets: SecretBox,
     private readonly memory: MemoryService,
     private readonly retention: RetentionService,
+    @Optional() @Inject(CLUSTER) private readonly cluster: Cluster | null = null,
+    @Optional() private readonly metrics?: FellowshipMetrics,
   ) {
     this.logger = fellowshipLogger(options, 'Recovery');
   }
@@ -55,7 +66,12 @@ export class SessionRecoveryService implements OnApplicationBootstrap {
     let failed = 0;
     for (const snapshot of snapshots) {
       try {
-        if (await this.restore(snapshot)) {
+        if (this.cluster && snapshot.endedAt === null) {
+          // Another instance may run it: restored here only with its lease, read fresh after it.
+          if (await this.claim(snapshot.id, false)) {
+            live++;
+          }
+        } else if (await this.restore(snapshot)) {
           live++;
         }
       } catch (error) {
@@ -71,8 +87,97 @@ export class SessionRecoveryService implements OnApplicationBootstrap {
     }
   }
 
-  /** Rebuilds one session; true when its loop was resumed. */
+  /** Rebuilds one session read at start; true when its loop was resumed. */
   private async restore(snapshot: SessionSnapshot): Promise<boolean> {
+    const [messages, tail, lastSeq] = await Promise.all([
+      this.store.loadMessages(snapshot.id),
+      this.store.loadRecentEvents(snapshot.id, this.options.eventRetention),
+      this.store.lastSeq(snapshot.id),
+    ]);
+    const loaded: LoadedSession = { snapshot, messages, tail, lastSeq };
+    if (snapshot.endedAt !== null) {
+      await this.rebuild(loaded, null);
+      return false;
+    }
+    const lease = await this.loops.acquire(snapshot.id);
+    if (!lease) {
+      this.logger.log(`session ${snapshot.id}: its loop runs on another instance`);
+      return false;
+    }
+    return (await this.rebuild(loaded, lease)) !== null;
+  }
+
+  private readonly claimedListeners: ((session: Session) => void)[] = [];
+
+  /** Called with every session whose loop this instance took over (several instances). */
+  onClaimed(listener: (session: Session) => void): void {
+    this.claimedListeners.push(listener);
+  }
+
+  /** Sessions being claimed, by id: one claim at a time per session. */
+  private readonly claiming = new Map<string, Promise<Session | null>>();
+
+  /**
+   * Several instances: makes a session this instance's to serve. One held in memory already (this
+   * instance runs it, or it has ended) is returned as is. Otherwise its loop lease is taken if
+   * nobody holds it (null when somebody does: requests go to that instance), its fence raised to
+   * the lease's epoch (a former holder can write nothing after this), and the session read fresh
+   * from the store and resumed as after a restart. A session found ended is kept for reading and
+   * its lease given back. `takeover`: counted as a takeover (not the instance's start).
+   */
+  claim(sessionId: string, takeover = true): Promise<Session | null> {
+    const held = this.registry.byIdOf(sessionId);
+    if (held) {
+      return Promise.resolve(held);
+    }
+    let claiming = this.claiming.get(sessionId);
+    if (!claiming) {
+      claiming = this.takeLease(sessionId, takeover).finally(() => this.claiming.delete(sessionId));
+      this.claiming.set(sessionId, claiming);
+    }
+    return claiming;
+  }
+
+  private async takeLease(sessionId: string, takeover: boolean): Promise<Session | null> {
+    const lease = await this.loops.acquire(sessionId);
+    if (!lease) {
+      return null;
+    }
+    try {
+      await this.store.raiseFence(sessionId, lease.epoch);
+      const loaded = await this.store.loadSession(sessionId, this.options.eventRetention);
+      if (!loaded) {
+        await lease.release();
+        return null;
+      }
+      if (loaded.snapshot.endedAt !== null) {
+        await lease.release();
+        return this.rebuild(loaded, null);
+      }
+      const session = await this.rebuild(loaded, lease);
+      if (session && takeover) {
+        this.metrics?.leaseTakeover();
+        session.logger.log(`taken over (lease epoch ${lease.epoch})`);
+      }
+      if (session && !session.ended) {
+        this.cluster?.link.announce('owner', { sessionId });
+        for (const listener of this.claimedListeners) {
+          listener(session);
+        }
+      }
+      return session;
+    } catch (error) {
+      await lease.release();
+      throw error;
+    }
+  }
+
+  /**
+   * Builds a loaded session and puts it in the registry; with `lease`, resumes its loop (a session
+   * not ended). Returns the session, or null when it could not be (its lease is then released).
+   */
+  private async rebuild(loaded: LoadedSession, lease: Lease | null): Promise<Session | null> {
+    const { snapshot, messages, tail, lastSeq: seq } = loaded;
     let apiKey: string | null = null;
     let keyError: string | null = null;
     if (snapshot.apiKeyCipher) {
@@ -83,38 +188,44 @@ export class SessionRecoveryService implements OnApplicationBootstrap {
         keyError = error instanceof Error ? error.message : String(error);
       }
     }
-    const [messages, tail, seq] = await Promise.all([
-      this.store.loadMessages(snapshot.id),
-      this.store.loadRecentEvents(snapshot.id, this.options.eventRetention),
-      this.store.lastSeq(snapshot.id),
-    ]);
     const session = this.factory.restore(snapshot, { apiKey, messages, tail, seq });
+    const former = this.registry.byIdOf(session.id);
+    if (former) {
+      this.registry.remove(former);
+      former.close();
+    }
     this.registry.add(session);
 
     if (session.ended) {
       if (this.memory.owes(session, snapshot.memoryState)) {
         this.memory.resumeOwed(session);
       }
-      return false;
+      return session;
+    }
+    if (!lease) {
+      return session;
     }
     if (session.config.participation_mode === 'reactive' && owedReply(session.loopState, messages, tail.events)) {
       session.loopState.repliesLeft++;
     }
     const memory = session.config.memory_id ? (await this.memory.entries(session.config.memory_id)).map((e) => e.content) : [];
-    const lease = await this.loops.acquire(session);
-    if (!lease) {
-      session.logger.log('restored; its loop runs on another instance');
-      return false;
-    }
     const loop = this.loops.start(session, lease, { memory });
     if (keyError) {
       loop.end('error', `this session's LLM API key could not be restored: ${keyError}`);
     } else if (!this.loops.endIfDue(session)) {
       // A session already over time (max_time) has just ended, before the loop's first await
       // resumed: no turn is dispatched for it.
-      session.logger.log(`resumed after restart (seq ${seq}, ${messages.length} messages)`);
+      session.logger.log(`resumed (seq ${seq}, ${messages.length} messages)`);
     }
-    return true;
+    return session;
+  }
+
+  /** Forgets a session this instance no longer runs (its lease was lost): requests go to the new owner. */
+  drop(session: Session): void {
+    if (this.registry.byIdOf(session.id) === session) {
+      this.registry.remove(session);
+      session.close();
+    }
   }
 
   private forget(ids: readonly string[]): void {

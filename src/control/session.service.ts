@@ -22,6 +22,12 @@ import { newSessionId, newToken, tokenHash } from '../session/tokens.js';
 import { fellowshipLogger } from '../common/fellowship-logger.js';
 import { webhookSecretOwner } from '../webhooks/webhook-dispatcher.service.js';
 
+/**
+ * Which session a request is about: the token it came with, or the session and role an instance
+ * resolved already (a request forwarded from another instance of the service carries no token).
+ */
+export type TokenOrAccess = string | Resolved;
+
 export interface HistoryPage {
   messages: Message[];
   /** Paged form only: the `after` of the next page, or null when this page reaches the end. */
@@ -71,7 +77,9 @@ export class SessionService implements OnApplicationBootstrap {
       this.logger.warn(`unknown session options ignored: ${ignored.join(', ')}`);
     }
     const config = buildConfig(dto, this.options, (token) => this.registry.resolve(token));
-    if (this.registry.liveCount >= this.options.maxSessions) {
+    // Several instances: MAX_SESSIONS counts the service's sessions (CONTRACT §15), in the shared store.
+    const live = this.options.redisUrl ? await this.store.countLiveSessions() : this.registry.liveCount;
+    if (live >= this.options.maxSessions) {
       throw new FellowshipError(ErrorCode.TOO_MANY_SESSIONS, 'The server runs as many sessions as it may; try again later.', undefined, this.options.tooManySessionsRetryAfterS);
     }
     this.admission.admit();
@@ -113,8 +121,11 @@ export class SessionService implements OnApplicationBootstrap {
     return { token: control, observer_token: observer, session: session.status(), ignored_options: ignored };
   }
 
-  /** Either token. */
-  access(token: string): Resolved {
+  /** Either token (or a session an instance of the service already resolved, CONTRACT §15). */
+  access(token: TokenOrAccess): Resolved {
+    if (typeof token !== 'string') {
+      return token;
+    }
     const found = this.registry.resolve(token);
     if (!found) {
       throw FellowshipError.notFound();
@@ -123,7 +134,7 @@ export class SessionService implements OnApplicationBootstrap {
   }
 
   /** The control token only. */
-  control(token: string): Session {
+  control(token: TokenOrAccess): Session {
     const found = this.access(token);
     if (found.role !== 'control') {
       throw FellowshipError.forbidden();
@@ -131,7 +142,7 @@ export class SessionService implements OnApplicationBootstrap {
     return found.session;
   }
 
-  status(token: string): SessionStatus {
+  status(token: TokenOrAccess): SessionStatus {
     return this.access(token).session.status();
   }
 
@@ -139,7 +150,7 @@ export class SessionService implements OnApplicationBootstrap {
    * The history; with `after` or `limit` a page (CONTRACT §4): the messages with a turn over
    * `after`, at most `limit`, and `next_after` to ask for the next page (null at the end).
    */
-  history(token: string, page: { after?: QueryValue; limit?: QueryValue } = {}): HistoryPage {
+  history(token: TokenOrAccess, page: { after?: QueryValue; limit?: QueryValue } = {}): HistoryPage {
     const session = this.access(token).session;
     const show = (m: Message): Message => publicMessage(m, session.config.show_reasoning);
     if (page.after === undefined && page.limit === undefined) {
@@ -154,7 +165,7 @@ export class SessionService implements OnApplicationBootstrap {
   }
 
   /** The whole history as a download (CONTRACT §4), Markdown or JSON. */
-  transcript(token: string, format: QueryValue): Transcript {
+  transcript(token: TokenOrAccess, format: QueryValue): Transcript {
     const session = this.access(token).session;
     const kind = format === undefined ? 'markdown' : format;
     if (kind !== 'markdown' && kind !== 'json') {
@@ -170,7 +181,7 @@ export class SessionService implements OnApplicationBootstrap {
    * Ends the session and answers once a call it aborted has been counted (bounded), so that this
    * answer's `usage` and every later one agree — a repeated DELETE during the wait waits too.
    */
-  async end(token: string): Promise<SessionStatus> {
+  async end(token: TokenOrAccess): Promise<SessionStatus> {
     const session = this.control(token);
     await this.endSession(session);
     return session.status();
@@ -182,14 +193,14 @@ export class SessionService implements OnApplicationBootstrap {
     await this.loops.settled(session);
   }
 
-  pause(token: string): SessionStatus {
+  pause(token: TokenOrAccess): SessionStatus {
     const session = this.liveControl(token);
     session.humanActivity();
     this.loops.get(session)?.pause('client_request');
     return session.status();
   }
 
-  resume(token: string): SessionStatus {
+  resume(token: TokenOrAccess): SessionStatus {
     const session = this.liveControl(token);
     session.humanActivity();
     this.loops.get(session)?.resume();
@@ -197,17 +208,17 @@ export class SessionService implements OnApplicationBootstrap {
   }
 
   /** `POST …/message` (control token): a talker message without a socket. */
-  postMessage(token: string, body: unknown): { queued: boolean } {
+  postMessage(token: TokenOrAccess, body: unknown): { queued: boolean } {
     return this.talkerInput.speak(this.control(token), null, body);
   }
 
-  async memory(token: string): Promise<{ memory_id: string | null; entries: MemoryEntry[] }> {
+  async memory(token: TokenOrAccess): Promise<{ memory_id: string | null; entries: MemoryEntry[] }> {
     const session = this.control(token);
     const id = session.config.memory_id;
     return { memory_id: id, entries: id ? await this.store.memoryEntries(id) : [] };
   }
 
-  private liveControl(token: string): Session {
+  private liveControl(token: TokenOrAccess): Session {
     const session = this.control(token);
     if (session.ended) {
       throw FellowshipError.ended();

@@ -10,7 +10,7 @@ import type { Session } from '../session/session.js';
 import { BotDto } from './dto/create-session.dto.js';
 import { EditMessageDto, NextSpeakerDto, UpdateBotDto } from './dto/steering.dto.js';
 import { botConfig, checkBotModelPriced, checkMaxTokens, checkSystemPrompt, type ContextLimit } from './session-config.js';
-import { SessionService } from './session.service.js';
+import { SessionService, type TokenOrAccess } from './session.service.js';
 import { checkMessageContent } from './talker-input.service.js';
 
 /** Fewest bots an orchestrated session may have (CONTRACT §3, and §13 for removals). */
@@ -31,7 +31,7 @@ export class SteeringService {
     private readonly loops: LoopService,
   ) {}
 
-  next(token: string, body: unknown): SessionStatus {
+  next(token: TokenOrAccess, body: unknown): SessionStatus {
     const { session, loop } = this.live(token);
     const { bot: name } = validateBody(NextSpeakerDto, body);
     const bot = this.bot(session, name);
@@ -44,7 +44,7 @@ export class SteeringService {
     return session.status();
   }
 
-  setMuted(token: string, name: string, muted: boolean): SessionStatus {
+  setMuted(token: TokenOrAccess, name: string, muted: boolean): SessionStatus {
     const { session, loop } = this.live(token);
     const bot = this.bot(session, name);
     session.humanActivity();
@@ -54,7 +54,7 @@ export class SteeringService {
     return session.status();
   }
 
-  addBot(token: string, body: unknown): SessionStatus {
+  addBot(token: TokenOrAccess, body: unknown): SessionStatus {
     const { session, loop } = this.live(token);
     const dto = validateBody(BotDto, body);
     const name = dto.name.trim();
@@ -75,7 +75,7 @@ export class SteeringService {
     return session.status();
   }
 
-  updateBot(token: string, name: string, body: unknown): SessionStatus {
+  updateBot(token: TokenOrAccess, name: string, body: unknown): SessionStatus {
     const { session } = this.live(token);
     const dto = validateBody(UpdateBotDto, body);
     const bot = this.bot(session, name);
@@ -97,7 +97,7 @@ export class SteeringService {
     return session.status();
   }
 
-  removeBot(token: string, name: string): SessionStatus {
+  removeBot(token: TokenOrAccess, name: string): SessionStatus {
     const { session, loop } = this.live(token);
     const bot = this.bot(session, name);
     if (session.bots.length === 1) {
@@ -112,7 +112,7 @@ export class SteeringService {
     return session.status();
   }
 
-  editMessage(token: string, turn: string, body: unknown): Message {
+  editMessage(token: TokenOrAccess, turn: string, body: unknown): Message {
     const { session, loop } = this.live(token);
     const { content } = validateBody(EditMessageDto, body);
     checkMessageContent(content, this.options.maxMessageChars);
@@ -125,7 +125,7 @@ export class SteeringService {
     return publicMessage(message, session.config.show_reasoning);
   }
 
-  deleteMessage(token: string, turn: string): Message {
+  deleteMessage(token: TokenOrAccess, turn: string): Message {
     const { session, loop } = this.live(token);
     const message = this.message(session, loop, turn);
     session.humanActivity();
@@ -133,7 +133,7 @@ export class SteeringService {
     return publicMessage(message, session.config.show_reasoning);
   }
 
-  regenerate(token: string): SessionStatus {
+  regenerate(token: TokenOrAccess): SessionStatus {
     const { session, loop } = this.live(token);
     if (loop.callInFlight) {
       throw FellowshipError.conflict('A call is in flight: regenerate when no bot is generating.');
@@ -158,7 +158,7 @@ export class SteeringService {
   }
 
   /** The session, not ended, with its loop (control token). */
-  private live(token: string): { session: Session; loop: SessionLoop } {
+  private live(token: TokenOrAccess): { session: Session; loop: SessionLoop } {
     const session = this.sessions.control(token);
     const loop = session.ended ? undefined : this.loops.get(session);
     if (!loop) {

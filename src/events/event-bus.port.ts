@@ -24,4 +24,10 @@ export interface EventBus {
   publish(sessionId: string, events: readonly SerializedEvent[]): void;
   /** Receives the batches of `sessionId` published from now on; the function returned stops that. */
   subscribe(sessionId: string, listener: BatchListener): () => void;
+  /**
+   * Resolves once this instance receives every batch of `sessionId` published by another instance
+   * (a bus with a subscription round trip, like Redis); a reader that must miss nothing subscribes,
+   * awaits this, then reads the store and continues by seq. Absent: nothing to wait for.
+   */
+  ready?(sessionId: string): Promise<void>;
 }

@@ -23,6 +23,12 @@ export interface EventChannelDeps {
    * types it wants go to the outbox in the same commit, and `queued` is told once they are durable.
    */
   webhook?: { events: ReadonlySet<string>; queued: () => void };
+  /**
+   * Whether a batch whose write failed (not fenced) is published all the same: true for one
+   * instance (availability: a broken disk must not silence a live conversation), false for several
+   * (CONTRACT §15: a seq not durable could be handed out again by the next owner of the session).
+   */
+  publishUnwritten?: boolean;
 }
 
 /**
@@ -149,9 +155,9 @@ export class EventChannel {
           }
         } catch (error) {
           this.deps.onCommitError(error);
-          if (error instanceof FencedError) {
-            // Another instance holds the loop now and numbers the session's events itself: what
-            // this former holder made must reach nobody.
+          if (error instanceof FencedError || this.deps.publishUnwritten === false) {
+            // Another instance holds the loop now (or may, several instances) and numbers the
+            // session's events itself: what this holder could not write must reach nobody.
             continue;
           }
           // Availability over durability: a broken disk must not silence a live conversation.

@@ -71,7 +71,18 @@ async function hub(config: Partial<SessionConfig> = {}, options: FellowshipOptio
   };
   const loops = { membersChanged: () => h.changed++, get: () => undefined };
   const talkerInput = { speak: (session: Session, talkerId: string | null, message: unknown) => h.speak(session, talkerId, message) };
-  h.sut = new HubService(resolveOptions({ logger: false, sseHeartbeatMs: 60_000, ...options }), sessions as never, talkerInput as never, loops as never, registry);
+  // One instance: the router, recovery, store and bus are not reached (no cluster).
+  h.sut = new HubService(
+    resolveOptions({ logger: false, sseHeartbeatMs: 60_000, ...options }),
+    sessions as never,
+    talkerInput as never,
+    loops as never,
+    registry,
+    {} as never,
+    {} as never,
+    {} as never,
+    {} as never,
+  );
   made.push(h.sut);
   return h;
 }

@@ -10,10 +10,21 @@ import type { ReplyEvent } from '../events/events.js';
 /** A reply without its timestamp (distributes over the union). */
 export type ReplyBody = ReplyEvent extends infer E ? (E extends ReplyEvent ? Omit<E, 'ts'> : never) : never;
 
+/** A member of this instance in a session another instance runs. */
+export interface RemoteAttachment {
+  sessionId: string;
+  /** Unique across the service: `<instance id>:<member number>`. */
+  ref: string;
+  /** Whether the owner counted it in (answered its join). */
+  joined: boolean;
+}
+
 /** Close codes (CONTRACT §6). */
 export const CLOSE = {
   normal: 1000,
   goingAway: 1001,
+  /** Try again later: the instance that runs the session did not answer (CONTRACT §15). */
+  tryAgain: 1013,
   tooSlow: 1013,
   badRequest: 4400,
   unauthorized: 4401,
@@ -25,6 +36,8 @@ export const CLOSE = {
 /** A connected member: one socket or SSE response subscribed to a session's channel. */
 export abstract class Member implements Subscriber {
   session: Session | null = null;
+  /** Several instances: the session another instance runs that this member watches here (CONTRACT §15). */
+  remote: RemoteAttachment | null = null;
   talkerId: string | null = null;
   name: string | null = null;
   closed = false;

@@ -17,6 +17,7 @@ import {
   SessionStatusDto,
 } from '../control/dto/session-response.dto.js';
 import { SessionService, type CreateSessionResult, type HistoryPage } from '../control/session.service.js';
+import { SessionRouter } from '../control/session-router.service.js';
 import type { SessionStatus } from '../model/session.types.js';
 import type { MemoryEntry } from '../persistence/session-store.port.js';
 
@@ -42,7 +43,10 @@ const CREATE_EXAMPLE = {
 @UsePipes(FellowshipValidationPipe)
 @ApiErrorResponses(ANY_ROUTE_ERRORS)
 export class SessionController {
-  constructor(private readonly sessions: SessionService) {}
+  constructor(
+    private readonly sessions: SessionService,
+    private readonly router: SessionRouter,
+  ) {}
 
   @Post('create')
   @UseGuards(ApiKeyGuard)
@@ -72,8 +76,8 @@ export class SessionController {
   @ApiOperation({ summary: 'Session status', description: 'State, turn counters, members, effective config (no keys) and usage. Either token.' })
   @ApiResponse({ status: 200, type: SessionStatusDto, description: 'The status.' })
   @ApiErrorResponses({ 404: NOT_FOUND })
-  status(@Param('token') token: string): SessionStatus {
-    return this.sessions.status(token);
+  status(@Param('token') token: string): Promise<SessionStatus> {
+    return this.router.run(token, 'status');
   }
 
   @Delete(':token')
@@ -82,7 +86,7 @@ export class SessionController {
   @ApiResponse({ status: 200, type: SessionStatusDto, description: 'The ended session.' })
   @ApiErrorResponses({ 403: FORBIDDEN, 404: NOT_FOUND })
   end(@Param('token') token: string): Promise<SessionStatus> {
-    return this.sessions.end(token);
+    return this.router.run(token, 'end');
   }
 
   @Post(':token/pause')
@@ -91,8 +95,8 @@ export class SessionController {
   @ApiOperation({ summary: 'Pause', description: 'No new LLM call starts until resume; an in-flight call finishes and is recorded. Idempotent. Control token.' })
   @ApiResponse({ status: 200, type: SessionStatusDto, description: 'The status.' })
   @ApiErrorResponses({ 403: FORBIDDEN, 404: NOT_FOUND, 409: ENDED })
-  pause(@Param('token') token: string): SessionStatus {
-    return this.sessions.pause(token);
+  pause(@Param('token') token: string): Promise<SessionStatus> {
+    return this.router.run(token, 'pause');
   }
 
   @Post(':token/resume')
@@ -101,8 +105,8 @@ export class SessionController {
   @ApiOperation({ summary: 'Resume', description: 'Resumes a paused session; queued talker messages are answered. Idempotent. Control token.' })
   @ApiResponse({ status: 200, type: SessionStatusDto, description: 'The status.' })
   @ApiErrorResponses({ 403: FORBIDDEN, 404: NOT_FOUND, 409: ENDED })
-  resume(@Param('token') token: string): SessionStatus {
-    return this.sessions.resume(token);
+  resume(@Param('token') token: string): Promise<SessionStatus> {
+    return this.router.run(token, 'resume');
   }
 
   @Get(':token/history')
@@ -116,8 +120,8 @@ export class SessionController {
   })
   @ApiResponse({ status: 200, type: HistoryDto, description: 'The history, or one page of it.' })
   @ApiErrorResponses({ 400: `VALIDATION_ERROR: \`after\` is not a non-negative integer, or \`limit\` not an integer from 1 to ${HISTORY_PAGE_MAX}.`, 404: NOT_FOUND })
-  history(@Param('token') token: string, @Query('after') after: unknown, @Query('limit') limit: unknown): HistoryPage {
-    return this.sessions.history(token, { after, limit });
+  history(@Param('token') token: string, @Query('after') after: unknown, @Query('limit') limit: unknown): Promise<HistoryPage> {
+    return this.router.run(token, 'history', { after, limit });
   }
 
   @Get(':token/transcript')
@@ -130,8 +134,8 @@ export class SessionController {
   })
   @ApiResponse({ status: 200, description: 'The transcript file.', content: { 'text/markdown': { schema: { type: 'string' } }, 'application/json': { schema: { type: 'object' } } } })
   @ApiErrorResponses({ 400: 'VALIDATION_ERROR: `format` is neither markdown nor json.', 404: NOT_FOUND })
-  transcript(@Param('token') token: string, @Query('format') format: unknown, @Res({ passthrough: true }) res: Response): string {
-    const file = this.sessions.transcript(token, format);
+  async transcript(@Param('token') token: string, @Query('format') format: unknown, @Res({ passthrough: true }) res: Response): Promise<string> {
+    const file = await this.router.run(token, 'transcript', format);
     res.setHeader('Content-Type', file.contentType);
     res.setHeader('Content-Disposition', `attachment; filename="${file.fileName}"`);
     return file.body;
@@ -155,9 +159,9 @@ export class SessionController {
     413: 'PAYLOAD_TOO_LARGE: `content` is over MAX_MESSAGE_CHARS characters, or the body over the size limit.',
     429: { description: 'RATE_LIMITED: this talker name sent more than TALKER_RATE_LIMIT messages in the last minute; retry after `Retry-After` seconds.', retryAfter: true },
   })
-  message(@Param('token') token: string, @Body() body: unknown): { queued: boolean } {
+  message(@Param('token') token: string, @Body() body: unknown): Promise<{ queued: boolean }> {
     // Validated in the service, after access: 403/404/409 come before 400 (CONTRACT §4).
-    return this.sessions.postMessage(token, body);
+    return this.router.run(token, 'postMessage', body);
   }
 
   @Get(':token/memory')
@@ -166,6 +170,6 @@ export class SessionController {
   @ApiResponse({ status: 200, type: MemoryDto, description: 'The memory.' })
   @ApiErrorResponses({ 403: FORBIDDEN, 404: NOT_FOUND })
   memory(@Param('token') token: string): Promise<{ memory_id: string | null; entries: MemoryEntry[] }> {
-    return this.sessions.memory(token);
+    return this.router.run(token, 'memory');
   }
 }

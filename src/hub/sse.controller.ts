@@ -50,20 +50,20 @@ export class SseController {
     404: 'SESSION_NOT_FOUND: no session has this token (a malformed token, bad %-encoding included, is an unknown one).',
     429: 'RATE_LIMITED: the session has MAX_CONNECTIONS_PER_SESSION live connections.',
   })
-  stream(
+  async stream(
     @Param('token') token: string,
     @Query('after') after: string | undefined,
     @Query('history_limit') historyLimit: unknown,
     @Headers('last-event-id') lastEventId: string | undefined,
     @Req() req: Request,
     @Res() res: Response,
-  ): void {
+  ): Promise<void> {
     const member = new SseMember(this.options.memberBufferBytes, res);
     const cursor = typeof after === 'string' ? after : lastEventId;
     // Refusals throw before any byte is written, so the filter can still answer JSON.
     // A repeated parameter (an array) is refused like any malformed value.
     const params = { token, after: cursor, historyLimit: historyLimit === undefined ? undefined : typeof historyLimit === 'string' ? historyLimit : '' };
-    const checked = this.hub.check(params, 'sse');
+    const checked = await this.hub.prepare({ ...params, role: 'observer' }, 'sse');
     if ('closeCode' in checked) {
       throw checked.error;
     }
@@ -75,6 +75,6 @@ export class SseController {
     res.flushHeaders();
     req.socket.setNoDelay(true);
     req.on('close', () => this.hub.detach(member));
-    this.hub.openSse(member, params);
+    this.hub.openSse(member, checked);
   }
 }

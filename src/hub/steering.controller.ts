@@ -5,7 +5,7 @@ import { FellowshipValidationPipe } from '../common/validation.js';
 import { BotDto } from '../control/dto/create-session.dto.js';
 import { ANY_ROUTE_ERRORS, ApiErrorResponses, MessageDto, SessionStatusDto } from '../control/dto/session-response.dto.js';
 import { EditMessageDto, NextSpeakerDto, UpdateBotDto } from '../control/dto/steering.dto.js';
-import { SteeringService } from '../control/steering.service.js';
+import { SessionRouter } from '../control/session-router.service.js';
 import type { Message, SessionStatus } from '../model/session.types.js';
 import { ENDED, FORBIDDEN, NOT_FOUND, TOKEN_PARAM } from './session.controller.js';
 
@@ -28,7 +28,7 @@ const HUMAN = 'Counts as human activity (the idle clock restarts). Control token
 @UsePipes(FellowshipValidationPipe)
 @ApiErrorResponses(ANY_ROUTE_ERRORS)
 export class SteeringController {
-  constructor(private readonly steering: SteeringService) {}
+  constructor(private readonly router: SessionRouter) {}
 
   @Post(':token/next')
   @HttpCode(202)
@@ -40,8 +40,8 @@ export class SteeringController {
   })
   @ApiResponse({ status: 202, type: SessionStatusDto, description: 'Accepted: the status, the turn to come.' })
   @ApiErrorResponses({ 400: BODY_400('`bot` is missing or not a string'), 403: FORBIDDEN, 404: `${NOT_FOUND} ${BOT_NOT_FOUND}`, 409: `${ENDED_409} CONFLICT: the bot is muted.` })
-  next(@Param('token') token: string, @Body() body: unknown): SessionStatus {
-    return this.steering.next(token, body);
+  next(@Param('token') token: string, @Body() body: unknown): Promise<SessionStatus> {
+    return this.router.run(token, 'next', body);
   }
 
   @Post(':token/bots/:name/mute')
@@ -54,8 +54,8 @@ export class SteeringController {
   })
   @ApiResponse({ status: 200, type: SessionStatusDto, description: 'The status (`config.bots[].muted`).' })
   @ApiErrorResponses({ 403: FORBIDDEN, 404: `${NOT_FOUND} ${BOT_NOT_FOUND}`, 409: ENDED_409 })
-  mute(@Param('token') token: string, @Param('name') name: string): SessionStatus {
-    return this.steering.setMuted(token, name, true);
+  mute(@Param('token') token: string, @Param('name') name: string): Promise<SessionStatus> {
+    return this.router.run(token, 'setMuted', name, true);
   }
 
   @Post(':token/bots/:name/unmute')
@@ -65,8 +65,8 @@ export class SteeringController {
   @ApiOperation({ summary: 'Unmute a bot', description: `The bot takes part again. Idempotent: \`bot_unmuted\` only on a change. ${HUMAN}` })
   @ApiResponse({ status: 200, type: SessionStatusDto, description: 'The status (`config.bots[].muted`).' })
   @ApiErrorResponses({ 403: FORBIDDEN, 404: `${NOT_FOUND} ${BOT_NOT_FOUND}`, 409: ENDED_409 })
-  unmute(@Param('token') token: string, @Param('name') name: string): SessionStatus {
-    return this.steering.setMuted(token, name, false);
+  unmute(@Param('token') token: string, @Param('name') name: string): Promise<SessionStatus> {
+    return this.router.run(token, 'setMuted', name, false);
   }
 
   @Post(':token/bots')
@@ -84,8 +84,8 @@ export class SteeringController {
     404: NOT_FOUND,
     409: ENDED_409,
   })
-  addBot(@Param('token') token: string, @Body() body: unknown): SessionStatus {
-    return this.steering.addBot(token, body);
+  addBot(@Param('token') token: string, @Body() body: unknown): Promise<SessionStatus> {
+    return this.router.run(token, 'addBot', body);
   }
 
   @Patch(':token/bots/:name')
@@ -103,8 +103,8 @@ export class SteeringController {
     404: `${NOT_FOUND} ${BOT_NOT_FOUND}`,
     409: ENDED_409,
   })
-  updateBot(@Param('token') token: string, @Param('name') name: string, @Body() body: unknown): SessionStatus {
-    return this.steering.updateBot(token, name, body);
+  updateBot(@Param('token') token: string, @Param('name') name: string, @Body() body: unknown): Promise<SessionStatus> {
+    return this.router.run(token, 'updateBot', name, body);
   }
 
   @Delete(':token/bots/:name')
@@ -116,8 +116,8 @@ export class SteeringController {
   })
   @ApiResponse({ status: 200, type: SessionStatusDto, description: 'The status.' })
   @ApiErrorResponses({ 403: FORBIDDEN, 404: `${NOT_FOUND} ${BOT_NOT_FOUND}`, 409: `${ENDED_409} CONFLICT: it is the last bot, or the session is orchestrated and would have fewer than 3.` })
-  removeBot(@Param('token') token: string, @Param('name') name: string): SessionStatus {
-    return this.steering.removeBot(token, name);
+  removeBot(@Param('token') token: string, @Param('name') name: string): Promise<SessionStatus> {
+    return this.router.run(token, 'removeBot', name);
   }
 
   @Patch(':token/messages/:turn')
@@ -136,8 +136,8 @@ export class SteeringController {
     409: `${ENDED_409} CONFLICT: the turn is still being generated, or the message was deleted.`,
     413: 'PAYLOAD_TOO_LARGE: `content` is over MAX_MESSAGE_CHARS characters.',
   })
-  editMessage(@Param('token') token: string, @Param('turn') turn: string, @Body() body: unknown): Message {
-    return this.steering.editMessage(token, turn, body);
+  editMessage(@Param('token') token: string, @Param('turn') turn: string, @Body() body: unknown): Promise<Message> {
+    return this.router.run(token, 'editMessage', turn, body);
   }
 
   @Delete(':token/messages/:turn')
@@ -149,8 +149,8 @@ export class SteeringController {
   })
   @ApiResponse({ status: 200, type: MessageDto, description: 'The deleted message.' })
   @ApiErrorResponses({ 403: FORBIDDEN, 404: `${NOT_FOUND} ${TURN_NOT_FOUND}`, 409: `${ENDED_409} CONFLICT: the turn is still being generated.` })
-  deleteMessage(@Param('token') token: string, @Param('turn') turn: string): Message {
-    return this.steering.deleteMessage(token, turn);
+  deleteMessage(@Param('token') token: string, @Param('turn') turn: string): Promise<Message> {
+    return this.router.run(token, 'deleteMessage', turn);
   }
 
   @Post(':token/regenerate')
@@ -162,7 +162,7 @@ export class SteeringController {
   })
   @ApiResponse({ status: 202, type: SessionStatusDto, description: 'Accepted: the status, the turn to come.' })
   @ApiErrorResponses({ 403: FORBIDDEN, 404: NOT_FOUND, 409: `${ENDED_409} CONFLICT: a call is in flight, the last message is not a bot message, or its bot was removed or is muted.` })
-  regenerate(@Param('token') token: string): SessionStatus {
-    return this.steering.regenerate(token);
+  regenerate(@Param('token') token: string): Promise<SessionStatus> {
+    return this.router.run(token, 'regenerate');
   }
 }

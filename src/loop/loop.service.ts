@@ -38,6 +38,7 @@ export class LoopService implements OnApplicationShutdown {
   private readonly loops = new Map<string, SessionLoop>();
   private readonly leases = new Map<string, Lease>();
   private readonly endListeners: SessionEndListener[] = [];
+  private readonly lostListeners: SessionEndListener[] = [];
   /** Ended sessions whose loop is still unwinding (an aborted call being counted), by session id. */
   private readonly settling = new Map<string, Promise<void>>();
 
@@ -61,9 +62,17 @@ export class LoopService implements OnApplicationShutdown {
     this.endListeners.push(listener);
   }
 
+  /**
+   * Called with every session whose lease was lost while its loop ran (another instance took it
+   * over): its loop is stopping, and the session is no longer this instance's to serve.
+   */
+  onLeaseLost(listener: SessionEndListener): void {
+    this.lostListeners.push(listener);
+  }
+
   /** The lease of a session's loop (null: another instance runs it). */
-  acquire(session: Session): Promise<Lease | null> {
-    return this.lease.acquire(session.id);
+  acquire(session: Session | string): Promise<Lease | null> {
+    return this.lease.acquire(typeof session === 'string' ? session : session.id);
   }
 
   /** Starts the loop of a session whose `lease` this instance holds. */
@@ -83,7 +92,7 @@ export class LoopService implements OnApplicationShutdown {
     this.loops.set(session.id, loop);
     this.leases.set(session.id, lease);
     session.channel.fence = lease.epoch;
-    lease.onLost(() => loop.stop());
+    lease.onLost(() => this.lost(session, loop));
     this.armTimers(session);
     if (paused) {
       loop.pause('client_request');
@@ -155,6 +164,45 @@ export class LoopService implements OnApplicationShutdown {
         this.arm(session, reason, condition);
       }
     });
+  }
+
+  private lost(session: Session, loop: SessionLoop): void {
+    loop.stop();
+    if (this.loops.get(session.id) === loop) {
+      this.loops.delete(session.id);
+      this.leases.delete(session.id);
+      this.scheduler.clear(session.id);
+    }
+    session.logger.warn('loop lease lost: another instance runs this session now');
+    for (const listener of this.lostListeners) {
+      try {
+        listener(session);
+      } catch (error) {
+        this.logger.error(`lease-lost listener failed: ${String(error)}`);
+      }
+    }
+  }
+
+  /**
+   * Hands every loop over (graceful shutdown of one instance of several): stops them, waits for
+   * each to finish (bounded by `deadline`), then releases its lease, so another instance can take
+   * it at once. Returns the ids of the sessions handed over.
+   */
+  async handOver(deadline: number): Promise<string[]> {
+    for (const loop of this.loops.values()) {
+      loop.stop();
+    }
+    this.pacer.close();
+    const held = [...this.leases.entries()];
+    this.leases.clear();
+    await within(Promise.all(held.map(([id]) => this.loops.get(id)?.finished ?? Promise.resolve())), deadline);
+    for (const [id] of held) {
+      // No longer this instance's: requests and joins arriving now go to the next owner.
+      this.loops.delete(id);
+      this.scheduler.clear(id);
+    }
+    await Promise.all(held.map(([, lease]) => lease.release().catch((error: unknown) => this.logger.error(`releasing the loop lease failed: ${String(error)}`))));
+    return held.map(([id]) => id);
   }
 
   private ended(session: Session): void {

@@ -49,6 +49,18 @@ const MS_PER_SECOND = 1000;
 
 const NO_SESSIONS: SessionCensus = { all: () => [] };
 
+/** The cluster figures, read on each scrape. */
+export interface ClusterCensus {
+  loopsOwned(): number;
+  forwardedRequests(): number;
+  busMissedEvents(): number;
+}
+
+const NO_CLUSTER: ClusterCensus = { loopsOwned: () => 0, forwardedRequests: () => 0, busMissedEvents: () => 0 };
+
+/** Bus lag buckets, seconds: a loopback Redis takes a fraction of a ms, a busy one or a remote host tens of ms. */
+const BUS_LAG_BUCKETS_SECONDS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+
 /** Admission control's state, read on each scrape. */
 function registerAdmissionMetrics(admission: AdmissionControl, registers: Registry[]): void {
   new Gauge({
@@ -131,6 +143,10 @@ export class FellowshipMetrics {
   private readonly sessionsEnded: Counter<'reason'>;
   private readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   private readonly webhookAttempts: Counter<'result'>;
+  private readonly leaseTakeovers: Counter;
+  private readonly busLag: Histogram;
+  /** What the cluster gauges read on each scrape (CONTRACT §15); set by whoever knows. */
+  private cluster: ClusterCensus = NO_CLUSTER;
 
   constructor(@Optional() @Inject(SESSION_CENSUS) sessions: SessionCensus = NO_SESSIONS, @Optional() admission?: AdmissionControl) {
     const registers = [this.registry];
@@ -243,6 +259,48 @@ export class FellowshipMetrics {
     for (const result of WEBHOOK_RESULTS) {
       this.webhookAttempts.inc({ result }, 0);
     }
+    this.leaseTakeovers = new Counter({
+      name: 'fellowship_lease_takeovers_total',
+      help: 'Sessions this instance took over from another one (its owner died, lost its lease, or handed it over at shutdown).',
+      registers,
+    });
+    this.busLag = new Histogram({
+      name: 'fellowship_bus_lag_seconds',
+      help: "Several instances: from when another instance published a batch of session events to when it arrived here through Redis (the two instances' clocks compared).",
+      buckets: [...BUS_LAG_BUCKETS_SECONDS],
+      registers,
+    });
+    const census = (): ClusterCensus => this.cluster;
+    new Gauge({
+      name: 'fellowship_loops_owned',
+      help: 'Session loops this instance runs (holds the loop lease of).',
+      registers,
+      collect() {
+        this.set(census().loopsOwned());
+      },
+    });
+    let forwarded = 0;
+    new Counter({
+      name: 'fellowship_forwarded_requests_total',
+      help: 'Several instances: requests this instance forwarded to the instance that runs their session (talker messages, control requests, members joining).',
+      registers,
+      collect() {
+        const now = census().forwardedRequests();
+        this.inc(Math.max(0, now - forwarded));
+        forwarded = now;
+      },
+    });
+    let missed = 0;
+    new Counter({
+      name: 'fellowship_bus_missed_events_total',
+      help: 'Several instances: session events this instance did not receive through Redis (a gap in seqs, e.g. while disconnected); members got them from the store.',
+      registers,
+      collect() {
+        const now = census().busMissedEvents();
+        this.inc(Math.max(0, now - missed));
+        missed = now;
+      },
+    });
     // Every label combination from the start, so that rates work before the first call.
     for (const kind of LLM_CALL_KINDS) {
       this.llmCalls.inc({ kind }, 0);
@@ -253,6 +311,21 @@ export class FellowshipMetrics {
     for (const reason of END_REASONS) {
       this.sessionsEnded.inc({ reason }, 0);
     }
+  }
+
+  /** Where the cluster figures are read from (loops owned, forwarded requests, missed bus events). */
+  watchCluster(census: ClusterCensus): void {
+    this.cluster = census;
+  }
+
+  /** This instance took a session over. */
+  leaseTakeover(): void {
+    this.leaseTakeovers.inc();
+  }
+
+  /** A batch from another instance arrived after `ms`. */
+  busLagMs(ms: number): void {
+    this.busLag.observe(Math.max(0, ms) / MS_PER_SECOND);
   }
 
   /** One webhook delivery attempt and what came of it. */

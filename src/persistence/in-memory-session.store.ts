@@ -225,4 +225,17 @@ export class InMemorySessionStore implements SessionStore {
   countLiveSessions(): Promise<number> {
     return Promise.resolve([...this.sessions.values()].filter((s) => s.endedAt === null).length);
   }
+
+  liveSessionIds(): Promise<string[]> {
+    return Promise.resolve([...this.sessions.values()].filter((s) => s.endedAt === null).map((s) => s.id));
+  }
+
+  findByTokenHash(hash: string): Promise<{ id: string; role: 'control' | 'observer' } | null> {
+    for (const s of this.sessions.values()) {
+      if (s.controlHash === hash || s.observerHash === hash) {
+        return Promise.resolve({ id: s.id, role: s.controlHash === hash ? 'control' : 'observer' });
+      }
+    }
+    return Promise.resolve(null);
+  }
 }

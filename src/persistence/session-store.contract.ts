@@ -218,6 +218,17 @@ export function sessionStoreContract(name: string, make: () => Promise<SessionSt
       expect(await sut.loadSession('s2', 10)).toMatchObject({ messages: [], tail: { events: [], droppedThrough: 0 }, lastSeq: 0 });
       expect(await sut.loadSession('nobody', 10)).toBeNull();
       expect(await sut.countLiveSessions()).toBe(2);
+      expect((await sut.liveSessionIds()).sort()).toEqual(['s1', 's2']);
+    });
+
+    it('finds a session by the hash of either token', async () => {
+      const sut = await open();
+      const s = snapshot('s1');
+      await sut.insertSession(s);
+      await sut.insertSession(snapshot('s2'));
+      expect(await sut.findByTokenHash(s.controlHash)).toEqual({ id: 's1', role: 'control' });
+      expect(await sut.findByTokenHash(s.observerHash)).toEqual({ id: 's1', role: 'observer' });
+      expect(await sut.findByTokenHash('0'.repeat(64))).toBeNull();
     });
 
     it('pages the sessions index newest first, by owner and by ended, with the turn of each', async () => {

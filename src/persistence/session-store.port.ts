@@ -227,4 +227,11 @@ export interface SessionStore {
   loadSession(sessionId: string, tailLimit: number): Promise<LoadedSession | null>;
   /** Sessions not ended, in the whole store (what MAX_SESSIONS bounds across instances). */
   countLiveSessions(): Promise<number>;
+  /** The ids of the sessions not ended (what instances of one service scan for loops to take over). */
+  liveSessionIds(): Promise<string[]>;
+  /**
+   * The session one of whose tokens has this SHA-256 (session/tokens.ts), and which token it is;
+   * null when none has. How an instance finds a session another one created.
+   */
+  findByTokenHash(hash: string): Promise<{ id: string; role: 'control' | 'observer' } | null>;
 }

@@ -249,6 +249,21 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
     return row?.n ?? 0;
   }
 
+  async liveSessionIds(): Promise<string[]> {
+    const rows = await this.db.query<{ id: string }[]>('SELECT "id" FROM "fellowship_sessions" WHERE "ended_at" IS NULL');
+    return rows.map((r) => r.id);
+  }
+
+  async findByTokenHash(hash: string): Promise<{ id: string; role: 'control' | 'observer' } | null> {
+    // Each hash column has its unique index: two index lookups.
+    const rows = await this.db.query<{ id: string; control_hash: string }[]>(
+      'SELECT "id", "control_hash" FROM "fellowship_sessions" WHERE "control_hash" = ? OR "observer_hash" = ?',
+      [hash, hash],
+    );
+    const row = rows[0];
+    return row ? { id: row.id, role: row.control_hash === hash ? 'control' : 'observer' } : null;
+  }
+
   raiseFence(sessionId: string, epoch: number): Promise<void> {
     return this.write(async (q) => {
       const result = (await q.query(

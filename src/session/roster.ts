@@ -45,6 +45,17 @@ export class Roster {
     return member;
   }
 
+  /** Counts in again a member another instance had counted (its identity kept, CONTRACT §15). */
+  restore(member: MemberIdentity): void {
+    if (member.role === 'talker') {
+      this.talkers++;
+      this.talkerSerial++;
+      this.countName(member.name ?? '', 1);
+    } else {
+      this.observers++;
+    }
+  }
+
   remove(member: MemberIdentity): void {
     if (member.role === 'talker') {
       this.talkers--;

@@ -24,6 +24,8 @@ export interface SessionEvents {
   start?: FeedStart;
   /** Its webhook's event types and who delivers them (absent: no webhook). */
   webhook?: { events: ReadonlySet<string>; queued: () => void };
+  /** EventChannelDeps.publishUnwritten. */
+  publishUnwritten?: boolean;
 }
 
 /** What a restored session had when the server stopped (session_store rows, decoded). */

@@ -44,6 +44,8 @@ export class SessionFactory {
       store: this.store,
       bus: this.bus,
       retention: this.options.eventRetention,
+      // Several instances: a batch not written is never published (its seqs may be reused).
+      publishUnwritten: !this.options.redisUrl,
       ...this.webhookOf(init.id, init.config),
     });
   }
@@ -77,6 +79,7 @@ export class SessionFactory {
         store: this.store,
         bus: this.bus,
         retention: this.options.eventRetention,
+        publishUnwritten: !this.options.redisUrl,
         ...this.webhookOf(snapshot.id, { ...snapshot.config, webhook: snapshot.config.webhook ?? null }),
         start: {
           seq: parts.seq,

@@ -98,6 +98,7 @@ export class Session implements EndView {
         sessionState: () => this.persistedState(),
         onCommitError: (error) => this.logger.error(`persisting events failed: ${String(error)}`),
         ...(events.webhook ? { webhook: events.webhook } : {}),
+        ...(events.publishUnwritten === false ? { publishUnwritten: false } : {}),
       },
       events.start?.seq,
     );
@@ -177,6 +178,14 @@ export class Session implements EndView {
     this.feed.join(join, { before: announced.seq });
     this.logger.log(`${role} joined${member.name ? ` (${member.name})` : ''}`);
     return member;
+  }
+
+  /**
+   * A member already joined through another instance that ran this session before (CONTRACT §15:
+   * a takeover): counted in again with the identity it had, without a new `member_joined`.
+   */
+  rejoin(member: MemberIdentity): void {
+    (this.roster ??= new Roster(this.config.bots)).restore(member);
   }
 
   /** Someone watches without joining (an ended session): `join` is placed after everything published so far. */

@@ -3,7 +3,7 @@
  * test itself on loopback. A missing package is installed with apt-get when we are root (CI is);
  * otherwise the test fails naming the command to run. Never skipped.
  */
-import { afterAll, beforeAll } from '@jest/globals';
+import type { afterAll as AfterAll, beforeAll as BeforeAll } from '@jest/globals';
 import { execFile, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
@@ -163,6 +163,8 @@ async function ready(launch: ServerLaunch, child: ChildProcess, port: number, li
  * a file); the getter it returns is valid in tests.
  */
 export function serverForSuite<T extends { stop(): Promise<void> }>(name: string, start: () => Promise<T>, startTimeoutMs: number): () => T {
+  // Jest's globals, not an import of them: the benchmark (no Jest) starts these servers too.
+  const { beforeAll, afterAll } = globalThis as unknown as { beforeAll: typeof BeforeAll; afterAll: typeof AfterAll };
   let server: T | undefined;
   beforeAll(async () => {
     server = await start();

@@ -76,26 +76,7 @@ export async function fanout(ctx: BenchContext, transport: Transport): Promise<F
     );
     const cpu = cpuShares(server.cpuMs() - serverCpu0, process.cpuUsage(benchCpu0), performance.now() - turnsStart);
 
-    const answered = new Map<number, number>();
-    for (const r of backend.llm.requests) {
-      if (r.answeredAt !== undefined) {
-        answered.set(r.index, r.answeredAt);
-      }
-    }
-    const all: number[] = [];
-    const last = new Map<number, number>();
-    for (const list of messages) {
-      for (const a of list) {
-        const index = replyIndex((JSON.parse(String(a.data)) as { content: string }).content);
-        const at = index === null ? undefined : answered.get(index);
-        if (index === null || at === undefined) {
-          continue;
-        }
-        const delay = a.t - at;
-        all.push(delay);
-        last.set(index, Math.max(last.get(index) ?? 0, delay));
-      }
-    }
+    const { all, last } = deliveryDelays(backend, messages);
     return {
       transport,
       observers: sizes.fanoutObservers,
@@ -113,6 +94,34 @@ export async function fanout(ctx: BenchContext, transport: Transport): Promise<F
     observers.forEach((o) => o?.kill());
     await server.stop();
   }
+}
+
+/**
+ * For each `bot_message` each observer received: the delay from the backend answering it to its
+ * arrival (`all`), and per message the arrival at the last observer (`last`, by reply index), ms.
+ */
+export function deliveryDelays(backend: BenchContext['backend'], messages: readonly Arrival[][]): { all: number[]; last: Map<number, number> } {
+  const answered = new Map<number, number>();
+  for (const r of backend.llm.requests) {
+    if (r.answeredAt !== undefined) {
+      answered.set(r.index, r.answeredAt);
+    }
+  }
+  const all: number[] = [];
+  const last = new Map<number, number>();
+  for (const list of messages) {
+    for (const a of list) {
+      const index = replyIndex((JSON.parse(String(a.data)) as { content: string }).content);
+      const at = index === null ? undefined : answered.get(index);
+      if (index === null || at === undefined) {
+        continue;
+      }
+      const delay = a.t - at;
+      all.push(delay);
+      last.set(index, Math.max(last.get(index) ?? 0, delay));
+    }
+  }
+  return { all, last };
 }
 
 /** Fan-out of the floor server to as many observers, as many messages, as far apart. */

@@ -70,8 +70,15 @@ export interface LoadResult {
   create_refused: number;
 }
 
-/** Creates the sessions (first answers held), releases them, warms up, measures. */
-export async function sustainedLoad(ctx: BenchContext, server: ServerProcess, o: LoadOptions): Promise<{ result: LoadResult; tokens: string[] }> {
+/**
+ * Creates the sessions (first answers held), releases them, warms up, measures. With several
+ * servers (instances of one service), session i is created through server i mod n (which then
+ * runs it), and the servers' CPU is summed.
+ */
+export async function sustainedLoad(ctx: BenchContext, servers: ServerProcess | ServerProcess[], o: LoadOptions): Promise<{ result: LoadResult; tokens: string[] }> {
+  const all = Array.isArray(servers) ? servers : [servers];
+  const server = all[0];
+  const cpuMs = (): number => all.reduce((sum, s) => sum + s.cpuMs(), 0);
   const { backend, sizes } = ctx;
   const trim = setInterval(() => {
     // The mock keeps every request body; a few thousand a second would pile up. Turns are counted
@@ -100,8 +107,8 @@ export async function sustainedLoad(ctx: BenchContext, server: ServerProcess, o:
     const models = Array.from({ length: o.sessions }, (_, i) => `c${i}`);
     let refused = 0;
     const deadline = Date.now() + (o.createBoundS ?? CREATE_BOUND_S) * 1000;
-    const created = await pool(models, sizes.createConcurrency, (model) =>
-      createSessionPatiently(server.baseUrl, { mode: 'autonomous', model }, deadline, () => refused++),
+    const created = await pool(models, sizes.createConcurrency, (model, i) =>
+      createSessionPatiently(all[i % all.length].baseUrl, { mode: 'autonomous', model }, deadline, () => refused++),
     );
     const createS = (performance.now() - createStart) / 1000;
     holding = false;
@@ -110,7 +117,7 @@ export async function sustainedLoad(ctx: BenchContext, server: ServerProcess, o:
 
     log(`${o.label}: measuring ${o.windowS} s`);
     await loopDelay(server); // resets the server's delay histogram
-    const serverCpu0 = server.cpuMs();
+    const serverCpu0 = cpuMs();
     const benchCpu0 = process.cpuUsage();
     const connections0 = backend.llm.connectionsAccepted;
     const machine0 = cpuSnapshot();
@@ -119,7 +126,7 @@ export async function sustainedLoad(ctx: BenchContext, server: ServerProcess, o:
     const tokens = created.map((c) => c.token);
     // Everything is read when the window ends, even if `during` still waits for answers.
     const atEnd = sleep(o.windowS * 1000 + 5).then(async () => ({
-      serverCpu: server.cpuMs() - serverCpu0,
+      serverCpu: cpuMs() - serverCpu0,
       benchCpu: process.cpuUsage(benchCpu0),
       connections: backend.llm.connectionsAccepted - connections0,
       // The server is not reaped yet: its CPU is in the machine's busy time, not in ours.
@@ -129,11 +136,11 @@ export async function sustainedLoad(ctx: BenchContext, server: ServerProcess, o:
     }));
     const [{ serverCpu, benchCpu, connections, machineOthers, wallMs, delay }] = await Promise.all([atEnd, o.during?.(windowEnd, tokens)]);
 
-    const all = [...counts.values()].reduce((s, n) => s + n, 0);
+    const turns = [...counts.values()].reduce((s, n) => s + n, 0);
     const measured = models.slice(o.exclude ?? 0).map((m) => counts.get(m) ?? 0);
     const min = Math.min(...measured);
     const max = Math.max(...measured);
-    const turnsPerS = all / o.windowS;
+    const turnsPerS = turns / o.windowS;
     const ideal = o.sessions / (o.latencyMs / 1000);
     const result: LoadResult = {
       sessions: o.sessions,
@@ -147,8 +154,8 @@ export async function sustainedLoad(ctx: BenchContext, server: ServerProcess, o:
       max_turns: max,
       starved: measured.filter((n) => n === 0).length,
       server_cpu_pct: round((serverCpu / wallMs) * 100, 1),
-      cpu_ms_per_turn: round(all > 0 ? serverCpu / all : Number.NaN),
-      turns_per_core_s: round(serverCpu > 0 ? all / (serverCpu / 1000) : Number.NaN, 0),
+      cpu_ms_per_turn: round(turns > 0 ? serverCpu / turns : Number.NaN),
+      turns_per_core_s: round(serverCpu > 0 ? turns / (serverCpu / 1000) : Number.NaN, 0),
       bench_cpu_pct: round(((benchCpu.user + benchCpu.system) / 1000 / wallMs) * 100, 1),
       backend_connections: connections,
       loop_delay_ms: delay,

@@ -1,4 +1,5 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import { CLUSTER, type Cluster } from '../../cluster/cluster.js';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import type { ResolvedFellowshipOptions } from '../../config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from '../../config/fellowship-options.token.js';
@@ -23,7 +24,25 @@ export class FellowshipHealthIndicator {
     @Inject(SESSION_STORE) private readonly store: SessionStore,
     @Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions,
     private readonly backendFetch: BackendFetch,
+    @Optional() @Inject(CLUSTER) private readonly cluster: Cluster | null = null,
   ) {}
+
+  /** Several instances (`redisUrl`): `up` when Redis answers `PING` within `healthTimeoutMs`, else `down`. */
+  async isRedisReady<const Key extends string = 'redis'>(key: Key = 'redis' as Key): Promise<HealthIndicatorResult<Key>> {
+    const check = this.health.check(key);
+    const cluster = this.cluster;
+    if (!cluster) {
+      return check.up({ message: 'not configured (one instance)' });
+    }
+    const started = performance.now();
+    try {
+      await this.withTimeout(() => cluster.ping());
+      return check.up({ responseTime: this.since(started) });
+    } catch (error) {
+      const message = error instanceof ProbeTimeout ? `no answer within ${this.options.healthTimeoutMs} ms` : 'Redis did not answer';
+      return check.down({ message, responseTime: this.since(started) });
+    }
+  }
 
   /** `up` when the session store answers `ping()` within `healthTimeoutMs`, else `down`. */
   async isDatabaseReady<const Key extends string = 'database'>(key: Key = 'database' as Key): Promise<HealthIndicatorResult<Key>> {

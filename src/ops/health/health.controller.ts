@@ -64,12 +64,15 @@ export class HealthController {
   @ApiOperation({
     summary: 'Readiness',
     description:
-      'Answers 200 when the session store answers (`database`), else 503. The LLM backend (`llm_backend`, ' +
+      'Answers 200 when the session store answers (`database`) and, with REDIS_URL, Redis (`redis`), else 503. The LLM backend (`llm_backend`, ' +
       '`GET {LLM_BASE_URL}/models`, only with HEALTH_CHECK_BACKEND=true) is a non-fatal detail: when it does not answer, the status is `degraded` and ' +
       'the answer stays 200; without HEALTH_CHECK_BACKEND it is reported `unchecked` (never `up`). Terminus JSON body: `status`, `info`, `error`, `details`.',
   })
   async ready(): Promise<HealthCheckResult> {
     const checks: HealthIndicatorFunction[] = [() => this.fellowship.isDatabaseReady()];
+    if (this.options.redisUrl) {
+      checks.push(() => this.fellowship.isRedisReady());
+    }
     const unchecked: Unchecked = {};
     if (this.options.healthCheckBackend) {
       checks.push(() => this.fellowship.isBackendReachable());
