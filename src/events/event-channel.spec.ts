@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { InMemorySessionStore } from '../persistence/in-memory-session.store.js';
-import { FencedError, type CommitBatch, type SessionStore } from '../persistence/session-store.port.js';
+import { FencedError, StoreClosedError, type CommitBatch, type SessionStore } from '../persistence/session-store.port.js';
 import type { Message } from '../model/session.types.js';
 import { EventChannel } from './event-channel.js';
 import { EventFeed, type Join, type Subscriber } from './event-feed.js';
@@ -182,6 +182,36 @@ describe(`${EventChannel.name} and ${EventFeed.name}`, () => {
     expect(seen).toEqual([]);
     expect(errors).toEqual([expect.any(FencedError)]);
     expect(await store.loadEvents('s', 0, 10)).toEqual([]);
+  });
+
+  it('publishes nothing the store could no longer write (closed at shutdown), even where failed writes are published', async () => {
+    const errors: unknown[] = [];
+    const store = new InMemorySessionStore();
+    store.commit = () => Promise.reject(new StoreClosedError());
+    const bus = new InProcessEventBus();
+    const sut = new EventChannel({ sessionId: 's', store, bus, sessionState: () => ({}), onCommitError: (e) => errors.push(e) });
+    const seen: number[] = [];
+    bus.subscribe('s', (events) => seen.push(...events.map((e) => e.seq ?? 0)));
+    sut.publish({ type: 'member_left', role: 'observer', talker_id: null, name: null });
+    await sut.drain();
+    expect(seen).toEqual([]);
+    expect(errors).toEqual([expect.any(StoreClosedError)]);
+  });
+
+  it('once closed (the session handed over), writes and sends nothing more; a batch already being written finishes', async () => {
+    const store = new GatedStore();
+    const { sut, seen } = await channelWith(store);
+    sut.publish({ type: 'session_resumed' });
+    await tick();
+    expect(store.commits).toHaveLength(1);
+    sut.close();
+    const late = sut.publish({ type: 'member_left', role: 'observer', talker_id: null, name: null });
+    sut.touch();
+    expect(late.seq).toBe(2);
+    await settle(sut, store);
+    expect(store.commits).toHaveLength(1);
+    expect(seen.map((e) => e.seq)).toEqual([1]);
+    expect((await store.loadEvents('s', 0, 10)).map((e) => e.seq)).toEqual([1]);
   });
 
   describe('join', () => {

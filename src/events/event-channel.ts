@@ -1,5 +1,5 @@
 import type { Message } from '../model/session.types.js';
-import { FencedError, type CommitBatch, type SessionStore, type StoredEvent } from '../persistence/session-store.port.js';
+import { FencedError, StoreClosedError, type CommitBatch, type SessionStore, type StoredEvent } from '../persistence/session-store.port.js';
 import type { EventBus } from './event-bus.port.js';
 import { isLiveOnly, type NumberedEvent, type NumberedEventBody, type SessionEvent, type SessionEventBody } from './events.js';
 import { SerializedEvent } from './serialized-event.js';
@@ -51,6 +51,8 @@ export class EventChannel {
   private flushing: Promise<void> | null = null;
   /** The epoch of the loop lease this instance holds for the session; written with every batch. */
   fence: number | null = null;
+  /** Closed: the session is no longer this instance's (handed over, taken over, forgotten). */
+  private closed = false;
 
   constructor(
     private readonly deps: EventChannelDeps,
@@ -74,6 +76,10 @@ export class EventChannel {
   publish(body: SessionEventBody, message?: Message): SessionEvent {
     const ts = (this.deps.now?.() ?? new Date()).toISOString();
     const event: SessionEvent = isLiveOnly(body) ? { ...body, ts } : { ...body, seq: ++this.assignedSeq, ts };
+    if (this.closed) {
+      // Never written, never sent: whoever serves the session now numbers its events.
+      return event;
+    }
     const seq = 'seq' in event ? event.seq : null;
     this.pending.push({ event, serialized: new SerializedEvent(seq, event.type, JSON.stringify(event)), message });
     this.scheduleFlush();
@@ -85,6 +91,9 @@ export class EventChannel {
    * published — e.g. a talker message held behind a generating bot.
    */
   touch(): void {
+    if (this.closed) {
+      return;
+    }
     this.stateDirty = true;
     this.scheduleFlush();
   }
@@ -98,6 +107,18 @@ export class EventChannel {
         await this.flush();
       }
     }
+  }
+
+  /**
+   * The session is no longer this instance's to serve: what is published from now on is neither
+   * written nor sent (a member of this instance leaving after a hand-over, say), so a seq the next
+   * owner hands out can never reach anyone twice. A batch already being written finishes (fenced
+   * if the next owner has claimed the session).
+   */
+  close(): void {
+    this.closed = true;
+    this.pending = [];
+    this.stateDirty = false;
   }
 
   private scheduleFlush(): void {
@@ -155,9 +176,10 @@ export class EventChannel {
           }
         } catch (error) {
           this.deps.onCommitError(error);
-          if (error instanceof FencedError || this.deps.publishUnwritten === false) {
+          if (error instanceof FencedError || error instanceof StoreClosedError || this.deps.publishUnwritten === false) {
             // Another instance holds the loop now (or may, several instances) and numbers the
-            // session's events itself: what this holder could not write must reach nobody.
+            // session's events itself: what this holder could not write must reach nobody. Nor
+            // what the server could no longer write while shutting down: nobody is left to get it.
             continue;
           }
           // Availability over durability: a broken disk must not silence a live conversation.

@@ -160,6 +160,18 @@ export class FencedError extends Error {
   }
 }
 
+/**
+ * The store is closed (the server is shutting down): the write did not happen. An event batch
+ * refused so is not durable, and with several instances it must not be published (the session's
+ * next owner hands its seqs out again).
+ */
+export class StoreClosedError extends Error {
+  constructor() {
+    super('the session store is closed');
+    this.name = 'StoreClosedError';
+  }
+}
+
 /** One session as another instance needs it to serve or take it over. */
 export interface LoadedSession {
   snapshot: SessionSnapshot;

@@ -9,6 +9,7 @@ import { FellowshipDatabase } from './database.service.js';
 import { FELLOWSHIP_MIGRATIONS } from './migrations/index.js';
 import { postgresForSuite } from '../../test/support/postgres.js';
 import { fixtures } from './session-store.contract.js';
+import { StoreClosedError } from './session-store.port.js';
 import { TypeOrmSessionStore } from './typeorm-session.store.js';
 
 const MIGRATION_NAMES = FELLOWSHIP_MIGRATIONS.map((M) => new M().name);
@@ -226,6 +227,14 @@ describe(TypeOrmSessionStore.name, () => {
     expect(await second.db.dataSource.query('SELECT "name" FROM "fellowship_migrations" ORDER BY "id"')).toEqual(MIGRATION_NAMES.map((name) => ({ name })));
     expect((await second.sut.loadSessions()).map((s) => s.id)).toEqual(['kept']);
     expect(await second.sut.loadMessages('kept')).toHaveLength(1);
+  });
+
+  it('after shutdown refuses an event batch (it is not durable, so never published) and drops other writes quietly', async () => {
+    const { sut } = await open({ databasePath: ':memory:' });
+    await sut.insertSession(snapshot('s'));
+    await shut(sut);
+    await expect(sut.commit('s', { messages: [], events: [event(1)] })).rejects.toBeInstanceOf(StoreClosedError);
+    await expect(sut.insertSession(snapshot('t'))).resolves.toBeUndefined();
   });
 
   it('has migrations that build exactly the schema the entities describe, on SQLite and on PostgreSQL', async () => {

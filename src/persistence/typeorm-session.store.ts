@@ -5,6 +5,7 @@ import type { Message } from '../model/session.types.js';
 import { FellowshipDatabase } from './database.service.js';
 import {
   FencedError,
+  StoreClosedError,
   type CommitBatch,
   type LoadedSession,
   type MemoryEntry,
@@ -19,7 +20,7 @@ import {
   type StoredEvent,
   type WebhookTarget,
 } from './session-store.port.js';
-import { StoreClosedError, WriteQueue, type WriteQueueStats, type RowWrite } from './write-queue.js';
+import { WriteQueue, type WriteQueueStats, type RowWrite } from './write-queue.js';
 import { fellowshipLogger } from '../common/fellowship-logger.js';
 
 interface SessionRow {
@@ -227,7 +228,9 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
         return row && row.lease_epoch > fence ? new FencedError(sessionId, fence, row.lease_epoch) : error;
       };
     }
-    return this.writeRows(write);
+    // Not dropped after close like other writes: a batch resolved means durable, and its events
+    // are then published (EventChannel); after close it rejects with StoreClosedError.
+    return this.queue.enqueueRows(write);
   }
 
   async loadSessions(): Promise<SessionSnapshot[]> {
@@ -505,10 +508,6 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
 
   private write(job: (q: QueryRunner) => Promise<void>): Promise<void> {
     return this.dropAfterClose(this.queue.enqueue(job));
-  }
-
-  private writeRows(rows: RowWrite): Promise<void> {
-    return this.dropAfterClose(this.queue.enqueueRows(rows));
   }
 
   private dropAfterClose(write: Promise<void>): Promise<void> {

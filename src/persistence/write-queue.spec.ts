@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import sqlite3 from 'sqlite3';
 import { DataSource, type QueryRunner } from 'typeorm';
-import { StoreClosedError, WriteQueue, type RowWrite } from './write-queue.js';
+import { StoreClosedError } from './session-store.port.js';
+import { WriteQueue, type RowWrite } from './write-queue.js';
 
 const INSERT = 'INSERT INTO "rows" ("session", "seq")';
 

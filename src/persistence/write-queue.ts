@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { QueryRunner } from 'typeorm';
 import { runnerDialect } from './dialect.js';
+import { StoreClosedError } from './session-store.port.js';
 
 /** One unit of writes (e.g. one session's event batch); runs inside the group's transaction. */
 export type WriteJob = (runner: QueryRunner) => Promise<void>;
@@ -43,11 +44,6 @@ interface Pending {
 /** Rows per multi-row INSERT: well under SQLite's bound on parameters per statement (32,766). */
 const ROWS_PER_INSERT = 500;
 
-export class StoreClosedError extends Error {
-  constructor() {
-    super('the session store is closed');
-  }
-}
 
 /** Counters for logs, metrics and the benchmark. */
 export interface WriteQueueStats {

@@ -21,7 +21,7 @@ import {
   type Usage,
   type UsageAccount,
 } from '../model/session.types.js';
-import type { CommitBatch } from '../persistence/session-store.port.js';
+import { StoreClosedError, type CommitBatch } from '../persistence/session-store.port.js';
 import { encodeLoopState, newLoopState, type LoopState } from './loop-state.js';
 import { Roster, type MemberIdentity } from './roster.js';
 import type { SavedState, SessionEvents, SessionInit } from './session-parts.js';
@@ -96,7 +96,10 @@ export class Session implements EndView {
         store: events.store,
         bus: events.bus,
         sessionState: () => this.persistedState(),
-        onCommitError: (error) => this.logger.error(`persisting events failed: ${String(error)}`),
+        onCommitError: (error) =>
+          error instanceof StoreClosedError
+            ? this.logger.debug('events published during shutdown were not persisted (the store is closed)')
+            : this.logger.error(`persisting events failed: ${String(error)}`),
         ...(events.webhook ? { webhook: events.webhook } : {}),
         ...(events.publishUnwritten === false ? { publishUnwritten: false } : {}),
       },
@@ -268,8 +271,10 @@ export class Session implements EndView {
   }
 
   /** The session is no longer held in memory (retention removed it): its feed stops receiving. */
+  /** No longer served by this instance: its feed stops receiving and its channel publishes nothing more. */
   close(): void {
     this.unsubscribe();
+    this.channel.close();
   }
 
   /** Append a message at the next turn and publish its event: the only way history grows. */
