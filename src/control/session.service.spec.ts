@@ -46,6 +46,23 @@ describe(SessionService.name, () => {
     expect(call.request.target).toEqual({ baseUrl: 'http://backend.example/v1', apiKey: 'sk-own-key-0123456789', model: 'llama3.2' });
   });
 
+  it('holds the loop lease before the row exists (several instances take a live row without a lease over), and gives it back if the row cannot be written', async () => {
+    const c = make();
+    const order: string[] = [];
+    const acquire = c.loops.acquire.bind(c.loops);
+    c.loops.acquire = (session) => (order.push('lease'), acquire(session));
+    const insert = c.store.insertSession.bind(c.store);
+    c.store.insertSession = (snapshot) => (order.push('row'), insert(snapshot));
+    await c.create({ bots: ALICE, participation_mode: 'reactive' });
+    expect(order).toEqual(['lease', 'row']);
+
+    let id = '';
+    c.store.insertSession = (snapshot) => ((id = snapshot.id), Promise.reject(new Error('disk full')));
+    await expect(c.create({ bots: ALICE, participation_mode: 'reactive' })).rejects.toThrow('disk full');
+    expect(c.registry.byIdOf(id)).toBeUndefined();
+    expect(await c.loops.acquire(id)).not.toBeNull();
+  });
+
   it('refuses max_cost when the summary model (summarising, or memory on) has no price', async () => {
     const c = make({ llmPrices: { model: { input: 1, output: 1 } }, defaultBotModel: 'model', summarizeModel: 'summary-model' });
     await expect(c.create({ bots: ALICE, max_cost: 1 })).resolves.toMatchObject({ session: { config: { max_cost: 1 } } });

@@ -17,7 +17,7 @@ import { HISTORY_PAGE_MAX } from '../config/paging.js';
 import type { Session } from '../session/session.js';
 import { SessionFactory } from '../session/session.factory.js';
 import { SessionRegistry, type Resolved } from '../session/session.registry.js';
-import { publicMessage, type Message, type SessionStatus } from '../model/session.types.js';
+import { publicMessage, type Message, type SessionConfig, type SessionStatus } from '../model/session.types.js';
 import { newSessionId, newToken, tokenHash } from '../session/tokens.js';
 import { fellowshipLogger } from '../common/fellowship-logger.js';
 import { webhookSecretOwner } from '../webhooks/webhook-dispatcher.service.js';
@@ -89,7 +89,32 @@ export class SessionService implements OnApplicationBootstrap {
     config.llm.api_key_set = apiKey !== null;
     const id = newSessionId();
     const session = this.factory.create({ id, controlHash: tokenHash(control), observerHash: tokenHash(observer), config, apiKey, createdAt: new Date() });
-    await this.store.insertSession({
+    // The lease first: with several instances, a live session in the store whose lease nobody
+    // holds is one to take over (its owner died), and another instance would claim this one.
+    const lease = await this.loops.acquire(session);
+    if (!lease) {
+      // Nobody else can hold the lease of a session this instance has just made: a fault of the lease.
+      throw new Error(`the loop lease of the new session ${session.id} was refused`);
+    }
+    try {
+      await this.insert(session, config, apiKey, ownerKeyHash, dto.webhook?.secret);
+    } catch (error) {
+      await lease.release();
+      throw error;
+    }
+    this.registry.add(session);
+    // Waits for a summary still being written for this store (inherit right after the end).
+    const memory = config.memory_id ? (await this.memoryStore.entries(config.memory_id)).map((e) => e.content) : [];
+    this.loops.start(session, lease, { memory, paused: config.start_paused });
+    session.logger.log(
+      `created: ${config.bots.length} bots, ${config.participation_mode}, ${config.turn_order}` +
+        (ignored.length ? `; ignored ${ignored.join(', ')}` : ''),
+    );
+    return { token: control, observer_token: observer, session: session.status(), ignored_options: ignored };
+  }
+
+  private insert(session: Session, config: SessionConfig, apiKey: string | null, ownerKeyHash: string | null, webhookSecret: string | undefined): Promise<void> {
+    return this.store.insertSession({
       id: session.id,
       controlHash: session.controlHash,
       observerHash: session.observerHash,
@@ -103,22 +128,8 @@ export class SessionService implements OnApplicationBootstrap {
       loopState: {},
       ownerKeyHash,
       // Encrypted at rest like the LLM key, bound to this session and this use (never shown again).
-      webhookSecretCipher: dto.webhook?.secret ? this.secrets.encrypt(dto.webhook.secret, webhookSecretOwner(session.id)) : null,
+      webhookSecretCipher: webhookSecret ? this.secrets.encrypt(webhookSecret, webhookSecretOwner(session.id)) : null,
     });
-    this.registry.add(session);
-    // Waits for a summary still being written for this store (inherit right after the end).
-    const memory = config.memory_id ? (await this.memoryStore.entries(config.memory_id)).map((e) => e.content) : [];
-    const lease = await this.loops.acquire(session);
-    if (!lease) {
-      // Nobody else can hold the lease of a session this instance has just made: a fault of the lease.
-      throw new Error(`the loop lease of the new session ${session.id} was refused`);
-    }
-    this.loops.start(session, lease, { memory, paused: config.start_paused });
-    session.logger.log(
-      `created: ${config.bots.length} bots, ${config.participation_mode}, ${config.turn_order}` +
-        (ignored.length ? `; ignored ${ignored.join(', ')}` : ''),
-    );
-    return { token: control, observer_token: observer, session: session.status(), ignored_options: ignored };
   }
 
   /** Either token (or a session an instance of the service already resolved, CONTRACT §15). */

@@ -129,6 +129,28 @@ describe(LoopService.name, () => {
     expect(await sut.acquire(t.session)).toMatchObject({ epoch: 2 });
   });
 
+  it('gives the lease back only once the session_end is durable (another instance would take a free lease over)', async () => {
+    const { sut, leases, start } = service();
+    const t = await testSession(sessionConfig({ participation_mode: 'reactive' }));
+    const loop = await start(t.session);
+    // The store holds every commit until the test lets it through.
+    const gate: (() => void)[] = [];
+    const commit = t.store.commit.bind(t.store);
+    t.store.commit = (id, batch) => new Promise<void>((resolve) => gate.push(resolve)).then(() => commit(id, batch));
+    loop.end('client_request');
+    await loop.finished;
+    for (let i = 0; i < 5 && gate.length === 0; i++) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(gate.length).toBeGreaterThan(0);
+    expect(leases.size).toBe(1);
+    gate.splice(0).forEach((open) => open());
+    t.store.commit = commit;
+    await sut.settled(t.session);
+    expect(leases.size).toBe(0);
+    expect((await t.store.loadSession(t.session.id, 10))?.snapshot.endedAt).not.toBeNull();
+  });
+
   it('stops the loop, without ending the session, when its lease is lost', async () => {
     const { sut, llm } = service();
     const session = await reactive({ participation_mode: 'autonomous' });

@@ -196,6 +196,9 @@ export class LoopService implements OnApplicationShutdown {
     const held = [...this.leases.entries()];
     this.leases.clear();
     await within(Promise.all(held.map(([id]) => this.loops.get(id)?.finished ?? Promise.resolve())), deadline);
+    // What the loops published last is written under this instance's fence before the next owner
+    // can raise it.
+    await within(Promise.all(held.map(([id]) => this.loops.get(id)?.session.channel.drain() ?? Promise.resolve())), deadline);
     for (const [id] of held) {
       // No longer this instance's: requests and joins arriving now go to the next owner.
       this.loops.delete(id);
@@ -213,8 +216,14 @@ export class LoopService implements OnApplicationShutdown {
     const lease = this.leases.get(session.id);
     this.leases.delete(session.id);
     if (loop) {
+      // The lease goes only once the end is durable: a session whose lease is free and whose end is
+      // not written yet would look like one to take over (several instances), and the new holder's
+      // fence would refuse the session_end.
       const settling = loop.finished
-        .then(() => session.channel.touch())
+        .then(() => {
+          session.channel.touch();
+          return session.channel.drain();
+        })
         .then(() => lease?.release())
         .catch((error: unknown) => this.logger.error(`session loop failed after its end: ${String(error)}`))
         .finally(() => this.settling.delete(session.id));
@@ -243,6 +252,7 @@ export class LoopService implements OnApplicationShutdown {
     await Promise.all(
       held.map(([id, lease]) =>
         (this.loops.get(id)?.finished ?? Promise.resolve())
+          .then(() => this.loops.get(id)?.session.channel.drain())
           .then(() => lease.release())
           .catch((error: unknown) => this.logger.error(`releasing the loop lease failed: ${String(error)}`)),
       ),
