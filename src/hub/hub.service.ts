@@ -532,7 +532,8 @@ export class HubService implements OnApplicationBootstrap, BeforeApplicationShut
       throw new Error('no cluster');
     }
     let owner = known ?? (await cluster.owner(sessionId));
-    if (owner === null && (await this.recovery.claim(sessionId))) {
+    // An instance shutting down takes nothing over (it would only hand it over again).
+    if (owner === null && !this.closing && (await this.recovery.claim(sessionId))) {
       owner = cluster.instanceId;
     }
     if (owner === null) {
