@@ -7,28 +7,24 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Controller, Get, Req } from '@nestjs/common';
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import type { Request } from 'express';
 import { gate, MockLlmServer } from './mock-llm/mock-llm.server.js';
 import { launchChromium, WatchedPage } from './support/browser.js';
 import { SseClient, WsClient } from './support/clients.js';
 import { createAndTalk } from './support/console.js';
 import { startApp, type TestApp } from './support/app.js';
-import { ensurePackage, freePort, INSTALL_TIMEOUT_MS } from './support/debian.js';
+import { freePort, INSTALL_TIMEOUT_MS } from './support/debian.js';
+import { checkNginxConfig, ensureNginx, nginxConfig, NginxProcess } from './support/nginx.js';
 
-const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 /** apt-get update + install on a slow mirror. */
 const START_TIMEOUT_MS = 15_000;
-const STOP_TIMEOUT_MS = 10_000;
 const POLL_MS = 25;
 const PORT_ATTEMPTS = 3;
 const WAIT_MS = 10_000;
@@ -43,22 +39,6 @@ class WhoAmIController {
     return { ip: req.ip };
   }
 }
-
-function findNginx(): string | null {
-  for (const candidate of ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx']) {
-    if (existsSync(candidate)) {
-      return candidate;
-    }
-  }
-  try {
-    return execFileSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' }).trim() || null;
-  } catch {
-    return null;
-  }
-}
-
-/** Debian's nginx, installed when missing. Throws (never skips) when that is impossible. */
-const ensureNginx = (): Promise<string> => ensurePackage('nginx', findNginx);
 
 /** The nginx block of docs/deployment.md, pointed at the app and listening on the given port. */
 async function documentedConfig(appPort: number, listenPort: number): Promise<string> {
@@ -79,20 +59,7 @@ async function documentedConfig(appPort: number, listenPort: number): Promise<st
 }
 
 class Nginx {
-  private exited: Promise<void>;
-  private code: number | null = null;
-
-  private constructor(
-    private readonly child: ChildProcess,
-    private readonly errorLog: string,
-  ) {
-    this.exited = new Promise((resolve) =>
-      child.once('exit', (code) => {
-        this.code = code ?? -1;
-        resolve();
-      }),
-    );
-  }
+  private constructor(private readonly process: NginxProcess) {}
 
   /** Starts nginx in the foreground with everything (pid, logs, temp files) in `dir`. */
   static async start(bin: string, dir: string, appPort: number): Promise<{ nginx: Nginx; port: number }> {
@@ -101,39 +68,13 @@ class Nginx {
       const port = await freePort();
       const errorLog = join(dir, `error-${attempt}.log`);
       const conf = join(dir, `nginx-${attempt}.conf`);
-      const user = process.getuid?.() === 0 ? 'user root root;\n' : '';
-      await writeFile(
-        conf,
-        [
-          'daemon off;',
-          user,
-          'worker_processes 1;',
-          `pid ${join(dir, 'nginx.pid')};`,
-          `error_log ${errorLog} info;`,
-          'events { worker_connections 256; }',
-          'http {',
-          `  access_log ${join(dir, 'access.log')};`,
-          `  client_body_temp_path ${join(dir, 'client_body')};`,
-          `  proxy_temp_path ${join(dir, 'proxy')};`,
-          `  fastcgi_temp_path ${join(dir, 'fastcgi')};`,
-          `  uwsgi_temp_path ${join(dir, 'uwsgi')};`,
-          `  scgi_temp_path ${join(dir, 'scgi')};`,
-          await documentedConfig(appPort, port),
-          '}',
-          '',
-        ].join('\n'),
-      );
-      await run(bin, ['-t', '-p', dir, '-e', errorLog, '-c', conf]).catch((error: { stderr?: string }) => {
-        throw new Error(`nginx rejected the documented configuration:\n${error.stderr ?? String(error)}`);
-      });
-      const child = spawn(bin, ['-p', dir, '-e', errorLog, '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      const nginx = new Nginx(child, errorLog);
+      await writeFile(conf, nginxConfig({ dir, errorLog, http: await documentedConfig(appPort, port), workerConnections: 256 }));
+      await checkNginxConfig(bin, dir, errorLog, conf);
+      const nginx = new Nginx(new NginxProcess(bin, dir, conf, errorLog));
       if (await nginx.accepting(port)) {
         return { nginx, port };
       }
-      lastError = `${stderr}${await readFile(errorLog, 'utf8').catch(() => '')}`;
+      lastError = await nginx.process.failure();
       await nginx.stop();
       if (!/Address already in use/.test(lastError)) {
         break;
@@ -145,7 +86,7 @@ class Nginx {
   /** Polls (bounded) until nginx accepts a connection on the port, or exits. */
   private async accepting(port: number): Promise<boolean> {
     const deadline = Date.now() + START_TIMEOUT_MS;
-    while (Date.now() < deadline && this.code === null) {
+    while (Date.now() < deadline && this.process.code === null) {
       const ok = await new Promise<boolean>((resolve) => {
         const socket = connect(port, '127.0.0.1');
         socket.once('connect', () => {
@@ -162,19 +103,12 @@ class Nginx {
     return false;
   }
 
-  /** SIGTERM (fast shutdown) to the master we started, SIGKILL if it lingers. */
-  async stop(): Promise<void> {
-    if (this.code !== null) {
-      return;
-    }
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-    await this.exited;
-    clearTimeout(timer);
+  stop(): Promise<void> {
+    return this.process.stop();
   }
 
   log(): Promise<string> {
-    return readFile(this.errorLog, 'utf8').catch(() => '');
+    return this.process.log();
   }
 }
 

@@ -11,20 +11,18 @@
  * started (frozen instances included) and deletes every directory, even after a failure.
  */
 import { afterAll, beforeAll } from '@jest/globals';
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { ensurePackage, freePort, INSTALL_TIMEOUT_MS, stopProcess } from './debian.js';
+import { freePort, INSTALL_TIMEOUT_MS, stopProcess } from './debian.js';
+import { checkNginxConfig, ensureNginx, nginxConfig, NginxProcess } from './nginx.js';
 import { startPostgres, type PostgresServer } from './postgres.js';
 import { startRedis, type RedisServer } from './redis.js';
 import { buildIfStale, launchServer, ROOT, within, type Exit } from './server-process.js';
 import { until } from './until.js';
-
-const run = promisify(execFile);
 
 /** `LOOP_LEASE_MS` of the instances unless a test says otherwise: short, to keep takeovers fast. */
 export const TEST_LEASE_MS = 2000;
@@ -38,7 +36,6 @@ export const CLUSTER_START_TIMEOUT_MS = 90_000;
 const ENCRYPTION_KEY = Buffer.alloc(32, 7).toString('base64');
 const EXIT_TIMEOUT_MS = 10_000;
 const NGINX_START_TIMEOUT_MS = 15_000;
-const NGINX_STOP_TIMEOUT_MS = 10_000;
 const NGINX_RELOAD_TIMEOUT_MS = 15_000;
 const NGINX_PORT_ATTEMPTS = 3;
 const REQUEST_TIMEOUT_MS = 5000;
@@ -85,19 +82,6 @@ export interface Instance {
 }
 
 const letter = (slot: number): string => String.fromCharCode('A'.charCodeAt(0) + slot);
-
-function findNginx(): string | null {
-  for (const candidate of ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx']) {
-    if (existsSync(candidate)) {
-      return candidate;
-    }
-  }
-  try {
-    return execFileSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' }).trim() || null;
-  } catch {
-    return null;
-  }
-}
 
 /** GET with a connection of its own (no keep-alive: after a reload it must reach a new worker). */
 function freshGet(url: string): Promise<{ status: number; body: string }> {
@@ -147,26 +131,13 @@ async function documentedConfig(ports: readonly number[], listenPort: number, ge
 
 /** Debian's nginx in the foreground, everything (pid, logs, temp files) in its own directory. */
 export class ClusterNginx {
-  private code: number | null = null;
-  private readonly exitedPromise: Promise<void>;
   private generation = 1;
 
   private constructor(
-    private readonly bin: string,
-    private readonly dir: string,
-    private readonly conf: string,
-    private readonly errorLog: string,
-    private readonly child: ChildProcess,
+    private readonly process: NginxProcess,
     /** The port it listens on (loopback). */
     readonly port: number,
-  ) {
-    this.exitedPromise = new Promise((resolve) =>
-      child.once('exit', (code) => {
-        this.code = code ?? -1;
-        resolve();
-      }),
-    );
-  }
+  ) {}
 
   /** `http://127.0.0.1:<port>`. */
   get url(): string {
@@ -179,23 +150,20 @@ export class ClusterNginx {
   }
 
   static async start(dir: string, ports: readonly number[]): Promise<ClusterNginx> {
-    const bin = await ensurePackage('nginx', findNginx);
+    const bin = await ensureNginx();
     let lastError = '';
     for (let attempt = 1; attempt <= NGINX_PORT_ATTEMPTS; attempt++) {
       const port = await freePort();
       const errorLog = join(dir, 'error.log');
       const conf = join(dir, 'nginx.conf');
       await writeFile(conf, await ClusterNginx.config(dir, errorLog, ports, port, 1));
-      await ClusterNginx.check(bin, dir, errorLog, conf);
-      const child = spawn(bin, ['-p', dir, '-e', errorLog, '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      const nginx = new ClusterNginx(bin, dir, conf, errorLog, child, port);
+      await checkNginxConfig(bin, dir, errorLog, conf);
+      const nginx = new ClusterNginx(new NginxProcess(bin, dir, conf, errorLog), port);
       try {
         await nginx.awaitGeneration(1, NGINX_START_TIMEOUT_MS);
         return nginx;
       } catch (error) {
-        lastError = `${String(error)}\n${stderr}${await nginx.log()}`;
+        lastError = `${String(error)}\n${await nginx.process.failure()}`;
         await nginx.stop();
         if (!/Address already in use/.test(lastError)) {
           break;
@@ -206,33 +174,14 @@ export class ClusterNginx {
   }
 
   private static async config(dir: string, errorLog: string, ports: readonly number[], listenPort: number, generation: number): Promise<string> {
-    const user = process.getuid?.() === 0 ? 'user root root;' : '';
-    return [
-      'daemon off;',
-      user,
-      'worker_processes 1;',
-      `pid ${join(dir, 'nginx.pid')};`,
-      `error_log ${errorLog} info;`,
+    return nginxConfig({
+      dir,
+      errorLog,
+      http: await documentedConfig(ports, listenPort, generation),
       // Two connections per proxied member (client and upstream), plus keep-alive ones.
-      'events { worker_connections 1024; }',
-      'http {',
+      workerConnections: 1024,
       // Which instance served what: the upstream address of every request.
-      `  log_format cluster '$msec $status $request_method $uri upstream=$upstream_addr upstream_status=$upstream_status';`,
-      `  access_log ${join(dir, 'access.log')} cluster;`,
-      `  client_body_temp_path ${join(dir, 'client_body')};`,
-      `  proxy_temp_path ${join(dir, 'proxy')};`,
-      `  fastcgi_temp_path ${join(dir, 'fastcgi')};`,
-      `  uwsgi_temp_path ${join(dir, 'uwsgi')};`,
-      `  scgi_temp_path ${join(dir, 'scgi')};`,
-      await documentedConfig(ports, listenPort, generation),
-      '}',
-      '',
-    ].join('\n');
-  }
-
-  private static async check(bin: string, dir: string, errorLog: string, conf: string): Promise<void> {
-    await run(bin, ['-t', '-p', dir, '-e', errorLog, '-c', conf]).catch((error: { stderr?: string }) => {
-      throw new Error(`nginx rejected the configuration:\n${error.stderr ?? String(error)}`);
+      accessLogFormat: { format: 'cluster', line: `log_format cluster '$msec $status $request_method $uri upstream=$upstream_addr upstream_status=$upstream_status';` },
     });
   }
 
@@ -242,8 +191,8 @@ export class ClusterNginx {
     await until(
       `nginx to serve configuration generation ${generation}`,
       async () => {
-        if (this.code !== null) {
-          throw new Error(`nginx exited (${this.code})`);
+        if (this.process.code !== null) {
+          throw new Error(`nginx exited (${this.process.code})`);
         }
         try {
           const res = await freshGet(`${this.url}${GENERATION_PATH}`);
@@ -267,34 +216,28 @@ export class ClusterNginx {
    */
   async setUpstream(ports: readonly number[]): Promise<void> {
     const generation = ++this.generation;
-    await writeFile(this.conf, await ClusterNginx.config(this.dir, this.errorLog, ports, this.port, generation));
-    await ClusterNginx.check(this.bin, this.dir, this.errorLog, this.conf);
-    this.child.kill('SIGHUP');
+    const { bin, dir, conf, errorLog } = this.process;
+    await writeFile(conf, await ClusterNginx.config(dir, errorLog, ports, this.port, generation));
+    await checkNginxConfig(bin, dir, errorLog, conf);
+    this.process.reload();
     await this.awaitGeneration(generation, NGINX_RELOAD_TIMEOUT_MS);
   }
 
-  /** SIGTERM (fast shutdown) to the master, SIGKILL if it lingers. */
-  async stop(): Promise<void> {
-    if (this.code !== null) {
-      return;
-    }
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), NGINX_STOP_TIMEOUT_MS);
-    await this.exitedPromise;
-    clearTimeout(timer);
+  stop(): Promise<void> {
+    return this.process.stop();
   }
 
   log(): Promise<string> {
-    return readFile(this.errorLog, 'utf8').catch(() => '');
+    return this.process.log();
   }
 
   accessLog(): Promise<string> {
-    return readFile(join(this.dir, 'access.log'), 'utf8').catch(() => '');
+    return readFile(join(this.process.dir, 'access.log'), 'utf8').catch(() => '');
   }
 
   /** The nginx binary (for a test that wants to know which one ran). */
   get binary(): string {
-    return this.bin;
+    return this.process.bin;
   }
 }
 
