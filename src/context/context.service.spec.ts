@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { resolveOptions } from '../config/fellowship-options.interface.js';
 import type { BotConfig, Message } from '../model/session.types.js';
+import { TokenCounter } from './token-counter.service.js';
 import { chooseCompaction, ContextService, scope, summaryKey, type CompactionPlan, type PromptParts } from './context.service.js';
 
 const bot = (name: string, system_prompt = `You are ${name}.`): BotConfig => ({
@@ -126,6 +127,42 @@ describe(ContextService.name, () => {
       expect(sut.botPrompt(parts({ messages, contextMode: 'scoped', summary: { text: 'S', through: 3 } })).slice(1)).toEqual([
         { role: 'user', content: 'Bob: b2\n\nBob: b3' },
       ]);
+    });
+  });
+
+  describe('botPromptCounted', () => {
+    const talk = (n: number): Message[] =>
+      history(...Array.from({ length: n }, (_, i) => (i % 7 === 6 ? `~Ann:question ${i}, what now?` : `${['Alice', 'Bob', 'Carol'][i % 3]}:reply ${i}, about tea and cake.`)));
+
+    it('builds the same prompt as botPrompt, and adds up its tokens within a little over the BPE of the whole', () => {
+      const tokens = new TokenCounter();
+      const cases: PromptParts[] = [
+        parts({}),
+        parts({ messages: history('Alice:a1') }),
+        parts({
+          globalSystemPrompt: 'Be brief.',
+          memory: ['Met Bob.', 'Likes tea.'],
+          summary: { text: 'They argued about tea.', through: 2 },
+          messages: talk(40),
+        }),
+        parts({ messages: talk(40), contextMode: 'scoped' }),
+      ];
+      for (const p of cases) {
+        const counted = sut.botPromptCounted(p, tokens);
+        expect(counted.messages).toEqual(sut.botPrompt(p));
+        const whole = tokens.countPrompt(counted.messages);
+        expect(counted.tokens).toBeGreaterThanOrEqual(whole);
+        expect(counted.tokens).toBeLessThanOrEqual(Math.ceil(1.05 * whole) + 2);
+      }
+    });
+
+    it('counts an edited message again', () => {
+      const tokens = new TokenCounter();
+      const messages = history('Bob:b1', 'Alice:a1', 'Bob:short');
+      const before = sut.botPromptCounted(parts({ messages }), tokens).tokens;
+      messages[2].content = 'a much longer message than it was before it was edited';
+      const after = sut.botPromptCounted(parts({ messages }), tokens);
+      expect(after.tokens - before).toBe(tokens.count(messages[2].content) - tokens.count('short'));
     });
   });
 

@@ -3,6 +3,11 @@ import type { ResolvedFellowshipOptions } from '../config/fellowship-options.int
 import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 import type { ChatMessage } from '../llm/llm.types.js';
 import type { BotConfig, ContextMode, Message } from '../model/session.types.js';
+import { Conversation, SEPARATOR_TOKENS, type ConversationCache, type PromptTurn } from './conversation.js';
+import type { TokenCounter } from './token-counter.service.js';
+
+const MEMORY_HEAD = 'Memory from earlier sessions:';
+const SUMMARY_HEAD = 'Summary of the conversation so far:';
 
 /** A rolling summary of the older part of a context: its text and the last turn it covers. */
 export interface RollingSummary {
@@ -20,6 +25,11 @@ export interface PromptParts {
   /** The whole history; what the bot sees of it is decided here. */
   messages: readonly Message[];
   contextMode: ContextMode;
+  /**
+   * The session's conversation cache and its history revision: with them (and a token counter) a
+   * shared-context prompt adds only the messages since the bot's last prompt.
+   */
+  cache?: { conversations: ConversationCache; revision: number };
 }
 
 /** The older part of a bot's visible context to fold into its summary. */
@@ -47,41 +57,69 @@ export class ContextService {
   constructor(@Inject(FELLOWSHIP_OPTIONS) private readonly options: ResolvedFellowshipOptions) {}
 
   botPrompt(parts: PromptParts): ChatMessage[] {
-    const system = [
-      parts.globalSystemPrompt,
-      parts.bot.system_prompt,
-      parts.memory.length > 0 ? `Memory from earlier sessions:\n${parts.memory.join('\n\n')}` : null,
-      parts.summary ? `Summary of the conversation so far:\n${parts.summary.text}` : null,
-    ].filter((p): p is string => typeof p === 'string' && p.trim().length > 0);
+    return this.assemble(parts, null).messages;
+  }
+
+  /**
+   * The prompt and its token estimate, added up from its parts as it is built: each message's
+   * text is counted once and remembered for that message ({@link TokenCounter.countMessage}), so a
+   * turn costs no work in proportion to the history beyond putting the prompt together. Each part
+   * is counted on its own and adjacent parts are joined by one separator token, which can only
+   * count a little more than the BPE of the joined text would (the backend's `usage` corrects it).
+   */
+  botPromptCounted(parts: PromptParts, tokens: TokenCounter): { messages: ChatMessage[]; tokens: number } {
+    return this.assemble(parts, tokens);
+  }
+
+  private assemble(parts: PromptParts, counter: TokenCounter | null): { messages: ChatMessage[]; tokens: number } {
+    let total = 0;
+    const count = (text: string): number => (counter ? counter.count(text) : 0);
+    const system: string[] = [];
+    const addSystem = (text: string | null, tokens: () => number): void => {
+      if (typeof text === 'string' && text.trim().length > 0) {
+        system.push(text);
+        total += (system.length > 1 ? SEPARATOR_TOKENS : 0) + tokens();
+      }
+    };
+    addSystem(parts.globalSystemPrompt, () => count(parts.globalSystemPrompt ?? ''));
+    addSystem(parts.bot.system_prompt, () => count(parts.bot.system_prompt));
+    if (parts.memory.length > 0) {
+      addSystem(`${MEMORY_HEAD}\n${parts.memory.join('\n\n')}`, () => count(MEMORY_HEAD) + parts.memory.reduce((n, m) => n + SEPARATOR_TOKENS + count(m), 0));
+    }
+    if (parts.summary) {
+      addSystem(`${SUMMARY_HEAD}\n${parts.summary.text}`, () => count(SUMMARY_HEAD) + SEPARATOR_TOKENS + count(parts.summary?.text ?? ''));
+    }
 
     const after = parts.summary?.through ?? 0;
-    const visible = this.visible(parts.messages, parts.bot.name, parts.contextMode).filter((m) => m.turn > after);
-    const turns: { role: 'user' | 'assistant'; content: string }[] = [];
-    for (const m of visible) {
-      const own = isOwn(m, parts.bot.name);
-      const role = own ? 'assistant' : 'user';
-      const content = own ? m.content : `${m.name}: ${m.content}`;
-      const last = turns[turns.length - 1];
-      if (last && last.role === role) {
-        last.content += `\n\n${content}`;
-      } else {
-        turns.push({ role, content });
+    let conversation: Conversation;
+    if (parts.cache && counter && parts.contextMode === 'shared') {
+      conversation = parts.cache.conversations.conversation(parts.bot.name, parts.messages, parts.cache.revision, after, counter);
+    } else {
+      conversation = new Conversation(parts.bot.name, counter);
+      for (const m of this.visible(parts.messages, parts.bot.name, parts.contextMode)) {
+        if (m.turn > after) {
+          conversation.add(m);
+        }
       }
     }
-    if (!turns.some((t) => t.role === 'user')) {
+    total += conversation.tokens;
+    const turns: PromptTurn[] = conversation.turns.slice();
+    if (!conversation.hasUser) {
       turns.unshift({ role: 'user', content: this.options.kickoffInstruction });
+      total += count(this.options.kickoffInstruction);
     }
     // A prompt ending with the bot's own message would be continued as a prefill by llama.cpp and
     // Ollama, or refused by strict chat templates: ask for the next message instead.
     if (turns[turns.length - 1].role === 'assistant') {
       turns.push({ role: 'user', content: this.options.continueInstruction });
+      total += count(this.options.continueInstruction);
     }
     const out: ChatMessage[] = [];
     if (system.length > 0) {
       out.push({ role: 'system', content: system.join('\n\n') });
     }
     out.push(...turns);
-    return out;
+    return { messages: out, tokens: counter ? total + out.length * counter.messageOverhead : 0 };
   }
 
   /** The part of history a bot may see: all of it (`shared`), or its scope (`scoped`, {@link scope}). */

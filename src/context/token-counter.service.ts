@@ -3,6 +3,7 @@ import { countTokens } from 'gpt-tokenizer';
 import { DEFAULT_FELLOWSHIP_OPTIONS, type ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
 import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 import type { ChatMessage } from '../llm/llm.types.js';
+import type { Message } from '../model/session.types.js';
 
 /**
  * Per-message framing tokens of chat templates (role markers, separators). A property of the
@@ -23,6 +24,15 @@ export class TokenCounter {
    */
   private readonly cache = new Map<string, number>();
   private readonly maxEntries: number;
+  /**
+   * Per message of history, its text's count (`plain`) and that count with the `Name:` prefix other
+   * bots see it with (`named`), kept for as long as the message is: a prompt is added up from these.
+   * The text is kept beside them, so an edited message is counted again.
+   */
+  private readonly messages = new WeakMap<Message, { text: string; plain: number; named: number }>();
+
+  /** Framing tokens counted per message of a prompt. */
+  readonly messageOverhead = MESSAGE_OVERHEAD;
 
   constructor(
     @Inject(FELLOWSHIP_OPTIONS)
@@ -37,7 +47,7 @@ export class TokenCounter {
     }
     let n = this.cache.get(text);
     if (n === undefined) {
-      n = countTokens(text);
+      n = this.bpe(text);
       if (this.maxEntries > 0) {
         if (this.cache.size >= this.maxEntries) {
           this.cache.delete(this.cache.keys().next().value as string);
@@ -46,6 +56,26 @@ export class TokenCounter {
       }
     }
     return n;
+  }
+
+  /**
+   * A history message's tokens as a bot's prompt shows it: its text alone (`own`: the bot's own
+   * message), or prefixed with its author's name (`Name: text`) as the other bots see it.
+   */
+  countMessage(m: Message, own: boolean): number {
+    let known = this.messages.get(m);
+    if (known === undefined || known.text !== m.content) {
+      // Straight to the BPE: the text is remembered here, for as long as the message lives.
+      const plain = m.content.length === 0 ? 0 : this.bpe(m.content);
+      known = { text: m.content, plain, named: plain + this.count(`${m.name}:`) };
+      this.messages.set(m, known);
+    }
+    return own ? known.plain : known.named;
+  }
+
+  /** The tokenizer itself (o200k BPE); every count goes through here. */
+  protected bpe(text: string): number {
+    return countTokens(text);
   }
 
   /** Estimated prompt tokens of a chat request: every message's text plus its framing. */

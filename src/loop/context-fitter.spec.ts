@@ -46,11 +46,11 @@ describe(ContextFitter.name, () => {
     if (first.kind !== 'prompt') {
       throw new Error(first.kind);
     }
-    const estimate = new TokenCounter().countPrompt(first.messages);
+    const estimate = first.estimate;
     // Room for the prompt as we count it and the bot's 20 tokens, not for twice the prompt.
     session.config.max_context_tokens = estimate + 20 + 5;
     expect((await sut.fit(session.bots[0])).kind).toBe('prompt');
-    sut.observe('model', first.messages, estimate * 2);
+    sut.observe('model', estimate, estimate * 2);
     expect(await sut.fit(session.bots[0])).toEqual({ kind: 'too_long', detail: `the next prompt needs ${estimate * 2 + 20} tokens; the limit is ${estimate + 25}` });
   });
 

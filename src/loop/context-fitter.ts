@@ -1,4 +1,5 @@
 import type { ResolvedFellowshipOptions } from '../config/fellowship-options.interface.js';
+import { ConversationCache } from '../context/conversation.js';
 import { chooseCompaction, summaryKey, type CompactionPlan, type ContextService, type RollingSummary } from '../context/context.service.js';
 import type { SummarizerService } from '../context/summarizer.service.js';
 import { UsageCorrection, type TokenCounter } from '../context/token-counter.service.js';
@@ -19,7 +20,8 @@ export type CallGate = <T>(run: (signal: AbortSignal) => Promise<T>) => Promise<
 
 /** A bot's prompt fitted to the context limit, or why there is none. */
 export type Fit =
-  | { kind: 'prompt'; messages: ChatMessage[] }
+  /** `estimate`: the prompt's tokens as we count them, before the backend's correction. */
+  | { kind: 'prompt'; messages: ChatMessage[]; estimate: number }
   /** Over the limit even after summarising: the session ends with `max_context` and this detail. */
   | { kind: 'too_long'; detail: string }
   /** A summary call failed (the failure policy decides). */
@@ -43,6 +45,8 @@ const SUMMARY_PLACEHOLDER = '…';
 export class ContextFitter {
   /** Backend prompt tokens / our estimate, per model, from the calls that reported usage. */
   private readonly correction = new UsageCorrection();
+  /** Each bot's conversation as its last prompt had it: a turn adds only the messages since. */
+  private readonly conversations = new ConversationCache();
 
   constructor(
     private readonly session: Session,
@@ -52,9 +56,9 @@ export class ContextFitter {
     private readonly call: CallGate,
   ) {}
 
-  /** A bot call of `model` with this prompt was answered, reporting `reported` prompt tokens. */
-  observe(model: string, prompt: readonly ChatMessage[], reported: number | undefined): void {
-    this.correction.observe(model, this.deps.tokens.countPrompt(prompt), reported);
+  /** A bot call of `model` with a prompt we estimated at `estimate` tokens was answered, reporting `reported`. */
+  observe(model: string, estimate: number, reported: number | undefined): void {
+    this.correction.observe(model, estimate, reported);
   }
 
   async fit(bot: BotConfig): Promise<Fit> {
@@ -64,16 +68,22 @@ export class ContextFitter {
     const limit = config.max_context_tokens;
     const key = summaryKey(config.context_mode, bot.name);
     const model = bot.model ?? config.llm.bot_model;
-    const build = (summary: RollingSummary | null = summaries[key] ?? null): { prompt: ChatMessage[]; total: number } => {
-      const prompt = this.deps.context.botPrompt({
-        globalSystemPrompt: config.global_system_prompt,
-        bot,
-        memory: this.memory,
-        summary,
-        messages: session.liveMessages,
-        contextMode: config.context_mode,
-      });
-      return { prompt, total: this.correction.apply(model, this.deps.tokens.countPrompt(prompt)) + (bot.max_tokens ?? 0) };
+    // A projection (a summary not written yet, see below) is built aside, not over the cached conversation.
+    const build = (projected: RollingSummary | null = null): { prompt: ChatMessage[]; estimate: number; total: number } => {
+      const summary = projected ?? summaries[key] ?? null;
+      const { messages: prompt, tokens: estimate } = this.deps.context.botPromptCounted(
+        {
+          globalSystemPrompt: config.global_system_prompt,
+          bot,
+          memory: this.memory,
+          summary,
+          messages: session.liveMessages,
+          contextMode: config.context_mode,
+          ...(projected ? {} : { cache: { conversations: this.conversations, revision: session.historyRevision } }),
+        },
+        this.deps.tokens,
+      );
+      return { prompt, estimate, total: this.correction.apply(model, estimate) + (bot.max_tokens ?? 0) };
     };
 
     let fitted = build();
@@ -82,7 +92,7 @@ export class ContextFitter {
       if (fitted.total > limit) {
         return { kind: 'too_long', detail: `the next prompt needs ${fitted.total} tokens; the limit is ${limit}` };
       }
-      return { kind: 'prompt', messages: fitted.prompt };
+      return { kind: 'prompt', messages: fitted.prompt, estimate: fitted.estimate };
     }
 
     const comfortable = this.deps.options.summarizeThreshold * limit;
@@ -127,7 +137,7 @@ export class ContextFitter {
         detail: `even the system prompts, a summary of at most ${budget} tokens and the last message need ${least} tokens; the limit is ${limit}`,
       };
     }
-    return { kind: 'prompt', messages: fitted.prompt };
+    return { kind: 'prompt', messages: fitted.prompt, estimate: fitted.estimate };
   }
 
   /** One summary call: folds `plan` into the rolling summary `key`. Null when it is done. */

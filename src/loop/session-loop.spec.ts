@@ -264,7 +264,7 @@ describe(SessionLoop.name, () => {
 
   it('ends the session with error when the loop itself fails', async () => {
     const broken = new ContextService(FAST_OPTIONS);
-    broken.botPrompt = () => {
+    broken.botPromptCounted = () => {
       throw new Error('broken');
     };
     const h = await harness({}, { context: broken });

@@ -268,11 +268,11 @@ export class SessionLoop {
       this.giveReplyBack();
       return;
     }
-    await this.speak(bot, fit.messages);
+    await this.speak(bot, fit.messages, fit.estimate);
   }
 
   /** The bot's call (bot-call.ts), and its reply recorded in the turn reserved for it. */
-  private async speak(bot: BotConfig, messages: ChatMessage[]): Promise<void> {
+  private async speak(bot: BotConfig, messages: ChatMessage[], estimate: number): Promise<void> {
     const { session } = this;
     const turn = this.rectifier.reserve();
     session.publish({ type: 'turn_start', bot: bot.name, turn });
@@ -288,7 +288,7 @@ export class SessionLoop {
         this.removedDuringTurn();
         return;
       }
-      this.fitter.observe(model, messages, reply.usage?.prompt_tokens);
+      this.fitter.observe(model, estimate, reply.usage?.prompt_tokens);
       this.record(bot, reply.content, reply.reasoning, reply.tokens);
     } catch (error) {
       this.generating = null;
