@@ -33,6 +33,15 @@ class History {
     this.messages[turn - 1].content = content;
     this.revision++;
   }
+
+  delete(turn: number): void {
+    Object.assign(this.messages[turn - 1], { deleted: true, content: '' });
+    this.revision++;
+  }
+
+  get live(): Message[] {
+    return this.messages.filter((m) => !m.deleted);
+  }
 }
 
 describe(ConversationCache.name, () => {
@@ -48,7 +57,7 @@ describe(ConversationCache.name, () => {
     ...(cache ? { cache: { conversations: cache, revision: h.revision } } : {}),
   });
 
-  it('gives, turn after turn, the prompt and estimate a build from scratch gives, through edits and new summaries', () => {
+  it('gives, turn after turn, the prompt and estimate a build from scratch gives, through edits, deletions and new summaries', () => {
     const h = new History();
     const cache = new ConversationCache();
     const names = ['Alice', 'Bob', 'Carol'];
@@ -65,9 +74,13 @@ describe(ConversationCache.name, () => {
       if (i === 30) {
         summary = { text: 'They talked about tea.', through: 25 };
       }
+      if (i === 40 || i === 41) {
+        h.delete(i - 5);
+      }
       for (const name of names) {
+        // The cache reads the whole history (deleted messages included, as the fitter gives it).
         const cached = context.botPromptCounted(parts(h, name, summary, cache), tokens);
-        const fresh = context.botPromptCounted(parts(h, name, summary), tokens);
+        const fresh = context.botPromptCounted({ ...parts(h, name, summary), messages: h.live }, tokens);
         expect(cached).toEqual(fresh);
       }
     }

@@ -28,7 +28,11 @@ export class Conversation {
     private readonly counter: TokenCounter | null,
   ) {}
 
+  /** Adds a message of history (a deleted one is never shown: CONTRACT §13). */
   add(m: Message): void {
+    if (m.deleted) {
+      return;
+    }
     const own = m.kind === 'bot' && m.bot === this.botName;
     const role = own ? 'assistant' : 'user';
     const content = own ? m.content : `${m.name}: ${m.content}`;
@@ -60,8 +64,9 @@ interface Cached {
 /**
  * Each bot's conversation as its last prompt was built, per session (shared context): history only
  * grows, so the next turn adds the messages since, instead of rebuilding a prompt of the whole
- * history. An edit or deletion (the session's history revision), another summary boundary or
- * another history array (deleted messages filtered out) builds it again from the start.
+ * history. It is given the whole history, deleted messages included (they are skipped), so that a
+ * deletion builds it again once, like an edit (the session's history revision); so does another
+ * summary boundary or another history array.
  */
 export class ConversationCache {
   private readonly bots = new Map<string, Cached>();

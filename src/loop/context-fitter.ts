@@ -77,7 +77,9 @@ export class ContextFitter {
           bot,
           memory: this.memory,
           summary,
-          messages: session.liveMessages,
+          // Shared context takes the whole history (deleted messages are skipped as it is read), so
+          // that its conversation cache outlives a deletion; scoped context's neighbours are live messages'.
+          messages: config.context_mode === 'shared' ? session.messages : session.liveMessages,
           contextMode: config.context_mode,
           ...(projected ? {} : { cache: { conversations: this.conversations, revision: session.historyRevision } }),
         },
