@@ -130,6 +130,21 @@ describe(`${EventChannel.name} and ${EventFeed.name}`, () => {
     expect(feed.replay(3)).toBeNull();
   });
 
+  it("marks the batches of an ended session urgent, so the store writes them ahead of other sessions'", async () => {
+    const store = new GatedStore();
+    await channelWith(store);
+    let ended = false;
+    const sut = new EventChannel({ sessionId: 's', store, bus: new InProcessEventBus(), sessionState: () => ({}), ended: () => ended, onCommitError: () => undefined });
+    sut.publish({ type: 'bot_message', bot: 'A', content: 'hi', turn: 1 });
+    await tick();
+    ended = true;
+    sut.publish({ type: 'session_end', reason: 'client_request', detail: null });
+    await settle(sut, store);
+    sut.touch();
+    await settle(sut, store);
+    expect(store.commits.map((c) => c.urgent === true)).toEqual([false, true, true]);
+  });
+
   it('writes nothing for a batch of live-only events', async () => {
     const store = new GatedStore();
     const { sut, seen } = await channelWith(store);

@@ -16,6 +16,8 @@ export interface EventChannelDeps {
   bus: EventBus;
   /** Latest persistable session state, written with every batch. */
   sessionState: () => CommitBatch['session'];
+  /** The session has ended: its batches are written ahead of other sessions' (CommitBatch.urgent). */
+  ended?: () => boolean;
   onCommitError: (error: unknown) => void;
   now?: () => Date;
   /**
@@ -202,6 +204,9 @@ export class EventChannel {
     const batch: CommitBatch = { events, messages, session: this.deps.sessionState() };
     if (this.fence !== null) {
       batch.fence = this.fence;
+    }
+    if (this.deps.ended?.()) {
+      batch.urgent = true;
     }
     return batch;
   }

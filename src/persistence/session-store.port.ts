@@ -142,6 +142,13 @@ export interface CommitBatch {
    * so every fence passes there.
    */
   fence?: number;
+  /**
+   * The session has ended: the batch is written ahead of other sessions' waiting batches (with
+   * its own session's, in order), so that whoever waits for the end to be durable (`DELETE`, the
+   * lease's release) does not wait behind every other session's turns. A hint: a store without
+   * a queue ignores it.
+   */
+  urgent?: boolean;
 }
 
 /**

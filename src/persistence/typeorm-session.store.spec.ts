@@ -157,6 +157,17 @@ describe(TypeOrmSessionStore.name, () => {
         expect(sut.writeBacklogMs()).toBe(0);
       });
 
+      it("writes an ended session's batch ahead of other sessions' waiting batches, after its own", async () => {
+        const { sut } = await open({ ...(await place()), dbWriteGroupMax: 2 });
+        await Promise.all(['a', 'b', 'c'].map((id) => sut.insertSession(snapshot(id))));
+        const done: string[] = [];
+        const commit = (id: string, seq: number, urgent = false): Promise<number> =>
+          sut.commit(id, { messages: [], events: [event(seq)], ...(urgent ? { urgent } : {}) }).then(() => done.push(`${id}${seq}`));
+        await Promise.all([commit('a', 1), commit('b', 1), commit('c', 1), commit('a', 2), commit('c', 2), commit('b', 2, true)]);
+        expect(done).toEqual(['b1', 'b2', 'a1', 'c1', 'a2', 'c2']);
+        expect((await sut.loadEvents('b', 0, 10)).map((e) => e.seq)).toEqual([1, 2]);
+      });
+
       it('caps a group at dbWriteGroupMax batches', async () => {
         const { sut } = await open({ ...(await place()), dbWriteGroupMax: 4 });
         await sut.insertSession(snapshot('s'));

@@ -230,7 +230,7 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
     }
     // Not dropped after close like other writes: a batch resolved means durable, and its events
     // are then published (EventChannel); after close it rejects with StoreClosedError.
-    return this.queue.enqueueRows(write);
+    return this.queue.enqueueRows(write, { key: sessionId, urgent: batch.urgent === true });
   }
 
   async loadSessions(): Promise<SessionSnapshot[]> {

@@ -99,6 +99,37 @@ describe(WriteQueue.name, () => {
     expect(sut.stats).toMatchObject({ transactions: 3, jobs: 5, largestGroup: 2 });
   });
 
+  it("writes an urgent write ahead of other keys' waiting writes, its own key's waiting writes first and in order", async () => {
+    const sut = new WriteQueue(runner, 2);
+    const done: string[] = [];
+    const write = (key: string, seq: number, urgent = false): Promise<number> =>
+      sut.enqueueRows(rows(key, [seq], [{ column: 'note', value: `${key}${seq}` }]), { key, urgent }).then(() => done.push(`${key}${seq}`));
+    // All enqueued in one turn of the event loop: nothing is being written yet.
+    await Promise.all([write('a', 1), write('b', 1), write('a', 2), write('b', 2), write('c', 1), write('b', 3, true), write('a', 3)]);
+    expect(done).toEqual(['b1', 'b2', 'b3', 'a1', 'a2', 'c1', 'a3']);
+    // b's updates applied in order: its last write's note stands.
+    expect(await select('SELECT "id", "note" FROM "sessions" ORDER BY "id"')).toEqual([
+      { id: 'a', note: 'a3' },
+      { id: 'b', note: 'b3' },
+      { id: 'c', note: 'c1' },
+    ]);
+    expect(sut.stats).toMatchObject({ transactions: 4, jobs: 7, largestGroup: 2 });
+  });
+
+  it('counts an urgent write waiting in how long the oldest write has waited', async () => {
+    const sut = new WriteQueue(runner, 32);
+    const written = sut.enqueueRows(rows('a', [1]), { key: 'a', urgent: true });
+    expect(sut.pending).toBe(1);
+    // Still in this turn of the event loop, so not being written: only the urgent lane holds it.
+    const until = performance.now() + 2;
+    while (performance.now() < until) {
+      // a deterministic wait, without yielding to the queue
+    }
+    expect(sut.oldestWaitMs).toBeGreaterThanOrEqual(2);
+    await written;
+    expect(sut.oldestWaitMs).toBe(0);
+  });
+
   it('fails a bad write alone: its group is written again one job per transaction', async () => {
     const sut = new WriteQueue(runner, 32);
     await sut.enqueueRows(rows('a', [1]));

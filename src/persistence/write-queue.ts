@@ -32,9 +32,22 @@ export interface RowWrite {
   explain?: (runner: QueryRunner, error: unknown) => Promise<unknown>;
 }
 
+/** Which writes must stay in order with this one, and whether it goes ahead of the others. */
+export interface WriteOrder {
+  /** Writes with the same key (a session's) are written in the order they were enqueued. */
+  key: string;
+  /**
+   * Ahead of every write of another key still waiting (an ended session's last batches, so that a
+   * `DELETE` waiting for the end to be durable does not wait behind every other session's turns);
+   * the waiting writes of its own key go ahead with it, in their order.
+   */
+  urgent?: boolean;
+}
+
 interface Pending {
   job?: WriteJob;
   rows?: RowWrite;
+  key?: string;
   /** When it was enqueued (`performance.now()`). */
   at: number;
   resolve: () => void;
@@ -70,10 +83,13 @@ export interface WriteQueueStats {
  * groups the queue yields to the event loop. If a group's transaction fails, the group is written
  * again one job per transaction, so one bad batch fails alone (a disk that fails every write
  * fails every job). Jobs run in the order they were enqueued, so the batches of one session commit
- * in call order.
+ * in call order — except an urgent write ({@link WriteOrder}), which goes ahead of other keys'
+ * writes, taking its own key's waiting writes with it.
  */
 export class WriteQueue {
   private queue: Pending[] = [];
+  /** Written before `queue` (see {@link WriteOrder.urgent}). */
+  private urgent: Pending[] = [];
   private running: Promise<void> | null = null;
   private scheduled = false;
   private closed = false;
@@ -88,7 +104,7 @@ export class WriteQueue {
   ) {}
 
   get pending(): number {
-    return this.queue.length;
+    return this.urgent.length + this.queue.length;
   }
 
   /**
@@ -96,7 +112,8 @@ export class WriteQueue {
    * counts, so a slow transaction shows while it runs, not only once it has made others wait.
    */
   get oldestWaitMs(): number {
-    const since = this.writingSince ?? (this.queue.length > 0 ? this.queue[0].at : null);
+    const heads = [this.urgent[0], this.queue[0]].filter((p): p is Pending => p !== undefined).map((p) => p.at);
+    const since = this.writingSince ?? (heads.length > 0 ? Math.min(...heads) : null);
     return since === null ? 0 : performance.now() - since;
   }
 
@@ -105,23 +122,33 @@ export class WriteQueue {
   }
 
   /** Like `enqueue`, for row data that can be merged with other row writes of the group. */
-  enqueueRows(rows: RowWrite): Promise<void> {
-    return this.push({ rows });
+  enqueueRows(rows: RowWrite, order?: WriteOrder): Promise<void> {
+    return this.push({ rows, ...(order ? { key: order.key } : {}) }, order?.urgent === true);
   }
 
-  private push(work: Omit<Pending, 'at' | 'resolve' | 'reject'>): Promise<void> {
+  private push(work: Omit<Pending, 'at' | 'resolve' | 'reject'>, urgent = false): Promise<void> {
     if (this.closed) {
       return Promise.reject(new StoreClosedError());
     }
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ ...work, at: performance.now(), resolve, reject });
+      const item = { ...work, at: performance.now(), resolve, reject };
+      if (urgent) {
+        // Its own key's waiting writes go first, in order (an unawaited state write, say).
+        const own = this.queue.filter((p) => p.key === work.key);
+        if (own.length > 0) {
+          this.queue = this.queue.filter((p) => p.key !== work.key);
+        }
+        this.urgent.push(...own, item);
+      } else {
+        this.queue.push(item);
+      }
       this.schedule();
     });
   }
 
   /** Resolves when every job enqueued so far is written (or failed). */
   async flush(): Promise<void> {
-    while (this.running || this.scheduled || this.queue.length > 0) {
+    while (this.running || this.scheduled || this.pending > 0) {
       if (this.running) {
         await this.running;
       } else {
@@ -146,7 +173,7 @@ export class WriteQueue {
       this.scheduled = false;
       this.running = this.drain().finally(() => {
         this.running = null;
-        if (this.queue.length > 0) {
+        if (this.pending > 0) {
           this.schedule();
         }
       });
@@ -154,9 +181,12 @@ export class WriteQueue {
   }
 
   private async drain(): Promise<void> {
-    while (this.queue.length > 0) {
-      await this.write(this.queue.splice(0, Math.max(1, this.maxGroup)));
-      if (this.queue.length > 0) {
+    while (this.pending > 0) {
+      const size = Math.max(1, this.maxGroup);
+      const group = this.urgent.splice(0, size);
+      group.push(...this.queue.splice(0, size - group.length));
+      await this.write(group);
+      if (this.pending > 0) {
         // Between two groups, let sockets and timers run.
         await new Promise<void>((resolve) => setImmediate(resolve));
       }

@@ -96,6 +96,7 @@ export class Session implements EndView {
         store: events.store,
         bus: events.bus,
         sessionState: () => this.persistedState(),
+        ended: () => this.ended,
         onCommitError: (error) =>
           error instanceof StoreClosedError
             ? this.logger.debug('events published during shutdown were not persisted (the store is closed)')
