@@ -145,6 +145,18 @@ describe(`${EventChannel.name} and ${EventFeed.name}`, () => {
     expect(store.commits.map((c) => c.urgent === true)).toEqual([false, true, true]);
   });
 
+  it("asks the store to move the session's waiting batches ahead when expedited", async () => {
+    const asked: string[] = [];
+    class ExpeditingStore extends InMemorySessionStore {
+      expedite(sessionId: string): void {
+        asked.push(sessionId);
+      }
+    }
+    const { sut } = await channelWith(new ExpeditingStore());
+    sut.expedite();
+    expect(asked).toEqual(['s']);
+  });
+
   it('writes nothing for a batch of live-only events', async () => {
     const store = new GatedStore();
     const { sut, seen } = await channelWith(store);

@@ -89,6 +89,14 @@ export class EventChannel {
   }
 
   /**
+   * The session has ended: its batches already waiting in the store go ahead of other sessions'
+   * (the batch being written now may be one, and the end's own batch waits for it).
+   */
+  expedite(): void {
+    this.deps.store.expedite?.(this.deps.sessionId);
+  }
+
+  /**
    * Persists the session's state (loop state, counters) with the next batch even if no event is
    * published — e.g. a talker message held behind a generating bot.
    */

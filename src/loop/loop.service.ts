@@ -216,6 +216,9 @@ export class LoopService implements OnApplicationShutdown {
     const lease = this.leases.get(session.id);
     this.leases.delete(session.id);
     if (loop) {
+      // Whoever waits for the end (DELETE, the lease below) must not wait behind other sessions'
+      // writes: this session's waiting batch goes ahead now, its end's batch after it (urgent).
+      session.channel.expedite();
       // The lease goes only once the end is durable: a session whose lease is free and whose end is
       // not written yet would look like one to take over (several instances), and the new holder's
       // fence would refuse the session_end.

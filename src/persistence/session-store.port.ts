@@ -198,6 +198,11 @@ export interface SessionStore {
   insertSession(snapshot: SessionSnapshot): Promise<void>;
   /** Atomically persist a batch; resolves once durable. Batches of one session commit in call order. */
   commit(sessionId: string, batch: CommitBatch): Promise<void>;
+  /**
+   * The session has ended: its batches already waiting go ahead of other sessions' (as an urgent
+   * batch would, CommitBatch.urgent), in their order. A store without a queue has nothing to do.
+   */
+  expedite?(sessionId: string): void;
   /** Sessions to restore at start-up (not ended, and ended ones still retained). */
   loadSessions(): Promise<SessionSnapshot[]>;
   loadMessages(sessionId: string): Promise<Message[]>;

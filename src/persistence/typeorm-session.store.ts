@@ -233,6 +233,10 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
     return this.queue.enqueueRows(write, { key: sessionId, urgent: batch.urgent === true });
   }
 
+  expedite(sessionId: string): void {
+    this.queue.expedite(sessionId);
+  }
+
   async loadSessions(): Promise<SessionSnapshot[]> {
     const rows = await this.db.query<SessionRow[]>(`${SELECT_SESSIONS} ORDER BY "created_at", "id"`);
     return rows.map(toSnapshot);

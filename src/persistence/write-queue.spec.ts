@@ -116,6 +116,16 @@ describe(WriteQueue.name, () => {
     expect(sut.stats).toMatchObject({ transactions: 4, jobs: 7, largestGroup: 2 });
   });
 
+  it('moves a key\'s waiting writes ahead of the others when asked (its session ended), in their order', async () => {
+    const sut = new WriteQueue(runner, 1);
+    const done: string[] = [];
+    const write = (key: string, seq: number): Promise<number> => sut.enqueueRows(rows(key, [seq]), { key }).then(() => done.push(`${key}${seq}`));
+    const writes = [write('a', 1), write('b', 1), write('a', 2), write('b', 2)];
+    sut.expedite('b');
+    await Promise.all(writes);
+    expect(done).toEqual(['b1', 'b2', 'a1', 'a2']);
+  });
+
   it('counts an urgent write waiting in how long the oldest write has waited', async () => {
     const sut = new WriteQueue(runner, 32);
     const written = sut.enqueueRows(rows('a', [1]), { key: 'a', urgent: true });

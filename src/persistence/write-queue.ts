@@ -134,16 +134,24 @@ export class WriteQueue {
       const item = { ...work, at: performance.now(), resolve, reject };
       if (urgent) {
         // Its own key's waiting writes go first, in order (an unawaited state write, say).
-        const own = this.queue.filter((p) => p.key === work.key);
-        if (own.length > 0) {
-          this.queue = this.queue.filter((p) => p.key !== work.key);
+        if (work.key !== undefined) {
+          this.expedite(work.key);
         }
-        this.urgent.push(...own, item);
+        this.urgent.push(item);
       } else {
         this.queue.push(item);
       }
       this.schedule();
     });
+  }
+
+  /** Moves the waiting writes of `key` ahead of the other keys' (after the urgent ones already there), in their order. */
+  expedite(key: string): void {
+    const own = this.queue.filter((p) => p.key === key);
+    if (own.length > 0) {
+      this.queue = this.queue.filter((p) => p.key !== key);
+      this.urgent.push(...own);
+    }
   }
 
   /** Resolves when every job enqueued so far is written (or failed). */
