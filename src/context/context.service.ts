@@ -3,7 +3,7 @@ import type { ResolvedFellowshipOptions } from '../config/fellowship-options.int
 import { FELLOWSHIP_OPTIONS } from '../config/fellowship-options.token.js';
 import type { ChatMessage } from '../llm/llm.types.js';
 import type { BotConfig, ContextMode, Message } from '../model/session.types.js';
-import { Conversation, SEPARATOR_TOKENS, type ConversationCache, type PromptTurn } from './conversation.js';
+import { Conversation, isOwn, SEPARATOR_TOKENS, type ConversationCache, type PromptTurn } from './conversation.js';
 import type { TokenCounter } from './token-counter.service.js';
 
 const MEMORY_HEAD = 'Memory from earlier sessions:';
@@ -216,10 +216,6 @@ export function chooseCompaction(
 /** Key of the rolling summary a bot's prompt uses: one for all bots (`shared`), one per bot (`scoped`). */
 export function summaryKey(mode: ContextMode, botName: string): string {
   return mode === 'scoped' ? `bot:${botName}` : 'shared';
-}
-
-function isOwn(m: Message, botName: string): boolean {
-  return m.kind === 'bot' && m.bot === botName;
 }
 
 /**

@@ -4,6 +4,11 @@ import type { TokenCounter } from './token-counter.service.js';
 /** What joining two parts of a prompt adds (`\n\n`, or the `\n` after a heading): one token. */
 export const SEPARATOR_TOKENS = 1;
 
+/** Whether `m` is the bot `botName`'s own message (shown to it as `assistant`). */
+export function isOwn(m: Message, botName: string): boolean {
+  return m.kind === 'bot' && m.bot === botName;
+}
+
 /** One turn of a bot's prompt after its system message. */
 export interface PromptTurn {
   role: 'user' | 'assistant';
@@ -33,7 +38,7 @@ export class Conversation {
     if (m.deleted) {
       return;
     }
-    const own = m.kind === 'bot' && m.bot === this.botName;
+    const own = isOwn(m, this.botName);
     const role = own ? 'assistant' : 'user';
     const content = own ? m.content : `${m.name}: ${m.content}`;
     if (this.counter) {
@@ -89,5 +94,4 @@ export class ConversationCache {
     cached.seen = messages.length;
     return cached.conversation;
   }
-
 }
