@@ -8,6 +8,7 @@ import { FELLOWSHIP_ENTITIES } from './entities/index.js';
 import { runFellowshipMigrations } from './migration-runner.js';
 import { FELLOWSHIP_MIGRATIONS, FELLOWSHIP_MIGRATIONS_TABLE } from './migrations/index.js';
 import { fellowshipLogger } from '../common/fellowship-logger.js';
+import { SCRIPT_SETUP, type WriteScript } from './write-queue.js';
 
 const IN_MEMORY = ':memory:';
 
@@ -39,6 +40,7 @@ export class FellowshipDatabase {
   private source: DataSource | null = null;
   private sqlDialect: SqlDialect | null = null;
   private owned = false;
+  private execScript: WriteScript | null = null;
 
   constructor(private readonly options: ResolvedFellowshipOptions) {
     this.logger = fellowshipLogger(options, 'Database');
@@ -101,6 +103,7 @@ export class FellowshipDatabase {
         this.source = this.postgres ? await this.openPostgres() : await this.openOwn();
       }
       await this.probeWrite();
+      this.execScript = await this.scriptRunner();
     } catch (error) {
       await this.close().catch(() => undefined);
       // Driver errors arrive wrapped ("Error: SqliteError: …"): one line, without the class names.
@@ -108,6 +111,14 @@ export class FellowshipDatabase {
       throw new Error(`Cannot use ${this.description}: ${reason || errorCode(error)}`, { cause: error });
     }
     this.logger.log(`using ${this.description}`);
+  }
+
+  /**
+   * Runs a script of several statements in one call (node-sqlite3's `exec`: one round trip to its
+   * thread pool), for the write queue; null on PostgreSQL.
+   */
+  get script(): WriteScript | null {
+    return this.execScript;
   }
 
   /** A query outside the write queue (reads), `?` placeholders in either dialect. */
@@ -124,6 +135,7 @@ export class FellowshipDatabase {
   async close(): Promise<void> {
     const source = this.source;
     this.source = null;
+    this.execScript = null;
     if (source && this.owned && source.isInitialized) {
       await source.destroy();
     }
@@ -198,6 +210,18 @@ export class FellowshipDatabase {
     return source;
   }
 
+  private async scriptRunner(): Promise<WriteScript | null> {
+    const source = this.dataSource;
+    // TypeORM's "sqlite" driver is node-sqlite3 (better-sqlite3's `exec` takes no callback).
+    const connection = source.options.type === 'sqlite' ? (source.driver as unknown as { databaseConnection?: unknown }).databaseConnection : undefined;
+    if (!isExecutor(connection)) {
+      return null;
+    }
+    const run: WriteScript = (sql) => new Promise<void>((resolve, reject) => connection.exec(sql, (error) => (error ? reject(error) : resolve())));
+    await run(SCRIPT_SETUP);
+    return run;
+  }
+
   /**
    * A write at start-up: SQLite opens a file it may not write read-only without a word, and an
    * up-to-date schema needs no write, so without this a read-only database would fail only at the
@@ -220,6 +244,15 @@ function describeUrl(url: string): string {
   } catch {
     return '(DATABASE_URL is not a valid URL)';
   }
+}
+
+/** node-sqlite3's `Database#exec`. */
+interface Executor {
+  exec(sql: string, callback: (error: Error | null) => void): unknown;
+}
+
+function isExecutor(connection: unknown): connection is Executor {
+  return typeof (connection as { exec?: unknown } | null | undefined)?.exec === 'function';
 }
 
 /** Some connection errors (an AggregateError of refused addresses) have no message, only a code. */

@@ -21,7 +21,7 @@ export interface SqlDialect {
   valuesParam(sample: unknown): string;
 }
 
-const SQLITE: SqlDialect = {
+export const SQLITE_DIALECT: SqlDialect = {
   name: 'sqlite',
   greatest: (a, b) => `MAX(${a}, ${b})`,
   valuesParam: () => '?',
@@ -52,7 +52,7 @@ export const POSTGRES_DRIVERS: ReadonlySet<string> = new Set(['postgres']);
 export function dialectOf(source: Pick<DataSource, 'options'>): SqlDialect | null {
   const type = source.options.type;
   if (SQLITE_DRIVERS.has(type)) {
-    return SQLITE;
+    return SQLITE_DIALECT;
   }
   return POSTGRES_DRIVERS.has(type) ? POSTGRES : null;
 }

@@ -128,6 +128,7 @@ describe(TypeOrmSessionStore.name, () => {
         const ids = Array.from({ length: 20 }, (_, i) => `s${i}`);
         await Promise.all(ids.map((id) => sut.insertSession(snapshot(id))));
         const before = sut.writeStats.transactions;
+        const scripts = sut.writeStats.scripts;
         const writes: Promise<void>[] = [];
         for (let seq = 1; seq <= 5; seq++) {
           for (const id of ids) {
@@ -136,6 +137,8 @@ describe(TypeOrmSessionStore.name, () => {
         }
         await Promise.all(writes);
         expect(sut.writeStats.transactions - before).toBe(1);
+        // SQLite writes such a group in one call to its thread pool; PostgreSQL statement by statement.
+        expect(sut.writeStats.scripts - scripts).toBe(where === 'PostgreSQL' ? 0 : 1);
         for (const id of ids) {
           expect((await sut.loadEvents(id, 0, 10)).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
         }

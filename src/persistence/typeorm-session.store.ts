@@ -20,7 +20,7 @@ import {
   type StoredEvent,
   type WebhookTarget,
 } from './session-store.port.js';
-import { WriteQueue, type WriteQueueStats, type RowWrite } from './write-queue.js';
+import { WriteQueue, type WriteQueueStats, type RowUpdate, type RowWrite } from './write-queue.js';
 import { fellowshipLogger } from '../common/fellowship-logger.js';
 
 interface SessionRow {
@@ -112,6 +112,9 @@ function toSnapshot(r: SessionRow): SessionSnapshot {
   };
 }
 
+const INSERT_SESSION =
+  'INSERT INTO "fellowship_sessions" ("id", "control_hash", "observer_hash", "legacy_id", "config", "api_key_cipher", ' +
+  '"created_at", "ended_at", "status", "usage", "loop_state", "memory_id", "memory_state", "owner_key_hash", "webhook_secret_cipher")';
 const INSERT_OUTBOX = 'INSERT INTO "fellowship_webhook_outbox" ("session_id", "seq", "type", "json")';
 
 /**
@@ -131,7 +134,7 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
   constructor(options: ResolvedFellowshipOptions) {
     this.logger = fellowshipLogger(options, 'SessionStore');
     this.db = new FellowshipDatabase(options);
-    this.queue = new WriteQueue(() => this.db.runner(), options.dbWriteGroupMax);
+    this.queue = new WriteQueue(() => this.db.runner(), options.dbWriteGroupMax, () => this.db.script);
   }
 
   /** The database it writes to. */
@@ -170,14 +173,11 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
       s.ownerKeyHash ?? null,
       s.webhookSecretCipher ?? null,
     ];
-    return this.write(async (q) => {
-      await q.query(
-        'INSERT INTO "fellowship_sessions" ("id", "control_hash", "observer_hash", "legacy_id", "config", "api_key_cipher", ' +
-          '"created_at", "ended_at", "status", "usage", "loop_state", "memory_id", "memory_state", "owner_key_hash", "webhook_secret_cipher") ' +
-          'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-        params,
-      );
-    });
+    // Rows, not code: the group it joins can still be written as one script. Ahead of the running
+    // sessions' waiting batches, because `POST /v1/session/create` answers once it is durable and
+    // under load the queue can be seconds long. The session's own batches all come after it: its
+    // loop starts once this resolves.
+    return this.dropAfterClose(this.queue.enqueueRows({ inserts: [{ prefix: INSERT_SESSION, width: params.length, rows: [params] }] }, { key: s.id, urgent: true }));
   }
 
   commit(sessionId: string, batch: CommitBatch): Promise<void> {
@@ -197,7 +197,7 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
     ]);
     const events = batch.events.map((e) => [sessionId, e.seq, e.type, e.json]);
     const lastSeq = batch.events.reduce((max, e) => Math.max(max, e.seq), 0);
-    const sets: RowWrite['update']['sets'] = [{ column: 'last_seq', value: lastSeq, max: true }];
+    const sets: RowUpdate['sets'] = [{ column: 'last_seq', value: lastSeq, max: true }];
     for (const key of Object.keys(batch.session ?? {}) as (keyof SessionUpdate)[]) {
       const spec = UPDATABLE[key] as { column: string; encode: (v: unknown) => unknown } | undefined;
       if (spec && batch.session && batch.session[key] !== undefined) {
@@ -215,14 +215,12 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
       // Same transaction, same multi-row statement per group: no write of its own.
       inserts.push({ prefix: INSERT_OUTBOX, width: 4, rows: batch.webhooks.map((e) => [sessionId, e.seq, e.type, e.json]) });
     }
-    const write: RowWrite = {
-      inserts,
-      update: { table: 'fellowship_sessions', id: sessionId, sets },
-    };
+    const update: RowUpdate = { table: 'fellowship_sessions', id: sessionId, sets };
+    const write: RowWrite = { inserts, update };
     const fence = batch.fence;
     if (fence !== undefined) {
       // The fence rides on the session row's update, which every batch makes: no statement of its own.
-      write.update.guard = { column: 'lease_epoch', value: fence };
+      update.guard = { column: 'lease_epoch', value: fence };
       write.explain = async (q, error) => {
         const [row] = (await q.query('SELECT "lease_epoch" FROM "fellowship_sessions" WHERE "id" = ?', [sessionId])) as { lease_epoch: number }[];
         return row && row.lease_epoch > fence ? new FencedError(sessionId, fence, row.lease_epoch) : error;

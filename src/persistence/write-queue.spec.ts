@@ -2,12 +2,12 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import sqlite3 from 'sqlite3';
 import { DataSource, type QueryRunner } from 'typeorm';
 import { StoreClosedError } from './session-store.port.js';
-import { WriteQueue, type RowWrite } from './write-queue.js';
+import { SCRIPT_SETUP, scriptOf, sqlLiteral, WriteQueue, type RowUpdate, type RowWrite, type WriteScript } from './write-queue.js';
 
 const INSERT = 'INSERT INTO "rows" ("session", "seq")';
 
 /** A row write: rows of `session` with these seqs, and its counter row updated. */
-function rows(session: string, seqs: number[], sets: RowWrite['update']['sets'] = [{ column: 'last', value: Math.max(...seqs), max: true }]): RowWrite {
+function rows(session: string, seqs: number[], sets: RowUpdate['sets'] = [{ column: 'last', value: Math.max(...seqs), max: true }]): RowWrite {
   return {
     inserts: [{ prefix: INSERT, width: 2, rows: seqs.map((seq) => [session, seq]) }],
     update: { table: 'sessions', id: session, sets },
@@ -161,5 +161,133 @@ describe(WriteQueue.name, () => {
     expect(sut.pending).toBe(0);
     await sut.close();
     await expect(sut.enqueueRows(rows('a', [2]))).rejects.toBeInstanceOf(StoreClosedError);
+  });
+
+  describe('as one script (SQLite)', () => {
+    const NOTES = 'INSERT INTO "notes" ("session", "seq", "text")';
+    let scripts: string[];
+    /** node-sqlite3's exec on the test's connection, recording each script. */
+    const script: WriteScript = (sql) => {
+      scripts.push(sql);
+      const connection = (source.driver as unknown as { databaseConnection: { exec(sql: string, done: (error: Error | null) => void): void } }).databaseConnection;
+      return new Promise<void>((resolve, reject) => connection.exec(sql, (error) => (error ? reject(error) : resolve())));
+    };
+    /** Notes of `session` (a foreign key to its row), its counter row updated. */
+    const notes = (session: string, seq: number, text: unknown, more: Partial<RowWrite> = {}): RowWrite => ({
+      inserts: [{ prefix: NOTES, width: 3, rows: [[session, seq, text]] }],
+      update: { table: 'sessions', id: session, sets: [{ column: 'last', value: seq, max: true }] },
+      ...more,
+    });
+
+    beforeEach(async () => {
+      await source.query('CREATE TABLE "notes" ("session" varchar NOT NULL REFERENCES "sessions" ("id"), "seq" integer NOT NULL, "text", UNIQUE ("session", "seq"))');
+      scripts = [];
+      await script(SCRIPT_SETUP);
+      scripts = [];
+    });
+
+    it('writes a group of row writes in one call, every value exactly as a parameter would store it', async () => {
+      const texts = [
+        "it's",
+        `'); DROP TABLE "sessions"; --`,
+        'a ? and a ?1 and :name and $x',
+        'line\nbreak\ttab\\backslash',
+        'é 中文 🧙‍♂️',
+        '',
+        "''",
+        -42,
+        Number.MAX_SAFE_INTEGER,
+        true,
+        null,
+      ];
+      const sut = new WriteQueue(runner, 32, () => script);
+      await Promise.all(texts.map((text, i) => sut.enqueueRows(notes(i % 2 === 0 ? 'a' : 'b', i + 1, text))));
+      expect(scripts).toHaveLength(1);
+      expect(statements).toEqual([]);
+      expect(sut.stats).toMatchObject({ transactions: 1, scripts: 1, jobs: texts.length, failedJobs: 0 });
+      const stored = await select('SELECT "seq", "text" FROM "notes" ORDER BY "seq"');
+      expect(stored.map((r) => r.text)).toEqual(texts.map((t) => (t === true ? 1 : t)));
+      expect(await select('SELECT "id", "last" FROM "sessions" ORDER BY "id"')).toEqual([
+        { id: 'a', last: 11 },
+        { id: 'b', last: 10 },
+        { id: 'c', last: 0 },
+      ]);
+    });
+
+    it('falls back to statements when the script fails (rolled back), so a bad write fails alone', async () => {
+      const sut = new WriteQueue(runner, 32, () => script);
+      const results = await Promise.allSettled([
+        sut.enqueueRows(notes('a', 1, 'kept')),
+        sut.enqueueRows(notes('nobody', 1, 'no such session: the foreign key fails the insert')),
+        sut.enqueueRows(notes('b', 1, 'kept too')),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect(scripts).toHaveLength(2); // the failed script and its ROLLBACK
+      expect(scripts[1]).toBe('ROLLBACK');
+      expect(sut.stats).toMatchObject({ scripts: 0, failedJobs: 1 });
+      expect(await select('SELECT "session", "text" FROM "notes" ORDER BY "session"')).toEqual([
+        { session: 'a', text: 'kept' },
+        { session: 'b', text: 'kept too' },
+      ]);
+      // No transaction was left open: the next group is a script again.
+      await sut.enqueueRows(notes('c', 1, 'next'));
+      expect(sut.stats.scripts).toBe(1);
+    });
+
+    it('checks every update\'s row count in the script: a missing row or a fence fails it, and then only that write', async () => {
+      const sut = new WriteQueue(runner, 32, () => script);
+      const results = await Promise.allSettled([
+        sut.enqueueRows(notes('a', 1, 'kept')),
+        // No inserts: only the row count finds the row missing.
+        sut.enqueueRows({ inserts: [], update: { table: 'sessions', id: 'nobody', sets: [{ column: 'note', value: 'lost' }] } }),
+        // A fence below the row's value.
+        sut.enqueueRows(notes('b', 1, 'fenced', { update: { table: 'sessions', id: 'b', sets: [{ column: 'note', value: 'fenced' }], guard: { column: 'last', value: -1 } } })),
+        sut.enqueueRows(notes('c', 1, 'kept too')),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
+      expect(scripts).toHaveLength(2);
+      expect(scripts[1]).toBe('ROLLBACK');
+      expect(await select('SELECT "session", "text" FROM "notes" ORDER BY "session"')).toEqual([
+        { session: 'a', text: 'kept' },
+        { session: 'c', text: 'kept too' },
+      ]);
+      expect(await select('SELECT "id", "note" FROM "sessions" ORDER BY "id"')).toEqual([
+        { id: 'a', note: null },
+        { id: 'b', note: null },
+        { id: 'c', note: null },
+      ]);
+      // The checks pass when the rows are there.
+      await sut.enqueueRows(notes('b', 2, 'x', { update: { table: 'sessions', id: 'b', sets: [{ column: 'note', value: 'ok' }], guard: { column: 'last', value: 0 } } }));
+      expect(sut.stats.scripts).toBe(1);
+    });
+
+    it('leaves to statements what a script cannot hold', async () => {
+      const sut = new WriteQueue(runner, 32, () => script);
+      // A NUL (the script is a C string), a number with no exact literal, a job that is code.
+      await sut.enqueueRows(notes('a', 2, 'nul\0inside'));
+      await sut.enqueueRows(notes('a', 3, 0.1));
+      await sut.enqueue(async (q) => {
+        await q.query(`UPDATE "sessions" SET "note" = 'job' WHERE "id" = 'c'`);
+      });
+      expect(scripts).toEqual([]);
+      expect(sut.stats).toMatchObject({ transactions: 3, scripts: 0, failedJobs: 0 });
+      expect((await select('SELECT "text" FROM "notes" ORDER BY "seq"')).map((r) => r.text)).toEqual(['nul\0inside', 0.1]);
+    });
+
+    it('writes literals only where they are exact', () => {
+      expect(sqlLiteral("o'clock")).toBe("'o''clock'");
+      expect(sqlLiteral(null)).toBe('NULL');
+      expect(sqlLiteral(false)).toBe('0');
+      expect(sqlLiteral(-7)).toBe('-7');
+      for (const inexact of ['\0', 2 ** 53, 1.5, Number.NaN, Infinity, undefined, 1n, Buffer.from('x'), new Date(0), {}]) {
+        expect(sqlLiteral(inexact)).toBeNull();
+      }
+      expect(scriptOf([{ rows: notes('a', 1, 'x') }])).toBe(
+        `BEGIN;\n${NOTES} VALUES ('a', 1, 'x');\n` +
+          `UPDATE "sessions" SET "last" = MAX("last", "v"."column2") FROM (VALUES ('a', 1)) AS "v" WHERE "sessions"."id" = "v"."column1";\n` +
+          `INSERT INTO "temp"."fellowship_row_count" ("ok") VALUES (changes() = 1);\nCOMMIT;`,
+      );
+      expect(scriptOf([{ rows: notes('a', 1, 'x') }, { job: () => Promise.resolve() }])).toBeNull();
+    });
   });
 });

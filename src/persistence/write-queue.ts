@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { QueryRunner } from 'typeorm';
-import { runnerDialect } from './dialect.js';
+import { runnerDialect, SQLITE_DIALECT, type SqlDialect } from './dialect.js';
 import { StoreClosedError } from './session-store.port.js';
 
 /** One unit of writes (e.g. one session's event batch); runs inside the group's transaction. */
@@ -18,19 +18,46 @@ export interface RowWrite {
    * statement that upserts one row twice, so within a group the last row of each key wins.
    */
   inserts: { prefix: string; width: number; rows: unknown[][]; suffix?: string; key?: number }[];
-  /**
-   * One row to update by its `id` (the write fails if it does not exist, or if `guard` is given and
-   * the row's `guard.column` is above `guard.value`: the fence). Updates of a group with the same
-   * columns are merged into one `UPDATE … FROM (VALUES …)`; `max` columns keep the larger of the
-   * stored and the new value.
-   */
-  update: { table: string; id: string; sets: { column: string; value: unknown; max?: boolean }[]; guard?: { column: string; value: number } };
+  /** One row to update (none: inserts only, e.g. a new session's row). */
+  update?: RowUpdate;
   /**
    * When this write failed alone in its transaction: the error to reject it with instead (e.g. a
    * FencedError found by looking at the row). Runs outside any transaction.
    */
   explain?: (runner: QueryRunner, error: unknown) => Promise<unknown>;
 }
+
+/**
+ * One row to update by its `id` (the write fails if it does not exist, or if `guard` is given and
+ * the row's `guard.column` is above `guard.value`: the fence). Updates of a group with the same
+ * columns are merged into one `UPDATE … FROM (VALUES …)`; `max` columns keep the larger of the
+ * stored and the new value.
+ */
+export interface RowUpdate {
+  table: string;
+  id: string;
+  sets: { column: string; value: unknown; max?: boolean }[];
+  guard?: { column: string; value: number };
+}
+
+/**
+ * Runs several statements, literals inlined, in one call to the database: SQLite through
+ * node-sqlite3's `exec`, one round trip to its thread pool for a whole group instead of two per
+ * statement (prepare, then run), each of which waits for a turn of a busy event loop. The
+ * connection must have run {@link SCRIPT_SETUP} once.
+ */
+export type WriteScript = (sql: string) => Promise<void>;
+
+/**
+ * A script cannot read an update's row count back, so it checks it in SQL: inserting `false` into
+ * this temporary view fires a trigger that aborts the statement, and so the script (then rolled
+ * back and written again statement by statement, which finds the write at fault). Run once per
+ * SQLite connection; temporary objects are the connection's own and are never stored.
+ */
+export const SCRIPT_SETUP =
+  `CREATE TEMP VIEW IF NOT EXISTS "fellowship_row_count" AS SELECT 1 AS "ok";\n` +
+  `CREATE TEMP TRIGGER IF NOT EXISTS "fellowship_row_count_check" INSTEAD OF INSERT ON "fellowship_row_count" ` +
+  `WHEN NOT NEW."ok" BEGIN SELECT RAISE(ABORT, 'unexpected row count'); END;`;
 
 /** Which writes must stay in order with this one, and whether it goes ahead of the others. */
 export interface WriteOrder {
@@ -61,6 +88,8 @@ const ROWS_PER_INSERT = 500;
 /** Counters for logs, metrics and the benchmark. */
 export interface WriteQueueStats {
   transactions: number;
+  /** Of which written as one script (SQLite: one call for the whole group). */
+  scripts: number;
   jobs: number;
   failedJobs: number;
   largestGroup: number;
@@ -95,12 +124,14 @@ export class WriteQueue {
   private closed = false;
   /** When the oldest job of the group being written was enqueued (null: none is being written). */
   private writingSince: number | null = null;
-  readonly stats: WriteQueueStats = { transactions: 0, jobs: 0, failedJobs: 0, largestGroup: 0, writeMs: 0, longestWriteMs: 0 };
+  readonly stats: WriteQueueStats = { transactions: 0, scripts: 0, jobs: 0, failedJobs: 0, largestGroup: 0, writeMs: 0, longestWriteMs: 0 };
 
   constructor(
     /** A new runner per transaction; released after it. */
     private readonly runner: () => QueryRunner,
     private readonly maxGroup: number,
+    /** SQLite's, once open: a group of row writes only is written as one script (see {@link scriptOf}). */
+    private readonly scripts: () => WriteScript | null = () => null,
   ) {}
 
   get pending(): number {
@@ -219,6 +250,9 @@ export class WriteQueue {
    * fails, the group is written again one job per transaction, so a bad batch fails alone.
    */
   private async transaction(group: Pending[]): Promise<void> {
+    if (await this.scripted(group)) {
+      return;
+    }
     const q = this.runner();
     try {
       await this.attempt(q, group);
@@ -244,14 +278,7 @@ export class WriteQueue {
       await writeRows(q, run);
       await q.commitTransaction();
     } catch (error) {
-      // SQLite may have rolled back already; PostgreSQL refuses everything but a rollback now.
-      while (q.isTransactionActive) {
-        try {
-          await q.rollbackTransaction();
-        } catch {
-          break;
-        }
-      }
+      await this.rollback(q);
       if (group.length > 1) {
         for (const item of group) {
           this.writingSince = item.at;
@@ -265,6 +292,44 @@ export class WriteQueue {
       group[0].reject(explain ? await explain(q, error).catch(() => error) : error);
       return;
     }
+    this.durable(group);
+  }
+
+  /**
+   * The group as one script, in one call, when it can be (see {@link scriptOf}); false when it
+   * cannot, or when the script failed (rolled back): then the statements path writes it, and
+   * finds the bad write alone.
+   */
+  private async scripted(group: Pending[]): Promise<boolean> {
+    const script = this.scripts();
+    const sql = script ? scriptOf(group) : null;
+    if (!script || sql === null) {
+      return false;
+    }
+    try {
+      await script(sql);
+    } catch {
+      // Still open if a statement failed; already rolled back by SQLite after some errors.
+      await script('ROLLBACK').catch(() => undefined);
+      return false;
+    }
+    this.stats.scripts++;
+    this.durable(group);
+    return true;
+  }
+
+  private async rollback(q: QueryRunner): Promise<void> {
+    // SQLite may have rolled back already; PostgreSQL refuses everything but a rollback now.
+    while (q.isTransactionActive) {
+      try {
+        await q.rollbackTransaction();
+      } catch {
+        break;
+      }
+    }
+  }
+
+  private durable(group: Pending[]): void {
     this.stats.transactions++;
     this.stats.jobs += group.length;
     this.stats.largestGroup = Math.max(this.stats.largestGroup, group.length);
@@ -276,9 +341,89 @@ export class WriteQueue {
   }
 }
 
+/** One statement of a group: SQL with `?` placeholders, and for an update how many rows it must change. */
+interface Statement {
+  sql: string;
+  params: unknown[];
+  /** An update's row count to check, and the error when it differs (a missing row, a fence). */
+  expect?: { rows: number; error: () => Error };
+}
+
 async function writeRows(q: QueryRunner, run: RowWrite[]): Promise<void> {
+  for (const { sql, params, expect } of statementsOf(run, runnerDialect(q))) {
+    if (!expect) {
+      await q.query(sql, params);
+      continue;
+    }
+    const result = (await q.query(sql, params, true)) as { affected?: number };
+    if (result.affected !== undefined && result.affected !== expect.rows) {
+      throw expect.error();
+    }
+  }
+}
+
+/**
+ * The group as one SQLite script, `BEGIN; …; COMMIT;`, its values written as literals and each
+ * update's row count checked ({@link SCRIPT_SETUP}), or null when it cannot be: a job that is
+ * code, or a value with no exact literal (see {@link sqlLiteral}).
+ */
+export function scriptOf(group: readonly { job?: WriteJob; rows?: RowWrite }[]): string | null {
+  const run: RowWrite[] = [];
+  for (const { rows } of group) {
+    if (!rows) {
+      return null;
+    }
+    run.push(rows);
+  }
+  const parts = ['BEGIN'];
+  for (const { sql, params, expect } of statementsOf(run, SQLITE_DIALECT)) {
+    const pieces = sql.split('?');
+    if (pieces.length !== params.length + 1) {
+      return null;
+    }
+    let text = pieces[0];
+    for (let i = 0; i < params.length; i++) {
+      const literal = sqlLiteral(params[i]);
+      if (literal === null) {
+        return null;
+      }
+      text += literal + pieces[i + 1];
+    }
+    parts.push(text);
+    if (expect) {
+      parts.push(`INSERT INTO "temp"."fellowship_row_count" ("ok") VALUES (changes() = ${expect.rows})`);
+    }
+  }
+  parts.push('COMMIT;');
+  return parts.join(';\n');
+}
+
+/**
+ * A value as a SQLite literal that stores exactly what binding it would, or null: text without a
+ * NUL (the script is a C string) with its quotes doubled, safe integers, booleans as 1/0, NULL.
+ * Other numbers and types go through parameters.
+ */
+export function sqlLiteral(value: unknown): string | null {
+  if (value === null) {
+    return 'NULL';
+  }
+  if (typeof value === 'string') {
+    return value.includes('\0') ? null : `'${value.replaceAll("'", "''")}'`;
+  }
+  if (typeof value === 'number') {
+    return Number.isSafeInteger(value) ? String(value) : null;
+  }
+  if (typeof value === 'boolean') {
+    return value ? '1' : '0';
+  }
+  return null;
+}
+
+/** A run of row writes as statements: multi-row INSERTs per table, then merged UPDATEs. */
+function statementsOf(run: RowWrite[], dialect: SqlDialect): Statement[] {
+  const statements: Statement[] = [];
   if (run.length === 0) {
-    return;
+    return statements;
   }
   const tables = new Map<string, { width: number; rows: unknown[][]; suffix: string; key: number }>();
   for (const write of run) {
@@ -293,14 +438,17 @@ async function writeRows(q: QueryRunner, run: RowWrite[]): Promise<void> {
     const tuple = `(${new Array<string>(width).fill('?').join(', ')})`;
     for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
       const chunk = rows.slice(i, i + ROWS_PER_INSERT);
-      await q.query(`${prefix} VALUES ${new Array<string>(chunk.length).fill(tuple).join(', ')}${suffix}`, chunk.flat());
+      statements.push({ sql: `${prefix} VALUES ${new Array<string>(chunk.length).fill(tuple).join(', ')}${suffix}`, params: chunk.flat() });
     }
   }
   // Updates with the same columns become one statement per "wave" of distinct ids (a second update
   // of the same row in this run goes in the next wave, so updates apply in order).
-  const waves: Map<string, RowWrite['update'][]>[] = [];
+  const waves: Map<string, RowUpdate[]>[] = [];
   const seen = new Map<string, number>();
   for (const { update } of run) {
+    if (!update) {
+      continue;
+    }
     const key = `${update.table}\u0000${update.id}`;
     const wave = seen.get(key) ?? 0;
     seen.set(key, wave + 1);
@@ -313,36 +461,36 @@ async function writeRows(q: QueryRunner, run: RowWrite[]): Promise<void> {
   for (const wave of waves) {
     for (const updates of wave.values()) {
       for (let i = 0; i < updates.length; i += ROWS_PER_INSERT) {
-        await updateRows(q, updates.slice(i, i + ROWS_PER_INSERT));
+        statements.push(updateOf(updates.slice(i, i + ROWS_PER_INSERT), dialect));
       }
     }
   }
+  return statements;
 }
 
 /**
  * `UPDATE t SET … FROM (VALUES (id, …, guard), …) AS v WHERE t.id = v.column1 [AND t.guard <= v.columnN]`;
  * every row must exist (and pass its guard).
  */
-async function updateRows(q: QueryRunner, updates: RowWrite['update'][]): Promise<void> {
-  const dialect = runnerDialect(q);
+function updateOf(updates: RowUpdate[], dialect: SqlDialect): Statement {
   const { table, sets, guard } = updates[0];
   const assignments = sets.map((s, i) => {
     const value = `"v"."column${i + 2}"`;
     return s.max ? `"${s.column}" = ${dialect.greatest(`"${s.column}"`, value)}` : `"${s.column}" = ${value}`;
   });
   const guarded = guard ? ` AND "${table}"."${guard.column}" <= "v"."column${sets.length + 2}"` : '';
-  const row = (u: RowWrite['update']): unknown[] => [u.id, ...u.sets.map((s) => s.value), ...(u.guard ? [u.guard.value] : [])];
+  const row = (u: RowUpdate): unknown[] => [u.id, ...u.sets.map((s) => s.value), ...(u.guard ? [u.guard.value] : [])];
   const rows = updates.map(row);
   // Each column typed from its first non-null value (PostgreSQL types VALUES columns of parameters as text).
   const tuple = `(${rows[0].map((_, i) => dialect.valuesParam(rows.find((r) => r[i] !== null)?.[i] ?? null)).join(', ')})`;
   const sql =
     `UPDATE "${table}" SET ${assignments.join(', ')} ` +
     `FROM (VALUES ${new Array<string>(updates.length).fill(tuple).join(', ')}) AS "v" WHERE "${table}"."id" = "v"."column1"${guarded}`;
-  const params = rows.flat();
-  const result = (await q.query(sql, params, true)) as { affected?: number };
-  if (result.affected !== undefined && result.affected !== updates.length) {
-    throw new Error(`unknown ${table} row among ${updates.map((u) => u.id).join(', ')}`);
-  }
+  return {
+    sql,
+    params: rows.flat(),
+    expect: { rows: updates.length, error: () => new Error(`unknown ${table} row among ${updates.map((u) => u.id).join(', ')}`) },
+  };
 }
 
 /** The rows with the last one of each key (its first `key` columns) only, in the order of those last ones. */
