@@ -190,6 +190,33 @@ describe(SessionLoop.name, () => {
     expect(h.ends).toBe(1);
   });
 
+  it('unwinds at once on end while its turn waits for the pacer, and takes a woken wait back to the pacer', async () => {
+    const permits: (() => void)[] = [];
+    const pacer = { turn: (): Promise<void> => new Promise<void>((go) => permits.push(go)) };
+    const h = await harness({ participation_mode: 'collaborative' }, { pacer });
+    h.sut.start();
+    h.sut.acceptTalker(talker('Start.'));
+    await tick();
+    expect(permits).toHaveLength(1);
+    // A second talker message wakes the loop: it must still wait for its start, not take it.
+    h.sut.acceptTalker(talker('Still waiting?'));
+    await tick();
+    expect(h.llm.queued).toBe(0);
+    expect(h.types()).toEqual(['talker_message:Ann:Start.', 'talker_message:Ann:Still waiting?']);
+    // Ended while the pacer holds its start: the loop is done without it.
+    let finished = false;
+    void h.sut.finished.then(() => (finished = true));
+    expect(h.sut.end('client_request')).toBe(true);
+    await tick();
+    expect(finished).toBe(true);
+    // The start that comes later finds nobody to start.
+    permits[0]();
+    await tick();
+    expect(h.llm.queued).toBe(0);
+    await h.settle();
+    expect(h.types()).toEqual(['talker_message:Ann:Start.', 'talker_message:Ann:Still waiting?', 'session_end:client_request']);
+  });
+
   it('lets a call in flight finish on pause, and takes no new turn until resume', async () => {
     const h = await harness({});
     h.sut.start();

@@ -214,12 +214,27 @@ export class SessionLoop {
     return 'turn';
   }
 
-  /** The turn, once the pacer lets it start (the session may have changed while it waited). */
+  /**
+   * The turn, once the pacer lets it start (the session may have changed while it waited). An end
+   * or a stop does not wait for the pacer: under load turns wait hundreds of milliseconds for
+   * their start, and a `DELETE` answers once the loop has unwound.
+   */
   private async pacedTurn(): Promise<void> {
     const { pacer } = this.deps;
     if (pacer) {
-      await pacer.turn();
-      if (this.session.ended || this.stopped || this.next() !== 'turn') {
+      let started = false;
+      void pacer.turn().then(() => {
+        started = true;
+        this.wake();
+      });
+      while (!started) {
+        // Woken by the pacer, or by anything else (a talker, a pause): only an end leaves early.
+        await this.sleep(null);
+        if (this.session.ended || this.stopped) {
+          return;
+        }
+      }
+      if (this.next() !== 'turn') {
         return;
       }
     }
