@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import sqlite3 from 'sqlite3';
 import { DataSource, type QueryRunner } from 'typeorm';
 import { StoreClosedError } from './session-store.port.js';
-import { SCRIPT_SETUP, scriptOf, sqlLiteral, WriteQueue, type RowUpdate, type RowWrite, type WriteScript } from './write-queue.js';
+import { SCRIPT_ROLLBACK, SCRIPT_SETUP, scriptOf, sqlLiteral, WriteQueue, type RowUpdate, type RowWrite, type WriteScript } from './write-queue.js';
 
 const INSERT = 'INSERT INTO "rows" ("session", "seq")';
 
@@ -222,8 +222,8 @@ describe(WriteQueue.name, () => {
         sut.enqueueRows(notes('b', 1, 'kept too')),
       ]);
       expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
-      expect(scripts).toHaveLength(2); // the failed script and its ROLLBACK
-      expect(scripts[1]).toBe('ROLLBACK');
+      expect(scripts).toHaveLength(2); // the failed script and its rollback
+      expect(scripts[1]).toBe(SCRIPT_ROLLBACK);
       expect(sut.stats).toMatchObject({ scripts: 0, failedJobs: 1 });
       expect(await select('SELECT "session", "text" FROM "notes" ORDER BY "session"')).toEqual([
         { session: 'a', text: 'kept' },
@@ -246,7 +246,7 @@ describe(WriteQueue.name, () => {
       ]);
       expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled']);
       expect(scripts).toHaveLength(2);
-      expect(scripts[1]).toBe('ROLLBACK');
+      expect(scripts[1]).toBe(SCRIPT_ROLLBACK);
       expect(await select('SELECT "session", "text" FROM "notes" ORDER BY "session"')).toEqual([
         { session: 'a', text: 'kept' },
         { session: 'c', text: 'kept too' },
@@ -259,6 +259,20 @@ describe(WriteQueue.name, () => {
       // The checks pass when the rows are there.
       await sut.enqueueRows(notes('b', 2, 'x', { update: { table: 'sessions', id: 'b', sets: [{ column: 'note', value: 'ok' }], guard: { column: 'last', value: 0 } } }));
       expect(sut.stats.scripts).toBe(1);
+    });
+
+    it("rolls a failed script back to its own savepoint, never through a transaction other code holds open", async () => {
+      // Someone else's transaction on the same connection (a host app sharing the DataSource).
+      await source.query('BEGIN');
+      await source.query(`UPDATE "sessions" SET "note" = 'theirs' WHERE "id" = 'c'`);
+      const failing = scriptOf([{ rows: notes('a', 1, 'mine') }, { rows: notes('nobody', 1, 'fails') }]);
+      expect(failing).not.toBeNull();
+      await expect(script(failing ?? '')).rejects.toThrow(/FOREIGN KEY/);
+      await script(SCRIPT_ROLLBACK);
+      // Its own write undone; theirs still open, with their write in it.
+      expect(await select('SELECT * FROM "notes"')).toEqual([]);
+      await source.query('COMMIT');
+      expect(await select(`SELECT "note" FROM "sessions" WHERE "id" = 'c'`)).toEqual([{ note: 'theirs' }]);
     });
 
     it('leaves to statements what a script cannot hold', async () => {
@@ -283,9 +297,9 @@ describe(WriteQueue.name, () => {
         expect(sqlLiteral(inexact)).toBeNull();
       }
       expect(scriptOf([{ rows: notes('a', 1, 'x') }])).toBe(
-        `BEGIN;\n${NOTES} VALUES ('a', 1, 'x');\n` +
+        `SAVEPOINT "fellowship_group";\n${NOTES} VALUES ('a', 1, 'x');\n` +
           `UPDATE "sessions" SET "last" = MAX("last", "v"."column2") FROM (VALUES ('a', 1)) AS "v" WHERE "sessions"."id" = "v"."column1";\n` +
-          `INSERT INTO "temp"."fellowship_row_count" ("ok") VALUES (changes() = 1);\nCOMMIT;`,
+          `INSERT INTO "temp"."fellowship_row_count" ("ok") VALUES (changes() = 1);\nRELEASE "fellowship_group";`,
       );
       expect(scriptOf([{ rows: notes('a', 1, 'x') }, { job: () => Promise.resolve() }])).toBeNull();
     });

@@ -49,6 +49,16 @@ export interface RowUpdate {
 export type WriteScript = (sql: string) => Promise<void>;
 
 /**
+ * A script's transaction: a savepoint, which outside a transaction begins one (and its release
+ * commits it), so that a failed script rolls back its own writes only — never a transaction some
+ * other code holds open on the same connection (a host app's, on a shared SQLite DataSource).
+ */
+const SAVEPOINT = '"fellowship_group"';
+
+/** Undoes a failed script (see {@link SAVEPOINT}). */
+export const SCRIPT_ROLLBACK = `ROLLBACK TO ${SAVEPOINT};\nRELEASE ${SAVEPOINT};`;
+
+/**
  * A script cannot read an update's row count back, so it checks it in SQL: inserting `false` into
  * this temporary view fires a trigger that aborts the statement, and so the script (then rolled
  * back and written again statement by statement, which finds the write at fault). Run once per
@@ -309,8 +319,9 @@ export class WriteQueue {
     try {
       await script(sql);
     } catch {
-      // Still open if a statement failed; already rolled back by SQLite after some errors.
-      await script('ROLLBACK').catch(() => undefined);
+      // Still open if a statement failed; already rolled back by SQLite after some errors (then
+      // there is no savepoint to roll back to, and this fails harmlessly).
+      await script(SCRIPT_ROLLBACK).catch(() => undefined);
       return false;
     }
     this.stats.scripts++;
@@ -363,7 +374,7 @@ async function writeRows(q: QueryRunner, run: RowWrite[]): Promise<void> {
 }
 
 /**
- * The group as one SQLite script, `BEGIN; …; COMMIT;`, its values written as literals and each
+ * The group as one SQLite script, `SAVEPOINT …; …; RELEASE …;`, its values written as literals and each
  * update's row count checked ({@link SCRIPT_SETUP}), or null when it cannot be: a job that is
  * code, or a value with no exact literal (see {@link sqlLiteral}).
  */
@@ -375,7 +386,7 @@ export function scriptOf(group: readonly { job?: WriteJob; rows?: RowWrite }[]):
     }
     run.push(rows);
   }
-  const parts = ['BEGIN'];
+  const parts = [`SAVEPOINT ${SAVEPOINT}`];
   for (const { sql, params, expect } of statementsOf(run, SQLITE_DIALECT)) {
     const pieces = sql.split('?');
     if (pieces.length !== params.length + 1) {
@@ -394,7 +405,7 @@ export function scriptOf(group: readonly { job?: WriteJob; rows?: RowWrite }[]):
       parts.push(`INSERT INTO "temp"."fellowship_row_count" ("ok") VALUES (changes() = ${expect.rows})`);
     }
   }
-  parts.push('COMMIT;');
+  parts.push(`RELEASE ${SAVEPOINT};`);
   return parts.join(';\n');
 }
 
