@@ -75,12 +75,14 @@ const FIXED_KEYS = [
   'concurrency.memory.cpu_ms_per_turn',
   'concurrency.memory.turns_per_core_s',
   'concurrency.memory.backend_connections',
+  'concurrency.memory.store_batches_per_turn',
   'concurrency.file.turns_per_s',
   'concurrency.file.ratio',
   'concurrency.file.fairness',
   'concurrency.file.cpu_ms_per_turn',
   'concurrency.file.turns_per_core_s',
   'concurrency.file.backend_connections',
+  'concurrency.file.store_batches_per_turn',
   'memory.idle_session_kib',
   'memory.ws_observer_kib',
   'memory.sse_observer_kib',
@@ -160,6 +162,9 @@ export function figures(r: Results): Figure[] {
       add({ key: `concurrency.${db}.cpu_ms_per_turn`, item, label: 'server CPU per bot turn', value: c.cpu_ms_per_turn, unit: 'ms', target: '≤ 0.4 ms', met: atMost(c.cpu_ms_per_turn, 0.4) });
       add({ key: `concurrency.${db}.turns_per_core_s`, item, label: 'bot turns per second of server CPU', value: c.turns_per_core_s, unit: '/s', target: '≥ 2500', met: atLeast(c.turns_per_core_s, 2500) });
       add({ key: `concurrency.${db}.backend_connections`, item, label: `backend connections opened in the ${c.window_s} s window`, value: c.backend_connections, unit: '', target: '0', met: c.backend_connections === 0 });
+      if (c.store_batches_per_turn !== null) {
+        add({ key: `concurrency.${db}.store_batches_per_turn`, item, label: 'batches the store wrote per bot turn (fewer: its writes lag, events coalesce)', value: c.store_batches_per_turn, unit: '' });
+      }
     }
   }
   if (r.curve) {

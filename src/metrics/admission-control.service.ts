@@ -12,6 +12,20 @@ import { monitoredLoopDelay } from './loop-delay.js';
  */
 export interface WriteBacklog {
   writeBacklogMs?(): number;
+  /** What the store has written since it opened (metrics `fellowship_store_*`). */
+  writeCounters?(): StoreWriteCounters;
+}
+
+/** The session store's writes since it opened. */
+export interface StoreWriteCounters {
+  /** Transactions (each a group of batches). */
+  transactions: number;
+  /** Writes made durable: mostly batches (a session's events, messages and state of one flush). */
+  batches: number;
+  /** Writes that failed. */
+  failed: number;
+  /** Time spent writing groups, ms (wall clock). */
+  writeMs: number;
 }
 export const WRITE_BACKLOG = Symbol('WRITE_BACKLOG');
 

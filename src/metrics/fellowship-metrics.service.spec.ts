@@ -19,6 +19,24 @@ describe(FellowshipMetrics.name, () => {
     expect(sut.contentType).toMatch(/^text\/plain/);
   });
 
+  it("counts the session store's transactions, batches, failures and write time, scrape after scrape", async () => {
+    const counters = { transactions: 2, batches: 7, failed: 1, writeMs: 1500 };
+    const sut = new FellowshipMetrics(noSessions, undefined, { writeCounters: () => counters });
+    let text = await sut.metrics();
+    expect(text).toContain('fellowship_store_transactions_total 2');
+    expect(text).toContain('fellowship_store_batches_total 7');
+    expect(text).toContain('fellowship_store_failed_batches_total 1');
+    expect(text).toContain('fellowship_store_write_seconds_total 1.5');
+    Object.assign(counters, { transactions: 5, batches: 20, writeMs: 2000 });
+    text = await sut.metrics();
+    expect(text).toContain('fellowship_store_transactions_total 5');
+    expect(text).toContain('fellowship_store_batches_total 20');
+    expect(text).toContain('fellowship_store_failed_batches_total 1');
+    expect(text).toContain('fellowship_store_write_seconds_total 2');
+    // A store without counters (the in-memory one) has none of these.
+    expect(await new FellowshipMetrics(noSessions, undefined, {}).metrics()).not.toContain('fellowship_store_');
+  });
+
   it('observes time to first token for streamed requests only, and counts bot turns, ended sessions and HTTP requests', async () => {
     const sut = new FellowshipMetrics(noSessions);
     sut.llmAttempt('bot', { ok: true, usage: null, cost: 0, latencyMs: 900, firstTokenMs: 80 });

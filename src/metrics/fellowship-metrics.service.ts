@@ -2,7 +2,7 @@ import { Inject, Injectable, Optional } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { END_REASONS, type EndReason } from '../model/end-conditions.js';
 import { MEMBER_ROLES, SESSION_STATES, type MemberRole, type SessionState } from '../model/session.types.js';
-import { AdmissionControl } from './admission-control.service.js';
+import { AdmissionControl, WRITE_BACKLOG, type StoreWriteCounters, type WriteBacklog } from './admission-control.service.js';
 
 /** Injection token of Fellowship's own Prometheus registry (never the global default one). */
 export const FELLOWSHIP_METRICS_REGISTRY = Symbol('FELLOWSHIP_METRICS_REGISTRY');
@@ -107,6 +107,31 @@ function registerAdmissionMetrics(admission: AdmissionControl, registers: Regist
   });
 }
 
+/** The session store's write counters, read on each scrape. */
+function registerStoreMetrics(writeCounters: () => StoreWriteCounters, registers: Registry[]): void {
+  const counter = (name: string, help: string, read: (c: StoreWriteCounters) => number): void => {
+    let counted = 0;
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        const now = read(writeCounters());
+        this.inc(now - counted);
+        counted = now;
+      },
+    });
+  };
+  counter('fellowship_store_transactions_total', 'Transactions the session store wrote: each a group of the batches one turn of the event loop produced.', (c) => c.transactions);
+  counter(
+    'fellowship_store_batches_total',
+    "Batches the session store made durable (a session's events, messages and state of one flush). Per bot turn, they show how much the store coalesces: fewer while its writes lag.",
+    (c) => c.batches,
+  );
+  counter('fellowship_store_failed_batches_total', 'Batches the session store failed to write.', (c) => c.failed);
+  counter('fellowship_store_write_seconds_total', 'Time the session store spent writing groups (wall clock; SQLite works on the thread pool meanwhile).', (c) => c.writeMs / MS_PER_SECOND);
+}
+
 let processMetrics: Registry | undefined;
 
 /**
@@ -148,7 +173,11 @@ export class FellowshipMetrics {
   /** What the cluster gauges read on each scrape (CONTRACT §15); set by whoever knows. */
   private cluster: ClusterCensus = NO_CLUSTER;
 
-  constructor(@Optional() @Inject(SESSION_CENSUS) sessions: SessionCensus = NO_SESSIONS, @Optional() admission?: AdmissionControl) {
+  constructor(
+    @Optional() @Inject(SESSION_CENSUS) sessions: SessionCensus = NO_SESSIONS,
+    @Optional() admission?: AdmissionControl,
+    @Optional() @Inject(WRITE_BACKLOG) store?: WriteBacklog,
+  ) {
     const registers = [this.registry];
     const shared = processMetricsRegistry();
     for (const { name } of shared.getMetricsAsArray()) {
@@ -249,6 +278,9 @@ export class FellowshipMetrics {
     });
     if (admission) {
       registerAdmissionMetrics(admission, registers);
+    }
+    if (store?.writeCounters) {
+      registerStoreMetrics(() => store.writeCounters?.() ?? { transactions: 0, batches: 0, failed: 0, writeMs: 0 }, registers);
     }
     this.webhookAttempts = new Counter({
       name: 'fellowship_webhook_attempts_total',

@@ -1,4 +1,5 @@
 import type { Message, SessionConfig, SessionStatus, Usage } from '../model/session.types.js';
+import type { StoreWriteCounters } from '../metrics/admission-control.service.js';
 
 /** Injection token of the persistence port. */
 export const SESSION_STORE = Symbol('FELLOWSHIP_SESSION_STORE');
@@ -241,6 +242,8 @@ export interface SessionStore {
    * session's own write would wait as long. Optional: a store without a queue leaves it out.
    */
   writeBacklogMs?(): number;
+  /** What the store has written since it opened, for metrics. Optional, like `writeBacklogMs`. */
+  writeCounters?(): StoreWriteCounters;
   /**
    * Claims `epoch` as the session's fence (a new holder of its loop lease, before it loads and
    * writes): from then on a batch fenced with a lower epoch is refused. Never lowers it; resolves

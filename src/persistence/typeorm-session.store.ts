@@ -20,6 +20,7 @@ import {
   type StoredEvent,
   type WebhookTarget,
 } from './session-store.port.js';
+import type { StoreWriteCounters } from '../metrics/admission-control.service.js';
 import { WriteQueue, type WriteQueueStats, type RowUpdate, type RowWrite } from './write-queue.js';
 import { fellowshipLogger } from '../common/fellowship-logger.js';
 
@@ -153,6 +154,11 @@ export class TypeOrmSessionStore implements SessionStore, OnModuleInit, OnApplic
 
   writeBacklogMs(): number {
     return this.queue.oldestWaitMs;
+  }
+
+  writeCounters(): StoreWriteCounters {
+    const { transactions, jobs, failedJobs, writeMs } = this.queue.stats;
+    return { transactions, batches: jobs, failed: failedJobs, writeMs };
   }
 
   insertSession(s: SessionSnapshot): Promise<void> {

@@ -65,6 +65,11 @@ export interface LoadResult {
   loop_delay_ms: { p50: number; p99: number; max: number } | null;
   /** Cores' worth of CPU other processes used during the window (noise: see docs/performance.md). */
   other_cpu_cores: number | null;
+  /**
+   * Batches the store made durable per bot turn in the window (`fellowship_store_batches_total`):
+   * fewer while its writes lag and a session's events coalesce. Null without the counter.
+   */
+  store_batches_per_turn: number | null;
   create_s: number;
   /** Creates refused 503 (and retried) while the sessions were being set up. */
   create_refused: number;
@@ -116,7 +121,10 @@ export async function sustainedLoad(ctx: BenchContext, servers: ServerProcess | 
     await sleep(o.warmupS * 1000);
 
     log(`${o.label}: measuring ${o.windowS} s`);
-    await loopDelay(server); // resets the server's delay histogram
+    if (o.readLoopDelay !== false) {
+      await loopDelay(server); // resets the server's delay histogram
+    }
+    const batches0 = await storeBatches(all);
     const serverCpu0 = cpuMs();
     const benchCpu0 = process.cpuUsage();
     const connections0 = backend.llm.connectionsAccepted;
@@ -133,8 +141,9 @@ export async function sustainedLoad(ctx: BenchContext, servers: ServerProcess | 
       machineOthers: otherCores(machine0, cpuSnapshot()),
       wallMs: performance.now() - windowStart,
       delay: o.readLoopDelay === false ? null : await loopDelay(server),
+      batches: await storeBatches(all),
     }));
-    const [{ serverCpu, benchCpu, connections, machineOthers, wallMs, delay }] = await Promise.all([atEnd, o.during?.(windowEnd, tokens)]);
+    const [{ serverCpu, benchCpu, connections, machineOthers, wallMs, delay, batches }] = await Promise.all([atEnd, o.during?.(windowEnd, tokens)]);
 
     const turns = [...counts.values()].reduce((s, n) => s + n, 0);
     const measured = models.slice(o.exclude ?? 0).map((m) => counts.get(m) ?? 0);
@@ -162,6 +171,7 @@ export async function sustainedLoad(ctx: BenchContext, servers: ServerProcess | 
       other_cpu_cores: machineOthers === null ? null : round(Math.max(0, machineOthers - serverCpu / wallMs), 2),
       create_s: round(createS, 2),
       create_refused: refused,
+      store_batches_per_turn: batches0 === null || batches === null || turns === 0 ? null : round((batches - batches0) / turns),
     };
     return { result, tokens };
   } finally {
@@ -169,13 +179,34 @@ export async function sustainedLoad(ctx: BenchContext, servers: ServerProcess | 
   }
 }
 
+/** How long a scrape of /metrics may take under load. */
+const METRICS_TIMEOUT_MS = 30_000;
+
+/** `fellowship_store_batches_total` summed over the servers; null when one has no such counter or does not answer. */
+async function storeBatches(servers: ServerProcess[]): Promise<number | null> {
+  let sum = 0;
+  for (const server of servers) {
+    try {
+      const res = await fetch(`${server.baseUrl}/metrics`, { signal: AbortSignal.timeout(METRICS_TIMEOUT_MS) });
+      const match = /^fellowship_store_batches_total ([0-9.e+-]+)$/m.exec(await res.text());
+      if (!match) {
+        return null;
+      }
+      sum += Number(match[1]);
+    } catch {
+      return null;
+    }
+  }
+  return sum;
+}
+
 /**
  * The server's event-loop delay since the previous read (prom-client resets its histogram on
- * every scrape), ms; null when /metrics does not answer within 30 s.
+ * every scrape), ms; null when /metrics does not answer within `METRICS_TIMEOUT_MS`.
  */
 async function loopDelay(server: ServerProcess): Promise<{ p50: number; p99: number; max: number } | null> {
   try {
-    const res = await fetch(`${server.baseUrl}/metrics`, { signal: AbortSignal.timeout(30_000) });
+    const res = await fetch(`${server.baseUrl}/metrics`, { signal: AbortSignal.timeout(METRICS_TIMEOUT_MS) });
     const text = await res.text();
     const read = (name: string): number => {
       const match = new RegExp(`^fellowship_nodejs_eventloop_lag_${name}_seconds(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text);
