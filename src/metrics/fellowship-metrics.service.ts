@@ -279,8 +279,9 @@ export class FellowshipMetrics {
     if (admission) {
       registerAdmissionMetrics(admission, registers);
     }
-    if (store?.writeCounters) {
-      registerStoreMetrics(() => store.writeCounters?.() ?? { transactions: 0, batches: 0, failed: 0, writeMs: 0 }, registers);
+    const writeCounters = store?.writeCounters?.bind(store);
+    if (writeCounters) {
+      registerStoreMetrics(writeCounters, registers);
     }
     this.webhookAttempts = new Counter({
       name: 'fellowship_webhook_attempts_total',

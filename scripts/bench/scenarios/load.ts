@@ -182,20 +182,25 @@ export async function sustainedLoad(ctx: BenchContext, servers: ServerProcess | 
 /** How long a scrape of /metrics may take under load. */
 const METRICS_TIMEOUT_MS = 30_000;
 
+/** The server's `/metrics` text; null when it does not answer within `METRICS_TIMEOUT_MS`. */
+async function metricsText(server: ServerProcess): Promise<string | null> {
+  try {
+    const res = await fetch(`${server.baseUrl}/metrics`, { signal: AbortSignal.timeout(METRICS_TIMEOUT_MS) });
+    return await res.text();
+  } catch {
+    return null;
+  }
+}
+
 /** `fellowship_store_batches_total` summed over the servers; null when one has no such counter or does not answer. */
 async function storeBatches(servers: ServerProcess[]): Promise<number | null> {
   let sum = 0;
   for (const server of servers) {
-    try {
-      const res = await fetch(`${server.baseUrl}/metrics`, { signal: AbortSignal.timeout(METRICS_TIMEOUT_MS) });
-      const match = /^fellowship_store_batches_total ([0-9.e+-]+)$/m.exec(await res.text());
-      if (!match) {
-        return null;
-      }
-      sum += Number(match[1]);
-    } catch {
+    const match = /^fellowship_store_batches_total ([0-9.e+-]+)$/m.exec((await metricsText(server)) ?? '');
+    if (!match) {
       return null;
     }
+    sum += Number(match[1]);
   }
   return sum;
 }
@@ -205,15 +210,13 @@ async function storeBatches(servers: ServerProcess[]): Promise<number | null> {
  * every scrape), ms; null when /metrics does not answer within `METRICS_TIMEOUT_MS`.
  */
 async function loopDelay(server: ServerProcess): Promise<{ p50: number; p99: number; max: number } | null> {
-  try {
-    const res = await fetch(`${server.baseUrl}/metrics`, { signal: AbortSignal.timeout(METRICS_TIMEOUT_MS) });
-    const text = await res.text();
-    const read = (name: string): number => {
-      const match = new RegExp(`^fellowship_nodejs_eventloop_lag_${name}_seconds(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text);
-      return match ? round(Number(match[1]) * 1000, 1) : Number.NaN;
-    };
-    return { p50: read('p50'), p99: read('p99'), max: read('max') };
-  } catch {
+  const text = await metricsText(server);
+  if (text === null) {
     return null;
   }
+  const read = (name: string): number => {
+    const match = new RegExp(`^fellowship_nodejs_eventloop_lag_${name}_seconds(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text);
+    return match ? round(Number(match[1]) * 1000, 1) : Number.NaN;
+  };
+  return { p50: read('p50'), p99: read('p99'), max: read('max') };
 }
