@@ -23,6 +23,10 @@ class GatedStore extends InMemorySessionStore {
   release(): void {
     this.releases.splice(0).forEach((r) => r());
   }
+  /** Lets the latest commit through, and only it. */
+  releaseLatest(): void {
+    this.releases.pop()?.();
+  }
 }
 
 /** A session's channel and this instance's feed, wired through the in-process bus, as a Session wires them. */
@@ -155,6 +159,35 @@ describe(`${EventChannel.name} and ${EventFeed.name}`, () => {
     const { sut } = await channelWith(new ExpeditingStore());
     sut.expedite();
     expect(asked).toEqual(['s']);
+  });
+
+  it('once expedited (ended), sends a batch to the store without waiting for the one before, and still delivers in order, each once durable', async () => {
+    const store = new GatedStore();
+    const { sut, seen } = await channelWith(store);
+    sut.publish({ type: 'bot_message', bot: 'A', content: 'hi', turn: 1 });
+    await tick();
+    sut.publish({ type: 'session_resumed' });
+    await tick();
+    // Before the end: one batch in the store at a time.
+    expect(store.commits).toHaveLength(1);
+    sut.expedite();
+    await tick();
+    expect(store.commits).toHaveLength(2);
+    sut.publish({ type: 'session_end', reason: 'client_request', detail: null });
+    await tick();
+    expect(store.commits).toHaveLength(3);
+    let drained = false;
+    const draining = sut.drain().then(() => (drained = true));
+    // The later batches are durable first: nothing goes out before the first is.
+    store.releaseLatest();
+    store.releaseLatest();
+    await tick();
+    expect(seen).toEqual([]);
+    expect(drained).toBe(false);
+    store.release();
+    await draining;
+    expect(seen.map((e) => e.seq)).toEqual([1, 2, 3]);
+    expect(sut.idle).toBe(true);
   });
 
   it('writes nothing for a batch of live-only events', async () => {

@@ -4,6 +4,9 @@ import type { EventBus } from './event-bus.port.js';
 import { isLiveOnly, type NumberedEvent, type NumberedEventBody, type SessionEvent, type SessionEventBody } from './events.js';
 import { SerializedEvent } from './serialized-event.js';
 
+/** A batch with nothing to wait for. */
+const WRITTEN = Promise.resolve(true);
+
 interface Pending {
   event: SessionEvent;
   serialized: SerializedEvent;
@@ -51,6 +54,14 @@ export class EventChannel {
   private flushScheduled = false;
   private stateDirty = false;
   private flushing: Promise<void> | null = null;
+  /** Resolves once every batch taken so far is published (or dropped), in the order taken. */
+  private published: Promise<void> = Promise.resolve();
+  /** Batches taken and not yet published (or dropped). */
+  private unpublished = 0;
+  /** Ended: batches no longer wait for the one before to be durable (see {@link expedite}). */
+  private hurried = false;
+  /** Stops the flush loop's wait for the batch in the store (set while it waits). */
+  private wake: (() => void) | null = null;
   /** The epoch of the loop lease this instance holds for the session; written with every batch. */
   fence: number | null = null;
   /** Closed: the session is no longer this instance's (handed over, taken over, forgotten). */
@@ -70,7 +81,7 @@ export class EventChannel {
   }
 
   get idle(): boolean {
-    return this.pending.length === 0 && this.flushing === null && !this.stateDirty;
+    return this.pending.length === 0 && this.flushing === null && !this.stateDirty && this.unpublished === 0;
   }
 
   publish(body: NumberedEventBody, message?: Message): NumberedEvent;
@@ -90,10 +101,16 @@ export class EventChannel {
 
   /**
    * The session has ended: its batches already waiting in the store go ahead of other sessions'
-   * (the batch being written now may be one, and the end's own batch waits for it).
+   * (the batch being written now may be one), and from now on a batch goes to the store as soon as
+   * it is taken, without waiting for the one before to be durable: the end's batch then joins the
+   * same group as the batch still waiting, one round trip to the store instead of two for whoever
+   * waits for the end (`DELETE`). The store keeps a session's batches in call order, and each is
+   * still published only once it is durable and every batch before it is published.
    */
   expedite(): void {
     this.deps.store.expedite?.(this.deps.sessionId);
+    this.hurried = true;
+    this.wake?.();
   }
 
   /**
@@ -113,8 +130,10 @@ export class EventChannel {
     while (!this.idle) {
       if (this.flushing) {
         await this.flushing;
-      } else {
+      } else if (this.pending.length > 0 || this.stateDirty) {
         await this.flush();
+      } else {
+        await this.published;
       }
     }
   }
@@ -152,60 +171,88 @@ export class EventChannel {
     return this.flushing;
   }
 
+  /**
+   * Takes what is pending, batch after batch. Until the session ends, a batch waits for the one
+   * before to be durable and published: a session has one batch in the store at a time, and what
+   * it publishes meanwhile goes in its next batch (a lagging store coalesces).
+   */
   private async flushLoop(): Promise<void> {
     while (this.pending.length > 0 || this.stateDirty) {
       const batch = this.pending;
       this.pending = [];
-      const stateDirty = this.stateDirty;
-      this.stateDirty = false;
-      const events: StoredEvent[] = [];
-      const messages: Message[] = [];
-      const webhook = this.deps.webhook;
-      const webhooks: StoredEvent[] = [];
-      for (const item of batch) {
-        if (item.serialized.seq !== null) {
-          const stored = { seq: item.serialized.seq, type: item.event.type, json: item.serialized.json };
-          events.push(stored);
-          if (webhook?.events.has(stored.type)) {
-            webhooks.push(stored);
-          }
-        }
-        if (item.message) {
-          messages.push(item.message);
+      this.unpublished++;
+      this.published = this.publishWhenWritten(this.published, this.write(batch), batch);
+      if (!this.hurried) {
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+          void this.published.then(resolve);
+        });
+        this.wake = null;
+      }
+    }
+  }
+
+  /** Publishes `batch` once it is written and every batch before it is published. */
+  private async publishWhenWritten(before: Promise<void>, written: Promise<boolean>, batch: Pending[]): Promise<void> {
+    await before;
+    const publish = await written;
+    this.unpublished--;
+    if (publish && batch.length > 0) {
+      this.deps.bus.publish(
+        this.deps.sessionId,
+        batch.map((item) => item.serialized),
+      );
+    }
+  }
+
+  /** Sends `batch` (and the session's state) to the store; resolves whether to publish it. Never rejects. */
+  private write(batch: Pending[]): Promise<boolean> {
+    const stateDirty = this.stateDirty;
+    this.stateDirty = false;
+    const events: StoredEvent[] = [];
+    const messages: Message[] = [];
+    const webhook = this.deps.webhook;
+    const webhooks: StoredEvent[] = [];
+    for (const item of batch) {
+      if (item.serialized.seq !== null) {
+        const stored = { seq: item.serialized.seq, type: item.event.type, json: item.serialized.json };
+        events.push(stored);
+        if (webhook?.events.has(stored.type)) {
+          webhooks.push(stored);
         }
       }
-      if (events.length > 0 || messages.length > 0) {
-        try {
-          const commit = this.commitBatch(events, messages);
-          if (webhooks.length > 0) {
-            commit.webhooks = webhooks;
-          }
-          await this.deps.store.commit(this.deps.sessionId, commit);
+      if (item.message) {
+        messages.push(item.message);
+      }
+    }
+    if (events.length > 0 || messages.length > 0) {
+      const commit = this.commitBatch(events, messages);
+      if (webhooks.length > 0) {
+        commit.webhooks = webhooks;
+      }
+      return this.deps.store.commit(this.deps.sessionId, commit).then(
+        () => {
           if (webhooks.length > 0) {
             webhook?.queued();
           }
-        } catch (error) {
+          return true;
+        },
+        (error: unknown) => {
           this.deps.onCommitError(error);
-          if (error instanceof FencedError || error instanceof StoreClosedError || this.deps.publishUnwritten === false) {
-            // Another instance holds the loop now (or may, several instances) and numbers the
-            // session's events itself: what this holder could not write must reach nobody. Nor
-            // what the server could no longer write while shutting down: nobody is left to get it.
-            continue;
-          }
-          // Availability over durability: a broken disk must not silence a live conversation.
-        }
-      } else if (stateDirty) {
-        // Only state: nothing a member sees depends on this write, so it is not awaited (token
-        // relay stays fast); the store keeps commits in call order. A batch of tokens alone writes nothing.
-        this.deps.store.commit(this.deps.sessionId, this.commitBatch(events, messages)).catch((error: unknown) => this.deps.onCommitError(error));
-      }
-      if (batch.length > 0) {
-        this.deps.bus.publish(
-          this.deps.sessionId,
-          batch.map((item) => item.serialized),
-        );
-      }
+          // Another instance holds the loop now (or may, several instances) and numbers the
+          // session's events itself: what this holder could not write must reach nobody. Nor
+          // what the server could no longer write while shutting down: nobody is left to get it.
+          // Otherwise availability over durability: a broken disk must not silence a live conversation.
+          return !(error instanceof FencedError || error instanceof StoreClosedError || this.deps.publishUnwritten === false);
+        },
+      );
     }
+    if (stateDirty) {
+      // Only state: nothing a member sees depends on this write, so it is not awaited (token
+      // relay stays fast); the store keeps commits in call order. A batch of tokens alone writes nothing.
+      this.deps.store.commit(this.deps.sessionId, this.commitBatch(events, messages)).catch((error: unknown) => this.deps.onCommitError(error));
+    }
+    return WRITTEN;
   }
 
   private commitBatch(events: StoredEvent[], messages: Message[]): CommitBatch {
